@@ -1,0 +1,147 @@
+import { createHash, type Hash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, createGzip } from 'node:zlib';
+import { SessmigError } from '../core/errors.js';
+import type { Opencode } from '../opencode/opencode.js';
+import type { Remote } from '../remote/remote.js';
+import { JsonScanError, JsonScanner } from './jsonScan.js';
+import { blobHooks, type BlobFacts } from './sessionBlob.js';
+
+/** Counts and hashes the bytes that pass through it. */
+export class Meter extends Transform {
+  bytes = 0;
+  private readonly hash: Hash = createHash('sha256');
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    this.hash.update(chunk);
+    callback(null, chunk);
+  }
+  digest(): string {
+    return this.hash.digest('hex');
+  }
+}
+
+export interface ExportedBlob {
+  file: string;
+  sha256: string;
+  contentHash: string;
+  rawBytes: number;
+  storedBytes: number;
+  facts: BlobFacts;
+}
+
+/**
+ * `opencode export <id>` → scan (facts, content hash) → sha256 → gzip → a 0600 temp file.
+ * Streams end to end: memory does not grow with the session's size.
+ */
+export async function exportToBlobFile(opencode: Opencode, id: string, file: string, options: { gzip?: boolean } = {}): Promise<ExportedBlob> {
+  const gzip = options.gzip ?? true;
+  const child = opencode.exportSession(id);
+  const { hooks, facts } = blobHooks();
+  const scanner = new JsonScanner(hooks, { normalizedHash: true });
+  const raw = new Meter();
+  const stored = new Meter();
+  try {
+    await Promise.all([
+      gzip
+        ? pipeline(child.stdout, scanner, raw, createGzip({ level: 6 }), stored, createWriteStream(file, { mode: 0o600 }))
+        : pipeline(child.stdout, scanner, raw, stored, createWriteStream(file, { mode: 0o600 })),
+      child.done,
+    ]);
+  } catch (error) {
+    child.kill();
+    await child.done.catch(() => undefined);
+    await rm(file, { force: true });
+    // An opencode failure explains a broken pipe better than the pipe does.
+    const processError = await child.done.then(() => undefined, (e: unknown) => e);
+    if (processError instanceof SessmigError) throw processError;
+    if (error instanceof JsonScanError) {
+      throw new SessmigError('export-malformed', `opencode export of ${id} printed invalid JSON: ${error.message}`, {
+        hint: 'run `opencode export <id>` by hand to see its output',
+      });
+    }
+    throw error;
+  }
+  if (facts.id !== id) {
+    await rm(file, { force: true });
+    throw new SessmigError('export-malformed', `opencode export of ${id} returned session ${String(facts.id)}`, {
+      hint: 'run `opencode export <id>` by hand to see its output',
+    });
+  }
+  return {
+    file,
+    sha256: raw.digest(),
+    contentHash: scanner.normalizedDigest(),
+    rawBytes: raw.bytes,
+    storedBytes: stored.bytes,
+    facts,
+  };
+}
+
+export interface ExpectedBlob {
+  id: string;
+  sha256: string;
+  rawBytes: number;
+  storedBytes: number;
+}
+
+/**
+ * Downloads a blob and writes it, rebased onto `directory`, to `file` — verifying the stored size,
+ * the raw size and the raw sha256 on the way. A blob that fails any check is deleted and refused.
+ */
+export async function downloadRebasedBlob(
+  remote: Remote,
+  key: string,
+  expected: ExpectedBlob,
+  directory: string,
+  file: string,
+): Promise<{ facts: BlobFacts; contentHash: string }> {
+  const { hooks, facts } = blobHooks(directory);
+  const scanner = new JsonScanner(hooks, { normalizedHash: true });
+  const stored = new Meter();
+  const raw = new Meter();
+  const refuse = async (why: string, cause?: unknown): Promise<never> => {
+    await rm(file, { force: true });
+    throw new SessmigError('blob-corrupt', `blob of session ${expected.id} (${key}) ${why}`, {
+      hint: 'the remote copy is damaged: push again from the host that has the session, or pull another checkpoint with --checkpoint',
+      cause,
+    });
+  };
+  let source: Readable;
+  try {
+    source = await remote.getStream(key);
+  } catch (error) {
+    if (error instanceof SessmigError && error.code === 'not-found') return refuse('is missing from the remote');
+    throw error;
+  }
+  try {
+    await pipeline(source, stored, createGunzip(), raw, scanner, createWriteStream(file, { mode: 0o600 }));
+  } catch (error) {
+    if (error instanceof SessmigError) {
+      await rm(file, { force: true });
+      throw error;
+    }
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EACCES' || code === 'EROFS' || code === 'EDQUOT') {
+      await rm(file, { force: true });
+      throw new SessmigError('local-io', `cannot write the downloaded session to ${file}: ${(error as Error).message}`, {
+        hint: 'free disk space or point TMPDIR at a writable folder; nothing was imported',
+        exitCode: 2,
+      });
+    }
+    if (stored.bytes !== expected.storedBytes) {
+      return refuse(`is ${stored.bytes} bytes in the remote, expected ${expected.storedBytes} (truncated?)`, error);
+    }
+    return refuse(`cannot be read: ${(error as Error).message}`, error);
+  }
+  if (stored.bytes !== expected.storedBytes) return refuse(`is ${stored.bytes} bytes in the remote, expected ${expected.storedBytes}`);
+  const sha256 = raw.digest();
+  if (raw.bytes !== expected.rawBytes || sha256 !== expected.sha256) {
+    return refuse(`does not match its checksum (sha256 ${sha256.slice(0, 12)}…, expected ${expected.sha256.slice(0, 12)}…)`);
+  }
+  if (facts.id !== expected.id) return refuse(`holds session ${String(facts.id)}, not ${expected.id}`);
+  return { facts, contentHash: scanner.normalizedDigest() };
+}

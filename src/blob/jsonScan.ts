@@ -1,0 +1,443 @@
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+
+/**
+ * A streaming pass over one JSON document (an opencode export blob) that never holds the document
+ * in memory. It copies the bytes through, and on the way:
+ *  - decodes the scalars at the paths a caller asks for (info.id, info.title, …) and reports them;
+ *  - optionally replaces some of those scalars (the rebase: info.directory, info.projectID);
+ *  - computes a normalized hash: insignificant whitespace dropped, host-bound values written as
+ *    null, so equal sessions on two hosts hash alike.
+ * Only scalars are ever buffered, and only at the asked-for paths, so memory stays flat with size.
+ */
+export type PathSegment = string | number;
+export type JsonPath = readonly PathSegment[];
+
+export interface ScanHooks {
+  /** Should the scalar at this path be decoded (and offered to `replace`)? */
+  wants?(path: JsonPath): boolean;
+  /** A decoded scalar at a wanted path. */
+  onScalar?(path: JsonPath, value: unknown): void;
+  /** JSON text to write instead of the wanted scalar, or undefined to keep it. */
+  replace?(path: JsonPath, value: unknown): string | undefined;
+  /** Values (of any kind) at these paths count as null in the normalized hash. */
+  volatile?(path: JsonPath): boolean;
+  /** Called when any value starts at a path at most `valueStartDepth` long. */
+  onValueStart?(path: JsonPath): void;
+}
+
+export class JsonScanError extends Error {}
+
+/** Paths longer than this are never wanted, volatile or reported (cheap scanning of deep content). */
+const HOOK_DEPTH = 6;
+const MAX_DEPTH = 512;
+const MAX_KEY_BYTES = 4096;
+const MAX_CAPTURE_BYTES = 1024 * 1024;
+
+const enum Expect {
+  Value,
+  ValueOrEnd,
+  Key,
+  KeyOrEnd,
+  Colon,
+  CommaOrEnd,
+  Done,
+}
+
+interface Frame {
+  array: boolean;
+  key: string | undefined;
+  index: number;
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+}
+
+function isLiteralByte(c: number): boolean {
+  // digits, letters (true/false/null/e/E), + - .
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x2b || c === 0x2d || c === 0x2e;
+}
+
+export class JsonScanner extends Transform {
+  private readonly hooks: ScanHooks;
+  private readonly normHash: Hash | undefined;
+  private readonly stack: Frame[] = [];
+  private expect: Expect = Expect.Value;
+  private inString = false;
+  private escape = false;
+  private inLiteral = false;
+  /** What the current string or literal is: a key, a captured scalar, or plain. */
+  private tokenIsKey = false;
+  private capturing = false;
+  private captureParts: Buffer[] = [];
+  private captureBytes = 0;
+  private capturePath: JsonPath = [];
+  /** The current scalar is volatile (normalized as null). */
+  private scalarVolatile = false;
+  /** Depth at which a volatile container started (0: none). */
+  private volatileDepth = 0;
+  private keyParts: Buffer[] = [];
+  private keyBytes = 0;
+  private pendingKey: string | undefined;
+  private nb: Buffer = Buffer.alloc(0);
+  private nbLen = 0;
+  private offset = 0;
+  /** Total bytes in and out. */
+  bytesIn = 0;
+  bytesOut = 0;
+
+  constructor(hooks: ScanHooks, options: { normalizedHash?: boolean } = {}) {
+    super();
+    this.hooks = hooks;
+    this.normHash = options.normalizedHash ? createHash('sha256') : undefined;
+  }
+
+  /** The normalized hash (hex); valid after the stream ends. */
+  normalizedDigest(): string {
+    if (!this.normHash) throw new Error('normalized hash not requested');
+    return this.normHash.digest('hex');
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    try {
+      this.bytesIn += chunk.length;
+      this.scan(chunk);
+      this.offset += chunk.length;
+      callback();
+    } catch (error) {
+      callback(error as Error);
+    }
+  }
+
+  override _flush(callback: TransformCallback): void {
+    try {
+      if (this.inLiteral || this.inString || this.expect !== Expect.Done) {
+        throw new JsonScanError(`unexpected end of JSON after ${this.offset} bytes (truncated?)`);
+      }
+      this.flushNorm();
+      callback();
+    } catch (error) {
+      callback(error as Error);
+    }
+  }
+
+  private out(buf: Buffer): void {
+    if (buf.length === 0) return;
+    this.bytesOut += buf.length;
+    this.push(buf);
+  }
+
+  private fail(message: string, at: number): never {
+    throw new JsonScanError(`${message} at byte ${this.offset + at}`);
+  }
+
+  private normSuppressed(): boolean {
+    return this.volatileDepth > 0 || this.scalarVolatile;
+  }
+
+  private normByte(c: number): void {
+    if (!this.normHash || this.normSuppressed()) return;
+    this.nb[this.nbLen++] = c;
+  }
+
+  private normRun(chunk: Buffer, start: number, end: number): void {
+    if (!this.normHash || this.normSuppressed() || end <= start) return;
+    chunk.copy(this.nb, this.nbLen, start, end);
+    this.nbLen += end - start;
+  }
+
+  private normText(text: string): void {
+    if (!this.normHash) return;
+    this.flushNorm();
+    this.normHash.update(text);
+  }
+
+  private flushNorm(): void {
+    if (this.normHash && this.nbLen > 0) {
+      this.normHash.update(this.nb.subarray(0, this.nbLen));
+    }
+    this.nbLen = 0;
+  }
+
+  private currentPath(): PathSegment[] | undefined {
+    if (this.stack.length > HOOK_DEPTH) return undefined;
+    return this.stack.map((frame) => (frame.array ? frame.index : (frame.key ?? '\u0000')));
+  }
+
+  private scan(chunk: Buffer): void {
+    if (this.normHash && this.nb.length < chunk.length) this.nb = Buffer.allocUnsafe(chunk.length);
+    let outStart = 0;
+    let capStart = 0;
+    let keyStart = 0;
+    const n = chunk.length;
+    let i = 0;
+    while (i < n) {
+      if (this.inString) {
+        // Fast path: jump to the next quote or backslash.
+        let j = i;
+        if (this.escape) {
+          this.escape = false;
+          j = i + 1;
+        }
+        while (j < n) {
+          const c = chunk[j]!;
+          if (c === QUOTE || c === BACKSLASH) break;
+          j++;
+        }
+        if (j >= n) {
+          this.normRun(chunk, i, n);
+          i = n;
+          break;
+        }
+        if (chunk[j] === BACKSLASH) {
+          this.normRun(chunk, i, j + 1);
+          if (j + 1 < n) {
+            this.normRun(chunk, j + 1, j + 2);
+            i = j + 2;
+          } else {
+            this.escape = true;
+            i = j + 1;
+          }
+          continue;
+        }
+        // closing quote at j
+        this.normRun(chunk, i, j + 1);
+        this.inString = false;
+        const end = j + 1;
+        if (this.tokenIsKey) {
+          this.appendKey(chunk, keyStart, end);
+          this.endKey();
+        } else if (this.capturing) {
+          this.appendCapture(chunk, capStart, end);
+          outStart = this.endCapture(end);
+          this.endScalar();
+        } else {
+          this.endScalar();
+        }
+        i = end;
+        continue;
+      }
+      if (this.inLiteral) {
+        const c = chunk[i]!;
+        if (isLiteralByte(c)) {
+          this.normByte(c);
+          i++;
+          continue;
+        }
+        if (this.capturing) {
+          this.appendCapture(chunk, capStart, i);
+          outStart = this.endCapture(i);
+        }
+        this.inLiteral = false;
+        this.endScalar();
+        continue; // re-process c as structure
+      }
+      const c = chunk[i]!;
+      if (isSpace(c)) {
+        i++;
+        continue;
+      }
+      if (this.expect === Expect.Done) this.fail('trailing data after the JSON document', i);
+      switch (c) {
+        case QUOTE: {
+          if (this.expect === Expect.Key || this.expect === Expect.KeyOrEnd) {
+            this.inString = true;
+            this.tokenIsKey = true;
+            this.keyParts = [];
+            this.keyBytes = 0;
+            keyStart = i;
+            this.normByte(c);
+            i++;
+            continue;
+          }
+          const started = this.startScalar(i, chunk, outStart);
+          if (started.flushedTo !== undefined) {
+            outStart = started.flushedTo;
+            capStart = i;
+          }
+          this.inString = true;
+          this.tokenIsKey = false;
+          this.normByte(c);
+          i++;
+          continue;
+        }
+        case 0x7b: // {
+        case 0x5b: {
+          // [
+          this.startValue(i);
+          if (this.stack.length === 0 && c !== 0x7b) this.fail('the document must be a JSON object', i);
+          const path = this.currentPath();
+          if (path && this.hooks.volatile?.(path) && this.volatileDepth === 0) {
+            this.normText('null');
+            this.volatileDepth = this.stack.length + 1;
+          }
+          this.normByte(c);
+          if (this.stack.length >= MAX_DEPTH) this.fail(`JSON nested deeper than ${MAX_DEPTH} levels`, i);
+          const array = c === 0x5b;
+          this.stack.push({ array, key: undefined, index: 0 });
+          this.expect = array ? Expect.ValueOrEnd : Expect.KeyOrEnd;
+          i++;
+          continue;
+        }
+        case 0x7d: // }
+        case 0x5d: {
+          // ]
+          const top = this.stack[this.stack.length - 1];
+          const array = c === 0x5d;
+          if (!top || top.array !== array) this.fail(`unexpected ${String.fromCharCode(c)}`, i);
+          if (array ? this.expect !== Expect.ValueOrEnd && this.expect !== Expect.CommaOrEnd : this.expect !== Expect.KeyOrEnd && this.expect !== Expect.CommaOrEnd) {
+            this.fail(`unexpected ${String.fromCharCode(c)}`, i);
+          }
+          this.normByte(c);
+          if (this.volatileDepth === this.stack.length) this.volatileDepth = 0;
+          this.stack.pop();
+          this.afterValue();
+          i++;
+          continue;
+        }
+        case 0x3a: {
+          // :
+          if (this.expect !== Expect.Colon) this.fail('unexpected ":"', i);
+          const top = this.stack[this.stack.length - 1]!;
+          top.key = this.pendingKey;
+          this.expect = Expect.Value;
+          this.normByte(c);
+          i++;
+          continue;
+        }
+        case 0x2c: {
+          // ,
+          if (this.expect !== Expect.CommaOrEnd) this.fail('unexpected ","', i);
+          const top = this.stack[this.stack.length - 1]!;
+          if (top.array) {
+            top.index++;
+            this.expect = Expect.Value;
+          } else {
+            this.expect = Expect.Key;
+          }
+          this.normByte(c);
+          i++;
+          continue;
+        }
+        default: {
+          if (!isLiteralByte(c)) this.fail(`unexpected byte 0x${c.toString(16)}`, i);
+          const started = this.startScalar(i, chunk, outStart);
+          if (started.flushedTo !== undefined) {
+            outStart = started.flushedTo;
+            capStart = i;
+          }
+          this.inLiteral = true;
+          this.normByte(c);
+          i++;
+          continue;
+        }
+      }
+    }
+    // End of chunk: keep partial tokens for the next one.
+    if (this.inString && this.tokenIsKey) this.appendKey(chunk, keyStart, n);
+    if (this.capturing) {
+      this.appendCapture(chunk, capStart, n);
+    } else {
+      this.out(chunk.subarray(outStart, n));
+    }
+    this.flushNorm();
+  }
+
+  private startValue(at: number): void {
+    if (this.expect !== Expect.Value && this.expect !== Expect.ValueOrEnd) this.fail('unexpected value', at);
+    if (this.hooks.onValueStart && this.stack.length <= 2) {
+      const path = this.currentPath();
+      if (path) this.hooks.onValueStart(path);
+    }
+  }
+
+  /** A string or literal value starts at `at`. Returns where output was flushed to if it is captured. */
+  private startScalar(at: number, chunk: Buffer, outStart: number): { flushedTo?: number } {
+    this.startValue(at);
+    if (this.stack.length === 0) this.fail('the document must be a JSON object', at);
+    const path = this.currentPath();
+    this.scalarVolatile = false;
+    if (path && this.volatileDepth === 0 && this.hooks.volatile?.(path)) {
+      this.normText('null');
+      this.scalarVolatile = true;
+    }
+    if (path && this.hooks.wants?.(path)) {
+      this.out(chunk.subarray(outStart, at));
+      this.capturing = true;
+      this.captureParts = [];
+      this.captureBytes = 0;
+      this.capturePath = path;
+      return { flushedTo: at };
+    }
+    return {};
+  }
+
+  private endScalar(): void {
+    if (this.scalarVolatile) {
+      this.flushNorm();
+      this.scalarVolatile = false;
+    }
+    this.afterValue();
+  }
+
+  private afterValue(): void {
+    this.expect = this.stack.length === 0 ? Expect.Done : Expect.CommaOrEnd;
+  }
+
+  private appendCapture(chunk: Buffer, start: number, end: number): void {
+    if (end <= start) return;
+    this.captureBytes += end - start;
+    if (this.captureBytes > MAX_CAPTURE_BYTES) {
+      throw new JsonScanError(`value at ${this.capturePath.join('.')} exceeds ${MAX_CAPTURE_BYTES} bytes`);
+    }
+    this.captureParts.push(Buffer.from(chunk.subarray(start, end)));
+  }
+
+  /** The captured scalar ended; writes it (or its replacement). Returns the new output start. */
+  private endCapture(end: number): number {
+    const raw = Buffer.concat(this.captureParts);
+    this.capturing = false;
+    this.captureParts = [];
+    let value: unknown;
+    try {
+      value = JSON.parse(raw.toString('utf8'));
+    } catch {
+      throw new JsonScanError(`invalid JSON value at ${this.capturePath.join('.')}`);
+    }
+    this.hooks.onScalar?.(this.capturePath, value);
+    const replacement = this.hooks.replace?.(this.capturePath, value);
+    this.out(replacement === undefined ? raw : Buffer.from(replacement, 'utf8'));
+    return end;
+  }
+
+  private appendKey(chunk: Buffer, start: number, end: number): void {
+    if (end <= start) return;
+    this.keyBytes += end - start;
+    if (this.keyBytes <= MAX_KEY_BYTES) this.keyParts.push(Buffer.from(chunk.subarray(start, end)));
+  }
+
+  private endKey(): void {
+    this.tokenIsKey = false;
+    if (this.keyBytes > MAX_KEY_BYTES) {
+      this.pendingKey = undefined;
+    } else {
+      try {
+        this.pendingKey = JSON.parse(Buffer.concat(this.keyParts).toString('utf8')) as string;
+      } catch {
+        throw new JsonScanError(`invalid object key after ${this.offset} bytes`);
+      }
+    }
+    this.keyParts = [];
+    this.expect = Expect.Colon;
+  }
+}
+
+export function pathIs(path: JsonPath, ...expected: PathSegment[]): boolean {
+  if (path.length !== expected.length) return false;
+  for (let i = 0; i < expected.length; i++) if (path[i] !== expected[i]) return false;
+  return true;
+}

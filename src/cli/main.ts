@@ -1,0 +1,69 @@
+import { Command, CommanderError } from 'commander';
+import { ExitCode, InterruptedError, isSessmigError } from '../core/errors.js';
+import { SESSMIG_VERSION } from '../version.js';
+import { redact } from '../util/redact.js';
+import { registerLs } from './ls.js';
+import type { Io } from './options.js';
+import { registerPull } from './pull.js';
+import { registerPush } from './push.js';
+
+/** Runs sessmig with argv; returns the exit code. The one place errors become exit codes. */
+export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) process.exit(ExitCode.interrupted);
+    controller.abort(new InterruptedError('SIGINT'));
+  };
+  process.on('SIGINT', onSigint);
+  const full: Io = {
+    env: io?.env ?? process.env,
+    cwd: io?.cwd ?? process.cwd(),
+    stdout: io?.stdout ?? ((text) => void process.stdout.write(text)),
+    stderr: io?.stderr ?? ((text) => void process.stderr.write(text)),
+    signal: controller.signal,
+  };
+  let code: number = ExitCode.ok;
+  const program = new Command('sessmig')
+    .description('move opencode sessions between hosts through S3 or a local folder')
+    .version(SESSMIG_VERSION)
+    .exitOverride()
+    .configureOutput({ writeOut: (text) => full.stdout(text), writeErr: (text) => full.stderr(text) })
+    .showSuggestionAfterError(true);
+  const done = (value: number) => {
+    code = value;
+  };
+  registerPush(program, full, done);
+  registerPull(program, full, done);
+  registerLs(program, full, done);
+  try {
+    await program.parseAsync(argv);
+    if (controller.signal.aborted) throw controller.signal.reason;
+    return code;
+  } catch (error) {
+    return report(error, full, argv.includes('--json'), controller.signal);
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+function report(error: unknown, io: Io, json: boolean, signal: AbortSignal): number {
+  if (error instanceof CommanderError) {
+    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return ExitCode.ok;
+    return ExitCode.usage; // commander already printed the message
+  }
+  if (signal.aborted && !(isSessmigError(error) && error.code === 'rollback-failed')) {
+    error = signal.reason instanceof InterruptedError ? signal.reason : new InterruptedError('SIGINT');
+  }
+  if (isSessmigError(error)) {
+    io.stderr(`sessmig: ${redact(error.message)}\n`);
+    if (error.hint) io.stderr(`  hint: ${redact(error.hint)}\n`);
+    if (json) io.stdout(`${redact(JSON.stringify({ error: { code: error.code, message: error.message, hint: error.hint ?? null, ...(error.data ?? {}) } }, null, 2))}\n`);
+    return error.exitCode;
+  }
+  // Not a user mistake: a bug or an environment failure. One line, plus the stack only on request.
+  const message = error instanceof Error ? error.message : String(error);
+  io.stderr(`sessmig: unexpected error: ${redact(message)}\n  hint: re-run with SESSMIG_DEBUG=1 for details, and report it if it persists\n`);
+  if (process.env.SESSMIG_DEBUG && error instanceof Error && error.stack) io.stderr(`${redact(error.stack)}\n`);
+  if (json) io.stdout(`${JSON.stringify({ error: { code: 'unexpected', message: redact(message) } })}\n`);
+  return ExitCode.failed;
+}

@@ -1,0 +1,102 @@
+import { Option, type Command } from 'commander';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { makeReporter, type Context } from '../core/context.js';
+import { usageError } from '../core/errors.js';
+import { findWorktree } from '../core/worktree.js';
+import { loadHostIdentity } from '../host/identity.js';
+import { hostPaths } from '../host/paths.js';
+import { Opencode } from '../opencode/opencode.js';
+import { openRemote } from '../remote/openRemote.js';
+import type { Remote } from '../remote/remote.js';
+import { redact } from '../util/redact.js';
+
+/** The options every command takes. */
+export interface CommonOptions {
+  remote?: string;
+  worktree?: string;
+  json?: boolean;
+  opencode?: string;
+  jobs?: string;
+  s3PathStyle?: boolean;
+  opencodeTimeout?: string;
+  quiet?: boolean;
+}
+
+export function addCommonOptions(command: Command): Command {
+  return command
+    .option('--remote <url>', 'remote: file:///abs/path or s3://bucket/prefix (default: $SESSMIG_REMOTE, else $XDG_DATA_HOME/sessmig/remote)')
+    .option('--worktree <key>', 'worktree key in the remote (default: the opencode project id of this repository)')
+    .option('--json', 'print one JSON document on stdout; progress and warnings stay on stderr')
+    .option('--opencode <path>', 'the opencode binary (default: $SESSMIG_OPENCODE, else opencode on PATH)')
+    .option('-j, --jobs <n>', 'parallel exports, imports and transfers (default: the number of CPUs, at most 4)')
+    .option('--s3-path-style', 'path-style S3 URLs, for MinIO-style endpoints (or SESSMIG_S3_FORCE_PATH_STYLE=1)')
+    .addOption(new Option('--opencode-timeout <seconds>', 'kill an opencode export or import that runs longer than this').default('600'))
+    .option('-q, --quiet', 'no progress on stderr (warnings and errors still print)');
+}
+
+export interface Io {
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  signal: AbortSignal;
+}
+
+export function parsePositiveInt(value: string | undefined, flag: string, fallback: number, max = 1_000_000): number {
+  if (value === undefined) return fallback;
+  if (!/^\d{1,9}$/.test(value) || Number(value) < 1 || Number(value) > max) {
+    throw usageError('bad-flag', `${flag} ${JSON.stringify(value.slice(0, 40))} is not a whole number from 1 to ${max}`, `for example ${flag} ${fallback}`);
+  }
+  return Number(value);
+}
+
+export function remoteFrom(options: CommonOptions, io: Io): Remote {
+  const paths = hostPaths(io.env);
+  return openRemote({ url: options.remote, defaultFolder: path.join(paths.data, 'remote'), s3PathStyle: options.s3PathStyle === true, env: io.env });
+}
+
+export function opencodeFrom(options: CommonOptions, io: Io): Opencode {
+  const bin = options.opencode ?? io.env.SESSMIG_OPENCODE ?? 'opencode';
+  const timeoutMs = parsePositiveInt(options.opencodeTimeout, '--opencode-timeout', 600, 86_400) * 1000;
+  return new Opencode({ bin, env: io.env, timeoutMs, signal: io.signal });
+}
+
+/** Builds a Context for a command that works on this worktree, runs fn, and cleans up. */
+export async function withContext<T>(options: CommonOptions, io: Io, fn: (ctx: Context) => Promise<T>): Promise<T> {
+  const paths = hostPaths(io.env);
+  const remote = remoteFrom(options, io);
+  const jobs = parsePositiveInt(options.jobs, '--jobs', Math.max(1, Math.min(4, os.availableParallelism())), 64);
+  const worktree = await findWorktree(io.cwd, options.worktree, io.env);
+  const host = await loadHostIdentity(paths.config);
+  const opencode = opencodeFrom(options, io);
+  const report = makeReporter((line) => io.stderr(`${redact(line)}\n`), options.quiet === true);
+  let tempDir: string;
+  try {
+    tempDir = await mkdtemp(path.join(os.tmpdir(), 'sessmig-'));
+  } catch (error) {
+    throw usageError('temp-unwritable', `cannot create a temp folder in ${os.tmpdir()}: ${(error as Error).message}`, 'point TMPDIR at a writable folder with free space');
+  }
+  try {
+    return await fn({ cwd: io.cwd, env: io.env, paths, host, remote, worktree, opencode, report, jobs, signal: io.signal, tempDir });
+  } finally {
+    await rm(tempDir, { recursive: true, force: true });
+  }
+}
+
+export function printJson(io: Io, value: unknown): void {
+  io.stdout(`${redact(JSON.stringify(value, null, 2))}\n`);
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}

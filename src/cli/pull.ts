@@ -1,0 +1,43 @@
+import type { Command } from 'commander';
+import { usageError } from '../core/errors.js';
+import { pull, pullExitCode } from '../core/pull.js';
+import { addCommonOptions, printJson, withContext, type CommonOptions, type Io } from './options.js';
+
+interface PullFlags extends CommonOptions {
+  checkpoint?: string;
+  dryRun?: boolean;
+  force?: boolean;
+  keepLocal?: boolean;
+}
+
+export function registerPull(program: Command, io: Io, done: (code: number) => void): void {
+  addCommonOptions(
+    program
+      .command('pull')
+      .description("import the worktree's current checkpoint (or --checkpoint ID) into this worktree's opencode")
+      .option('-c, --checkpoint <id>', 'pull this checkpoint instead of the current one')
+      .option('-n, --dry-run', 'show what would change; change nothing')
+      .option('-f, --force', 'on a conflict, take the remote copy (the local copy is kept as a backup)')
+      .option('--keep-local', 'on a conflict, keep the local copy'),
+  ).action(async (flags: PullFlags) => {
+    if (flags.force && flags.keepLocal) throw usageError('bad-flag', '--force and --keep-local contradict each other', 'pick one');
+    const result = await withContext(flags, io, (ctx) =>
+      pull(ctx, {
+        ...(flags.checkpoint !== undefined ? { checkpoint: flags.checkpoint } : {}),
+        dryRun: flags.dryRun === true,
+        force: flags.force === true,
+        keepLocal: flags.keepLocal === true,
+      }),
+    );
+    if (flags.json) {
+      printJson(io, { command: 'pull', ...result });
+    } else {
+      for (const session of result.sessions) {
+        io.stderr(`  ${session.id}  ${session.action.padEnd(10)} ${String(session.messages).padStart(4)} msgs  ${session.parentID ? '└ ' : ''}${session.title}${session.reason ? `  (${session.reason})` : ''}\n`);
+      }
+      if (result.backupDir) io.stderr(`local copies backed up in ${result.backupDir}\n`);
+      io.stderr(`worktree ${result.worktree}: ${result.status === 'dry-run' ? 'would pull' : 'pulled'} checkpoint ${result.checkpoint}\n`);
+    }
+    done(pullExitCode(result));
+  });
+}

@@ -1,0 +1,51 @@
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * Backups of local sessions that a pull replaced or deleted: each an `opencode export` JSON that
+ * `opencode import` restores as is, under $XDG_STATE_HOME/sessmig/backups/<worktree>/<pull id>/.
+ */
+export const BackupIndex = z.looseObject({
+  formatVersion: z.literal(1),
+  worktree: z.string(),
+  worktreeRoot: z.string(),
+  pullId: z.string(),
+  createdAt: z.string(),
+  checkpoint: z.string(),
+  sessions: z.array(
+    z.looseObject({ id: z.string(), parentID: z.string().nullable(), title: z.string(), directory: z.string(), reason: z.string(), file: z.string() }),
+  ),
+});
+export type BackupIndex = z.infer<typeof BackupIndex>;
+
+export function backupsDir(stateDir: string, worktree: string): string {
+  return path.join(stateDir, 'backups', worktree);
+}
+
+export async function createBackupDir(stateDir: string, worktree: string, pullId: string): Promise<string> {
+  const dir = path.join(backupsDir(stateDir, worktree), pullId);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+export async function writeBackupIndex(dir: string, index: BackupIndex): Promise<void> {
+  await writeFile(path.join(dir, 'index.json'), `${JSON.stringify(index, null, 2)}\n`, { mode: 0o600 });
+}
+
+/** The backups of one worktree, newest first. */
+export async function listBackups(stateDir: string, worktree: string): Promise<(BackupIndex & { dir: string })[]> {
+  const root = backupsDir(stateDir, worktree);
+  const names = await readdir(root).catch(() => [] as string[]);
+  const out: (BackupIndex & { dir: string })[] = [];
+  for (const name of names.sort().reverse()) {
+    const dir = path.join(root, name);
+    try {
+      const parsed = BackupIndex.safeParse(JSON.parse(await readFile(path.join(dir, 'index.json'), 'utf8')));
+      if (parsed.success) out.push({ ...parsed.data, dir });
+    } catch {
+      // An interrupted pull may leave a folder without an index: not a usable backup.
+    }
+  }
+  return out;
+}

@@ -1,0 +1,76 @@
+import { worktreesPrefix } from '../format/layout.js';
+import { WORKTREE_KEY } from '../format/ids.js';
+import type { Remote } from '../remote/remote.js';
+import { SessmigError } from './errors.js';
+import { listCheckpointIds, readManifest, readPointer } from './remoteStore.js';
+
+export interface CheckpointSummary {
+  id: string;
+  current: boolean;
+  createdAt: string | null;
+  host: string | null;
+  hostId: string | null;
+  sessions: number | null;
+  storedBytes: number | null;
+  rawBytes: number | null;
+  error?: string;
+}
+
+export interface WorktreeSummary {
+  worktree: string;
+  checkpoint: string | null;
+  owner: string | null;
+  ownerHostId: string | null;
+  generation: number | null;
+  checkpoints: CheckpointSummary[];
+  error?: string;
+}
+
+/** Every worktree in the remote (or just one), with its checkpoints, newest last. */
+export async function listRemote(remote: Remote, only?: string): Promise<WorktreeSummary[]> {
+  const keys = only ? [only] : await listWorktreeKeys(remote);
+  const out: WorktreeSummary[] = [];
+  for (const worktree of keys) {
+    const summary: WorktreeSummary = { worktree, checkpoint: null, owner: null, ownerHostId: null, generation: null, checkpoints: [] };
+    try {
+      const pointer = await readPointer(remote, worktree);
+      if (pointer) {
+        summary.checkpoint = pointer.pointer.checkpoint;
+        summary.owner = pointer.pointer.owner ? pointer.pointer.owner.hostname : null;
+        summary.ownerHostId = pointer.pointer.owner ? pointer.pointer.owner.hostId : null;
+        summary.generation = pointer.pointer.generation;
+      }
+    } catch (error) {
+      if (!(error instanceof SessmigError)) throw error;
+      summary.error = error.message;
+    }
+    for (const id of await listCheckpointIds(remote, worktree)) {
+      const item: CheckpointSummary = { id, current: id === summary.checkpoint, createdAt: null, host: null, hostId: null, sessions: null, storedBytes: null, rawBytes: null };
+      try {
+        const manifest = await readManifest(remote, worktree, id);
+        item.createdAt = manifest.createdAt;
+        item.host = manifest.source.host.hostname;
+        item.hostId = manifest.source.host.hostId;
+        item.sessions = manifest.sessions.length;
+        item.storedBytes = manifest.sessions.reduce((sum, s) => sum + s.storedBytes, 0);
+        item.rawBytes = manifest.sessions.reduce((sum, s) => sum + s.rawBytes, 0);
+      } catch (error) {
+        if (!(error instanceof SessmigError)) throw error;
+        item.error = error.message;
+      }
+      summary.checkpoints.push(item);
+    }
+    out.push(summary);
+  }
+  return out;
+}
+
+async function listWorktreeKeys(remote: Remote): Promise<string[]> {
+  const prefix = worktreesPrefix();
+  const keys = new Set<string>();
+  for await (const item of remote.list(prefix)) {
+    const name = item.key.slice(prefix.length).split('/')[0];
+    if (name && WORKTREE_KEY.test(name)) keys.add(name);
+  }
+  return [...keys].sort();
+}

@@ -1,0 +1,417 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { downloadRebasedBlob, exportToBlobFile } from '../blob/blobFiles.js';
+import { assertCheckpointId, newCheckpointId } from '../format/ids.js';
+import { blobKey } from '../format/layout.js';
+import type { Manifest, ManifestSession } from '../format/schema.js';
+import type { SessionRow } from '../opencode/opencode.js';
+import { createBackupDir, writeBackupIndex, type BackupIndex } from './backups.js';
+import type { Context } from './context.js';
+import { ExitCode, SessmigError } from './errors.js';
+import { mapPool } from './pool.js';
+import { readManifest, readPointer } from './remoteStore.js';
+import { orderParentsFirst, withDescendants } from './sessionTree.js';
+import { loadSyncState, saveSyncState, syncStateFile, type SyncState } from './syncState.js';
+import { isInside } from './worktree.js';
+
+export interface PullOptions {
+  checkpoint?: string;
+  dryRun?: boolean;
+  /** On a conflict (changed on both sides since the last sync): take the remote copy, back up the local one. */
+  force?: boolean;
+  /** On a conflict: keep the local copy. */
+  keepLocal?: boolean;
+}
+
+/**
+ * What pull does with each session of the checkpoint:
+ * - new: not here yet → import.
+ * - unchanged: the same content, already bound to this worktree → nothing.
+ * - replace: here with other content that the remote changed since the last sync (or the same
+ *   content bound to another folder, or --force on a conflict) → back up, delete, import.
+ * - keep-local: changed here since the last sync while the remote did not change (or
+ *   --keep-local on a conflict) → nothing.
+ * - conflict: changed on both sides since the last sync → refused (exit 3).
+ * - refused: its blob failed verification → nothing of it (nor of its children) is imported.
+ */
+export type PullAction = 'new' | 'unchanged' | 'replace' | 'keep-local' | 'conflict' | 'refused';
+
+export interface PulledSession {
+  id: string;
+  parentID: string | null;
+  title: string;
+  action: PullAction;
+  reason?: string;
+  messages: number;
+  directory: string;
+  local?: { timeUpdated: number; messages?: number };
+  remote: { timeUpdated: number; messages: number };
+}
+
+export interface PullResult {
+  worktree: string;
+  remote: string;
+  checkpoint: string;
+  status: 'pulled' | 'dry-run';
+  sessions: PulledSession[];
+  /** Local sessions deleted with a replaced parent and restored from their backup. */
+  restored: string[];
+  backupDir: string | null;
+}
+
+interface Plan {
+  session: ManifestSession;
+  local: SessionRow | undefined;
+  action: PullAction;
+  reason?: string;
+  importDir: string;
+  /** A fresh export of the local copy (the backup), when one was made. */
+  localExport?: { file: string; contentHash: string; messages: number };
+}
+
+export async function pull(ctx: Context, options: PullOptions = {}): Promise<PullResult> {
+  const { remote, worktree, opencode, report } = ctx;
+  let checkpoint = options.checkpoint === undefined ? undefined : assertCheckpointId(options.checkpoint);
+  if (checkpoint === undefined) {
+    const pointer = await readPointer(remote, worktree.key);
+    if (!pointer) {
+      throw new SessmigError('nothing-pushed', `nothing was pushed for worktree ${worktree.key} to ${remote.display}`, {
+        hint: 'push from the host that has the sessions (sessmig push), or check --remote and --worktree (see `sessmig ls`)',
+      });
+    }
+    checkpoint = pointer.pointer.checkpoint;
+  }
+  const manifest = await readManifest(remote, worktree.key, checkpoint);
+  await opencode.version();
+  const stateFile = syncStateFile(ctx.paths.state, remote.display, worktree.key);
+  const state = await loadSyncState(stateFile, remote.display, worktree.key);
+  const localRows = await opencode.listSessions();
+  const localById = new Map(localRows.map((row) => [row.id, row]));
+
+  report.info(`pulling checkpoint ${manifest.id} of worktree ${worktree.key} (${manifest.sessions.length} session(s)) into ${worktree.root}`);
+  const plans = await mapPool(manifest.sessions, ctx.jobs, (session, index) =>
+    planSession(ctx, manifest, session, localById.get(session.id), state, options, index),
+  );
+  const result: PullResult = {
+    worktree: worktree.key,
+    remote: remote.display,
+    checkpoint: manifest.id,
+    status: options.dryRun ? 'dry-run' : 'pulled',
+    sessions: [],
+    restored: [],
+    backupDir: null,
+  };
+  if (options.dryRun) {
+    result.sessions = plans.map(describe);
+    return result;
+  }
+
+  // Download and verify every blob before touching any local session.
+  const toImport = plans.filter((plan) => plan.action === 'new' || plan.action === 'replace');
+  const files = new Map<string, string>();
+  await mapPool(
+    toImport,
+    ctx.jobs,
+    async (plan, index) => {
+      const file = path.join(ctx.tempDir, `pull-${index}.json`);
+      try {
+        await downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file);
+        files.set(plan.session.id, file);
+      } catch (error) {
+        if (!(error instanceof SessmigError) || error.code !== 'blob-corrupt') throw error;
+        plan.action = 'refused';
+        plan.reason = error.message;
+        report.warn(error.message);
+      }
+    },
+    ctx.signal,
+  );
+  // A refused parent takes its children with it: they would arrive orphaned.
+  const refused = withDescendants(
+    manifest.sessions,
+    plans.filter((plan) => plan.action === 'refused').map((plan) => plan.session.id),
+  );
+  for (const plan of plans) {
+    if (refused.has(plan.session.id) && plan.action !== 'refused' && (plan.action === 'new' || plan.action === 'replace')) {
+      plan.action = 'refused';
+      plan.reason = 'its parent session was refused';
+    }
+  }
+  ctx.signal.throwIfAborted();
+
+  // Deleting a session deletes its children: every local session under a replaced one is backed up
+  // and comes back (from the remote if the checkpoint has it unchanged or newer, else from its backup).
+  const replaced = plans.filter((plan) => plan.action === 'replace').map((plan) => plan.session.id);
+  const localNodes = localRows.map((row) => ({ ...row, parentID: row.parent_id }));
+  const cascade = withDescendants(localNodes, replaced);
+  const planById = new Map(plans.map((plan) => [plan.session.id, plan]));
+  const restoreFromBackup: SessionRow[] = [];
+  for (const id of cascade) {
+    const plan = planById.get(id);
+    if (plan && plan.action === 'replace') continue;
+    if (plan && plan.action === 'unchanged' && !refused.has(id)) {
+      // Same content as the remote: bring it back from the remote copy.
+      const file = path.join(ctx.tempDir, `pull-cascade-${id}.json`);
+      await downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file);
+      files.set(id, file);
+      plan.action = 'replace';
+      plan.reason = 'its parent was replaced';
+      continue;
+    }
+    restoreFromBackup.push(localById.get(id)!);
+  }
+
+  const deleting = orderParentsFirst(localNodes.filter((node) => cascade.has(node.id)));
+  let backupDir: string | null = null;
+  const backups = new Map<string, string>();
+  if (deleting.length > 0) {
+    const pullId = newCheckpointId();
+    backupDir = await createBackupDir(ctx.paths.state, worktree.key, pullId);
+    const index: BackupIndex = {
+      formatVersion: 1,
+      worktree: worktree.key,
+      worktreeRoot: worktree.root,
+      pullId,
+      createdAt: new Date().toISOString(),
+      checkpoint: manifest.id,
+      sessions: [],
+    };
+    await mapPool(deleting, ctx.jobs, async (node) => {
+      const file = path.join(backupDir!, `${node.id}.json`);
+      await exportToBlobFile(opencode, node.id, file, { gzip: false });
+      backups.set(node.id, file);
+    }, ctx.signal);
+    for (const node of deleting) {
+      index.sessions.push({
+        id: node.id,
+        parentID: node.parent_id,
+        title: node.title,
+        directory: node.directory,
+        reason: planById.get(node.id)?.action === 'replace' ? 'replaced by the pull' : 'deleted with its parent',
+        file: `${node.id}.json`,
+      });
+    }
+    await writeBackupIndex(backupDir, index);
+    result.backupDir = backupDir;
+    report.info(`backed up ${deleting.length} local session(s) to ${backupDir}`);
+  }
+
+  ctx.signal.throwIfAborted();
+  const journal = new Journal(ctx, backups, localById);
+  try {
+    // Delete the topmost replaced sessions (opencode deletes their children with them).
+    for (const node of deleting) {
+      if (node.parentID !== null && cascade.has(node.parentID)) continue;
+      await opencode.deleteSession(node.id, worktree.root);
+      journal.deleted(node.id);
+    }
+    const importing = orderParentsFirst(
+      plans.filter((plan) => files.has(plan.session.id) && (plan.action === 'new' || plan.action === 'replace')).map((plan) => ({ ...plan, id: plan.session.id, parentID: plan.session.parentID })),
+    );
+    await importInLevels(importing, ctx.jobs, async (plan) => {
+      ctx.signal.throwIfAborted();
+      journal.importing(plan.session.id);
+      await opencode.importFile(files.get(plan.session.id)!, plan.importDir, plan.session.id);
+    });
+    for (const row of orderParentsFirst(restoreFromBackup.map((row) => ({ ...row, parentID: row.parent_id })))) {
+      journal.importing(row.id);
+      await opencode.importFile(backups.get(row.id)!, existsSync(row.directory) ? row.directory : worktree.root, row.id);
+      result.restored.push(row.id);
+    }
+    await verifyImports(ctx, importing.map((plan) => ({ id: plan.session.id, directory: plan.importDir, messages: plan.session.messages })));
+  } catch (error) {
+    await journal.rollback(error);
+    throw error;
+  }
+
+  // Remember what is now in sync here.
+  const after = new Map((await opencode.listSessions()).map((row) => [row.id, row]));
+  state.checkpoint = manifest.id;
+  for (const plan of plans) {
+    const row = after.get(plan.session.id);
+    if (!row) continue;
+    if (plan.action === 'new' || plan.action === 'replace' || plan.action === 'unchanged') {
+      state.sessions[plan.session.id] = { contentHash: plan.session.contentHash, sha256: plan.session.sha256, localTimeUpdated: row.time_updated };
+    }
+  }
+  await saveSyncState(stateFile, state).catch((error: unknown) => report.warn(`could not save the sync state: ${(error as Error).message}`));
+
+  result.sessions = plans.map(describe);
+  for (const session of result.sessions) {
+    if (session.action === 'conflict') {
+      report.warn(
+        `session ${session.id} ("${session.title}") changed here and in the remote since the last sync: ` +
+          `local ${formatTime(session.local?.timeUpdated)} / ${session.local?.messages ?? '?'} messages, ` +
+          `remote ${formatTime(session.remote.timeUpdated)} / ${session.remote.messages} messages; left as it is ` +
+          '(re-run with --force to take the remote copy, keeping a backup, or --keep-local)',
+      );
+    }
+  }
+  return result;
+}
+
+/** Decides what to do with one session, exporting the local copy only when its content is unknown. */
+async function planSession(
+  ctx: Context,
+  manifest: Manifest,
+  session: ManifestSession,
+  local: SessionRow | undefined,
+  state: SyncState,
+  options: PullOptions,
+  index: number,
+): Promise<Plan> {
+  const importDir = rebaseDirectory(session.directory, manifest.source.worktreeRoot, ctx.worktree.root);
+  if (!local) return { session, local, action: 'new', importDir };
+  const base = state.sessions[session.id];
+  let localHash: string;
+  let localExport: Plan['localExport'];
+  if (base && base.localTimeUpdated === local.time_updated) {
+    localHash = base.contentHash;
+  } else {
+    const file = path.join(ctx.tempDir, `local-${index}.json`);
+    const blob = await exportToBlobFile(ctx.opencode, session.id, file, { gzip: false });
+    localHash = blob.contentHash;
+    localExport = { file, contentHash: blob.contentHash, messages: blob.facts.messages };
+  }
+  const plan: Plan = { session, local, action: 'unchanged', importDir, ...(localExport ? { localExport } : {}) };
+  if (localHash === session.contentHash) {
+    if (local.directory !== importDir) {
+      plan.action = 'replace';
+      plan.reason = `bound to ${local.directory}; rebinding to ${importDir}`;
+    }
+    return plan;
+  }
+  if (base && localHash === base.contentHash) {
+    plan.action = 'replace';
+    plan.reason = 'changed in the remote since the last sync';
+  } else if (base && session.contentHash === base.contentHash) {
+    plan.action = 'keep-local';
+    plan.reason = 'changed here since the last sync; push to publish it';
+  } else if (options.force) {
+    plan.action = 'replace';
+    plan.reason = 'conflict resolved with --force: remote copy taken, local copy backed up';
+  } else if (options.keepLocal) {
+    plan.action = 'keep-local';
+    plan.reason = 'conflict resolved with --keep-local';
+  } else {
+    plan.action = 'conflict';
+    plan.reason = base ? 'changed here and in the remote since the last sync' : 'differs from the remote copy and was never synced on this host';
+  }
+  return plan;
+}
+
+/** The source directory's place inside the source worktree, moved to this worktree. */
+export function rebaseDirectory(sourceDir: string, sourceRoot: string, root: string): string {
+  if (isInside(sourceRoot, sourceDir)) {
+    const target = path.join(root, path.relative(sourceRoot, sourceDir));
+    if (existsSync(target)) return target;
+  }
+  return root;
+}
+
+function describe(plan: Plan): PulledSession {
+  return {
+    id: plan.session.id,
+    parentID: plan.session.parentID,
+    title: plan.session.title,
+    action: plan.action,
+    ...(plan.reason ? { reason: plan.reason } : {}),
+    messages: plan.session.messages,
+    directory: plan.importDir,
+    ...(plan.local ? { local: { timeUpdated: plan.local.time_updated, ...(plan.localExport ? { messages: plan.localExport.messages } : {}) } } : {}),
+    remote: { timeUpdated: plan.session.timeUpdated, messages: plan.session.messages },
+  };
+}
+
+export function pullExitCode(result: PullResult): ExitCode {
+  return result.sessions.some((session) => session.action === 'conflict' || session.action === 'refused') ? ExitCode.partial : ExitCode.ok;
+}
+
+async function importInLevels<T extends { id: string; parentID: string | null }>(items: T[], jobs: number, fn: (item: T) => Promise<void>): Promise<void> {
+  const ids = new Set(items.map((item) => item.id));
+  const depth = new Map<string, number>();
+  for (const item of items) {
+    const parentDepth = item.parentID !== null && ids.has(item.parentID) ? (depth.get(item.parentID) ?? 0) + 1 : 0;
+    depth.set(item.id, parentDepth);
+  }
+  const levels = Math.max(-1, ...depth.values());
+  for (let level = 0; level <= levels; level++) {
+    await mapPool(items.filter((item) => depth.get(item.id) === level), jobs, fn);
+  }
+}
+
+/** Confirms through opencode's own database that every import landed whole and in place. */
+async function verifyImports(ctx: Context, expected: { id: string; directory: string; messages: number }[]): Promise<void> {
+  if (expected.length === 0) return;
+  const list = expected.map((item) => `'${item.id}'`).join(',');
+  const rows = (await ctx.opencode.query(
+    `SELECT s.id AS id, s.directory AS directory, (SELECT count(*) FROM message m WHERE m.session_id = s.id) AS messages FROM session s WHERE s.id IN (${list})`,
+  )) as { id: string; directory: string; messages: number }[];
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  for (const item of expected) {
+    const row = byId.get(item.id);
+    if (!row) throw new SessmigError('import-unverified', `opencode reported session ${item.id} imported, but its database does not have it`, { hint: 'nothing was kept; re-run the pull' });
+    if (row.messages !== item.messages) {
+      throw new SessmigError('import-unverified', `session ${item.id} has ${row.messages} messages after its import, expected ${item.messages}`, {
+        hint: 'the local opencode may not accept this blob; see `sessmig doctor`',
+      });
+    }
+    if (row.directory !== item.directory) {
+      throw new SessmigError('import-unverified', `session ${item.id} landed in ${row.directory}, expected ${item.directory}`, {
+        hint: 'the local opencode may not honour the rebase; see `sessmig doctor`',
+      });
+    }
+  }
+}
+
+/** Undo log for one pull: what it deleted (with backups) and what it imported. */
+class Journal {
+  private readonly deletedIds: string[] = [];
+  private readonly importedIds: string[] = [];
+
+  constructor(
+    private readonly ctx: Context,
+    private readonly backups: Map<string, string>,
+    private readonly localById: Map<string, SessionRow>,
+  ) {}
+
+  deleted(id: string): void {
+    this.deletedIds.push(id);
+  }
+
+  importing(id: string): void {
+    this.importedIds.push(id);
+  }
+
+  /** Puts the local sessions back as they were before the pull started. */
+  async rollback(cause: unknown): Promise<void> {
+    const { report, worktree } = this.ctx;
+    const opencode = this.ctx.opencode.uninterruptible();
+    report.warn(`pull failed (${(cause as Error).message}); restoring the local sessions as they were`);
+    const problems: string[] = [];
+    const present = new Set((await opencode.listSessions().catch(() => [])).map((row) => row.id));
+    // Remove what this pull brought in (partial imports included), children first.
+    for (const id of [...this.importedIds].reverse()) {
+      if (!present.has(id)) continue;
+      await opencode.deleteSession(id, worktree.root).catch((error: unknown) => problems.push(`delete ${id}: ${(error as Error).message}`));
+    }
+    // Re-import every backed-up session, parents first.
+    const rows = [...this.backups.keys()].map((id) => this.localById.get(id)!).map((row) => ({ ...row, parentID: row.parent_id }));
+    for (const row of orderParentsFirst(rows)) {
+      const dir = existsSync(row.directory) ? row.directory : worktree.root;
+      await opencode.importFile(this.backups.get(row.id)!, dir, row.id).catch((error: unknown) => problems.push(`restore ${row.id}: ${(error as Error).message}`));
+    }
+    if (problems.length > 0) {
+      throw new SessmigError('rollback-failed', `the pull failed and its rollback did not finish: ${problems.join('; ')}`, {
+        hint: `the local copies are backed up as opencode export files; restore them with \`opencode import FILE\` (see \`sessmig status\`)`,
+        cause,
+      });
+    }
+  }
+}
+
+function formatTime(ms: number | undefined): string {
+  return ms === undefined ? '?' : new Date(ms).toISOString();
+}
+
+export const _internal = { isInside };

@@ -1,0 +1,94 @@
+import { z } from 'zod';
+import { CHECKPOINT_ID, HOST_ID, SESSION_ID, SHA256, WORKTREE_KEY } from './ids.js';
+
+/**
+ * The remote format's documents (docs/FORMAT.md is the contract; this file is its code).
+ * Schema first, type inferred. Objects are loose: a newer sessmig's extra fields are kept and
+ * ignored, while `formatVersion` says when a document can no longer be read.
+ */
+export const FORMAT_VERSION = 1;
+
+const sessionId = z.string().regex(SESSION_ID, 'not an opencode session id');
+const sha256 = z.string().regex(SHA256, 'not a sha256 hex digest');
+const checkpointId = z.string().regex(CHECKPOINT_ID, 'not a checkpoint id');
+const worktreeKey = z.string().regex(WORKTREE_KEY, 'not a worktree key');
+const isoTime = z.iso.datetime({ offset: true });
+const count = z.number().int().nonnegative();
+
+export const Host = z.looseObject({
+  hostId: z.string().regex(HOST_ID, 'not a host id'),
+  hostname: z.string().max(256),
+});
+export type Host = z.infer<typeof Host>;
+
+export const ManifestSession = z.looseObject({
+  /** opencode session id, unchanged across hosts. */
+  id: sessionId,
+  /** The parent session for a subagent child, or null for a root session. */
+  parentID: sessionId.nullable(),
+  title: z.string().max(4096),
+  /** info.directory on the source host. */
+  directory: z.string().max(4096),
+  /** info.version: the opencode version that created the session. */
+  version: z.string().max(64),
+  /** sha256 of the blob as exported (uncompressed JSON); also the blob's object name. */
+  sha256,
+  /** sha256 of the session's content with host-bound fields (directory, projectID, path, time.updated) nulled and whitespace dropped. Equal content on two hosts gives equal hashes. */
+  contentHash: sha256,
+  rawBytes: count,
+  storedBytes: count,
+  /** info.time.updated, milliseconds since the epoch. */
+  timeUpdated: count,
+  messages: count,
+  /** The last assistant message had no time.completed when exported: opencode was mid-turn. */
+  busy: z.boolean(),
+});
+export type ManifestSession = z.infer<typeof ManifestSession>;
+
+export const SkippedSession = z.looseObject({
+  id: sessionId,
+  reason: z.string().max(1024),
+});
+export type SkippedSession = z.infer<typeof SkippedSession>;
+
+export const Manifest = z.looseObject({
+  formatVersion: z.literal(FORMAT_VERSION),
+  kind: z.literal('sessmig.checkpoint'),
+  id: checkpointId,
+  worktree: worktreeKey,
+  /** The checkpoint that was current when this one was made, or null. */
+  parent: checkpointId.nullable(),
+  createdAt: isoTime,
+  source: z.looseObject({
+    host: Host,
+    /** The worktree's root directory on the source host. */
+    worktreeRoot: z.string().max(4096),
+    /** `opencode --version` of the exporting binary. */
+    opencodeVersion: z.string().max(64),
+    sessmigVersion: z.string().max(64),
+  }),
+  /** Parents before children. */
+  sessions: z.array(ManifestSession).max(100_000),
+  skipped: z.array(SkippedSession).max(100_000),
+});
+export type Manifest = z.infer<typeof Manifest>;
+
+export const Pointer = z.looseObject({
+  formatVersion: z.literal(FORMAT_VERSION),
+  kind: z.literal('sessmig.pointer'),
+  worktree: worktreeKey,
+  /** Incremented by every write; a write expects the generation it read. */
+  generation: z.number().int().positive(),
+  /** The current checkpoint. */
+  checkpoint: checkpointId,
+  /** The host that owns the worktree's sessions, or null while they are released (in transit). */
+  owner: Host.nullable(),
+  updatedAt: isoTime,
+  updatedBy: Host,
+  /** A random nonce per write: the read-back check compares it, to detect a racing writer. */
+  writeId: z.string().max(64).optional(),
+});
+export type Pointer = z.infer<typeof Pointer>;
+
+/** Any sessmig document: read `formatVersion` first, so a future format gets its own message. */
+export const Versioned = z.looseObject({ formatVersion: z.number().int() });

@@ -1,0 +1,45 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * One interface for every remote kind (a local folder, S3 and S3-compatible stores). Keys are
+ * relative to the remote's root and always built by src/format/layout.ts.
+ */
+export interface Remote {
+  /** The remote's URL as the user gave it, safe to print. */
+  readonly display: string;
+  /** True when `put` honours ifMatch / ifNoneMatch atomically (a read-back check runs anyway). */
+  readonly conditionalWrites: boolean;
+
+  /** A small object whole, or undefined when absent. Refuses objects over maxBytes. */
+  get(key: string, maxBytes: number): Promise<StoredObject | undefined>;
+  /** Writes a small object. ifNoneMatch: fail if it exists; ifMatch: fail unless its etag matches. */
+  put(key: string, body: Buffer, conditions?: PutConditions): Promise<{ etag: string }>;
+  /** Size and etag, or undefined when absent. */
+  head(key: string): Promise<{ size: number; etag: string } | undefined>;
+  /** Streams a file of known size to key (blobs). */
+  putFile(key: string, path: string, size: number): Promise<void>;
+  /** Streams an object (blobs); throws a SessmigError with code 'not-found' when absent. */
+  getStream(key: string): Promise<Readable>;
+  /** Every object under prefix, in key order. */
+  list(prefix: string): AsyncIterable<ListedObject>;
+  delete(key: string): Promise<void>;
+}
+
+export interface StoredObject {
+  body: Buffer;
+  etag: string;
+}
+
+export interface PutConditions {
+  ifMatch?: string;
+  ifNoneMatch?: boolean;
+}
+
+export interface ListedObject {
+  key: string;
+  size: number;
+  lastModified: Date;
+}
+
+/** The largest object a single PUT may carry on S3. */
+export const MAX_SINGLE_PUT_BYTES = 5 * 1024 ** 3;
