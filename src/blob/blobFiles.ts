@@ -34,36 +34,35 @@ export interface ExportedBlob {
 }
 
 /**
- * `opencode export <id>` → scan (facts, content hash) → sha256 → gzip → a 0600 temp file.
+ * `opencode export <id>` (to a temp file, see runToFiles.ts) → scan (facts, content hash) → sha256 → gzip → a 0600 temp file.
  * Streams end to end: memory does not grow with the session's size.
  */
 export async function exportToBlobFile(opencode: Opencode, id: string, file: string, options: { gzip?: boolean } = {}): Promise<ExportedBlob> {
   const gzip = options.gzip ?? true;
-  const child = opencode.exportSession(id);
+  const source = await opencode.exportSession(id);
   const { hooks, facts } = blobHooks();
   const scanner = new JsonScanner(hooks, { normalizedHash: true });
   const raw = new Meter();
   const stored = new Meter();
   try {
-    await Promise.all([
-      gzip
-        ? pipeline(child.stdout, scanner, raw, createGzip({ level: 6 }), stored, createWriteStream(file, { mode: 0o600 }))
-        : pipeline(child.stdout, scanner, raw, stored, createWriteStream(file, { mode: 0o600 })),
-      child.done,
-    ]);
+    if (gzip) {
+      await pipeline(source, scanner, raw, createGzip({ level: 6 }), stored, createWriteStream(file, { mode: 0o600 }));
+    } else {
+      await pipeline(source, scanner, raw, stored, createWriteStream(file, { mode: 0o600 }));
+    }
   } catch (error) {
-    child.kill();
-    await child.done.catch(() => undefined);
+    source.destroy();
     await rm(file, { force: true });
-    // An opencode failure explains a broken pipe better than the pipe does.
-    const processError = await child.done.then(() => undefined, (e: unknown) => e);
-    if (processError instanceof SessmigError) throw processError;
     if (error instanceof JsonScanError) {
       throw new SessmigError('export-malformed', `opencode export of ${id} printed invalid JSON: ${error.message}`, {
         hint: 'run `opencode export <id>` by hand to see its output',
       });
     }
-    throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new SessmigError('local-io', `cannot write the export of ${id} to ${file}: ${(error as Error).message}`, {
+      hint: code === 'ENOSPC' ? 'free disk space (or point TMPDIR elsewhere) and re-run' : 'check that TMPDIR is writable and re-run',
+      cause: error,
+    });
   }
   if (facts.id !== id) {
     await rm(file, { force: true });

@@ -57,10 +57,10 @@ export function remoteFrom(options: CommonOptions, io: Io): Remote {
   return openRemote({ url: options.remote, defaultFolder: path.join(paths.data, 'remote'), s3PathStyle: options.s3PathStyle === true, env: io.env });
 }
 
-export function opencodeFrom(options: CommonOptions, io: Io): Opencode {
+export function opencodeFrom(options: CommonOptions, io: Io, tempDir: string): Opencode {
   const bin = options.opencode ?? io.env.SESSMIG_OPENCODE ?? 'opencode';
   const timeoutMs = parsePositiveInt(options.opencodeTimeout, '--opencode-timeout', 600, 86_400) * 1000;
-  return new Opencode({ bin, env: io.env, timeoutMs, signal: io.signal });
+  return new Opencode({ bin, env: io.env, timeoutMs, signal: io.signal, tempDir });
 }
 
 /** Builds a Context for a command that works on this worktree, runs fn, and cleans up. */
@@ -70,7 +70,6 @@ export async function withContext<T>(options: CommonOptions, io: Io, fn: (ctx: C
   const jobs = parsePositiveInt(options.jobs, '--jobs', Math.max(1, Math.min(4, os.availableParallelism())), 64);
   const worktree = await findWorktree(io.cwd, options.worktree, io.env);
   const host = await loadHostIdentity(paths.config);
-  const opencode = opencodeFrom(options, io);
   const report = makeReporter((line) => io.stderr(`${redact(line)}\n`), options.quiet === true);
   let tempDir: string;
   try {
@@ -78,6 +77,7 @@ export async function withContext<T>(options: CommonOptions, io: Io, fn: (ctx: C
   } catch (error) {
     throw usageError('temp-unwritable', `cannot create a temp folder in ${os.tmpdir()}: ${(error as Error).message}`, 'point TMPDIR at a writable folder with free space');
   }
+  const opencode = opencodeFrom(options, io, tempDir);
   try {
     return await fn({ cwd: io.cwd, env: io.env, paths, host, remote, worktree, opencode, report, jobs, signal: io.signal, tempDir });
   } finally {

@@ -33,7 +33,7 @@ export function parseDocument<S extends z.ZodType>(
   if (versioned.success && versioned.data.formatVersion > FORMAT_VERSION) {
     throw remoteDataError(
       'format-too-new',
-      `${what} has format version ${versioned.data.formatVersion}; this sessmig reads up to ${FORMAT_VERSION}`,
+      `${what} has format version ${versioned.data.formatVersion}, newer than this sessmig reads (${FORMAT_VERSION}): upgrade sessmig`,
       'upgrade sessmig on this host (npm i -g sessmig@latest)',
     );
   }

@@ -1,22 +1,25 @@
-import { execa, type ResultPromise } from 'execa';
+import { createReadStream } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { SessmigError } from '../core/errors.js';
 import { assertSessionId, SESSION_ID } from '../format/ids.js';
 import { redact } from '../util/redact.js';
+import { runToFiles, type FileRunResult } from './runToFiles.js';
 
 /**
  * The one place sessmig runs opencode. Every argument that comes from data is a validated session
- * id or a path sessmig made; nothing from a blob reaches a command line. See ../shared/OPENCODE.md
- * (recorded in docs/OPENCODE-NOTES.md) for the behaviours this relies on.
+ * id or a path sessmig made; nothing from a blob reaches a command line.
  */
 export interface OpencodeOptions {
   bin: string;
   env: NodeJS.ProcessEnv;
-  /** Kill an export or import that runs longer than this (a hung opencode). */
+  /** Kill an opencode process that runs longer than this (a hung export or import). */
   timeoutMs: number;
   /** Aborting it (SIGINT) kills the running opencode processes. */
   signal?: AbortSignal;
+  /** Where opencode's output files go (see runToFiles.ts for why files). */
+  tempDir: string;
 }
 
 /** One row of opencode's session table, as sessmig reads it. */
@@ -24,7 +27,10 @@ export const SessionRow = z.object({
   id: z.string(),
   parent_id: z.string().nullable(),
   directory: z.string(),
-  title: z.string().nullable().transform((value) => value ?? ''),
+  title: z
+    .string()
+    .nullable()
+    .transform((value) => value ?? ''),
   time_updated: z.number(),
 });
 export type SessionRow = z.infer<typeof SessionRow>;
@@ -46,10 +52,10 @@ export class Opencode {
 
   async version(): Promise<string> {
     if (this.cachedVersion) return this.cachedVersion;
-    const result = await this.run(['--version'], { timeout: 60_000 });
-    const version = result.stdout.trim().split(/\s+/).pop() ?? '';
+    const { stdout } = await this.run(['--version'], { what: 'opencode --version' });
+    const version = stdout.trim().split(/\s+/).pop() ?? '';
     if (!/^\d+\.\d+\.\d+[0-9A-Za-z.+-]*$/.test(version)) {
-      throw new SessmigError('opencode-failed', `\`${this.options.bin} --version\` printed ${JSON.stringify(result.stdout.slice(0, 100))}, not a version`, {
+      throw new SessmigError('opencode-failed', `\`${this.options.bin} --version\` printed ${JSON.stringify(stdout.slice(0, 100))}, not a version`, {
         hint: 'point --opencode (or SESSMIG_OPENCODE) at the opencode binary',
         exitCode: 2,
       });
@@ -64,15 +70,16 @@ export class Opencode {
     const parsed = z.array(SessionRow).safeParse(rows);
     if (!parsed.success) {
       throw new SessmigError('opencode-failed', 'opencode db returned session rows of an unexpected shape', {
-        hint: 'this opencode version may not be supported; see `sessmig doctor`',
+        hint: 'this opencode version may not be supported; see the README for the supported versions',
       });
     }
     return parsed.data.filter((row) => SESSION_ID.test(row.id));
   }
 
+  /** Runs one SQL statement through `opencode db` (opencode's own binary and schema). */
   async query(sql: string): Promise<unknown[]> {
-    const result = await this.run(['db', sql, '--format', 'json'], { timeout: this.options.timeoutMs });
-    const text = result.stdout.trim();
+    const { stdout } = await this.run(['db', sql, '--format', 'json'], { what: 'opencode db' });
+    const text = stdout.trim();
     if (text === '') return [];
     try {
       const value = JSON.parse(text) as unknown;
@@ -86,86 +93,89 @@ export class Opencode {
   }
 
   /**
-   * Starts `opencode export <id>`; stdout is the blob. `done` settles when the process ends:
-   * it rejects with code 'session-gone' when opencode no longer has the session.
+   * `opencode export <id>` into a temp file; returns a stream of it that removes the file when
+   * closed. Rejects with code 'session-gone' when opencode no longer has the session.
    */
-  exportSession(id: string): { stdout: Readable; done: Promise<void>; kill(): void } {
+  async exportSession(id: string): Promise<Readable> {
     assertSessionId(id);
-    const child = this.spawn(['export', id], { timeout: this.options.timeoutMs, buffer: { stdout: false, stderr: true } });
-    const done = child.then(
-      () => undefined,
-      (error: unknown) => {
-        throw this.failure(error, `export of ${id}`, id);
-      },
-    );
-    done.catch(() => undefined);
-    return { stdout: child.stdout as Readable, done, kill: () => child.kill('SIGKILL') };
+    const result = await this.exec(['export', id], `export of ${id}`);
+    if (result.exitCode !== 0) {
+      await rm(result.stdoutFile, { force: true });
+      throw this.failure(result, `export of ${id}`, id);
+    }
+    const stream = createReadStream(result.stdoutFile);
+    stream.on('close', () => void rm(result.stdoutFile, { force: true }));
+    return stream;
   }
 
-  /** `opencode import <file>` from `cwd`; resolves with the id opencode reports. */
+  /** `opencode import <file>` from `cwd`; succeeds only on its "Imported session: <id>" line. */
   async importFile(file: string, cwd: string, expectedId: string): Promise<void> {
     assertSessionId(expectedId);
-    const result = await this.run(['import', file], { cwd, timeout: this.options.timeoutMs }, `import of ${expectedId}`);
-    const match = IMPORTED.exec(result.stdout);
+    const { stdout, stderr } = await this.run(['import', file], { cwd, what: `import of ${expectedId}` });
+    const match = IMPORTED.exec(stdout);
     if (!match || match[1] !== expectedId) {
-      const said = `${result.stdout}\n${result.stderr}`.trim().split('\n').slice(-3).join(' | ');
+      const said = `${stdout}\n${stderr}`.trim().split('\n').slice(-3).join(' | ');
       throw new SessmigError('import-rejected', `opencode import of ${expectedId} did not succeed: ${redact(said).slice(0, 500)}`, {
-        hint: 'the blob may not suit this opencode version; see `sessmig doctor`',
+        hint: 'the blob may not suit this opencode version; nothing of it was kept',
       });
     }
   }
 
   async deleteSession(id: string, cwd: string): Promise<void> {
     assertSessionId(id);
-    await this.run(['session', 'delete', id], { cwd, timeout: this.options.timeoutMs }, `delete of ${id}`);
+    await this.run(['session', 'delete', id], { cwd, what: `delete of ${id}` });
   }
 
-  private spawn(args: string[], options: { cwd?: string; timeout: number; buffer?: { stdout: boolean; stderr: boolean } }): ResultPromise {
-    return execa(this.options.bin, args, {
-      cwd: options.cwd,
-      env: this.options.env,
-      extendEnv: false,
-      stdin: 'ignore',
-      timeout: options.timeout,
-      killSignal: 'SIGKILL',
-      ...(this.options.signal ? { cancelSignal: this.options.signal } : {}),
-      buffer: options.buffer ?? true,
-      maxBuffer: 256 * 1024 * 1024,
-      stripFinalNewline: false,
-    }) as unknown as ResultPromise;
-  }
-
-  private async run(args: string[], options: { cwd?: string; timeout: number }, what?: string): Promise<{ stdout: string; stderr: string }> {
+  private async exec(args: string[], what: string, cwd?: string): Promise<FileRunResult> {
     try {
-      const result = await this.spawn(args, options);
-      return { stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? '') };
+      return await runToFiles(this.options.bin, args, {
+        ...(cwd ? { cwd } : {}),
+        env: this.options.env,
+        timeoutMs: this.options.timeoutMs,
+        tempDir: this.options.tempDir,
+        ...(this.options.signal ? { signal: this.options.signal } : {}),
+      });
     } catch (error) {
-      throw this.failure(error, what ?? `opencode ${args[0]}`);
-    }
-  }
-
-  private failure(error: unknown, what: string, sessionId?: string): SessmigError {
-    const e = error as { code?: string; timedOut?: boolean; stderr?: unknown; exitCode?: number; isCanceled?: boolean; signal?: string };
-    if (e.code === 'ENOENT' || e.code === 'EACCES') {
-      return new SessmigError('opencode-missing', `opencode not found or not executable: ${this.options.bin}`, {
-        hint: 'install opencode (npm i -g opencode-ai), or point --opencode PATH / SESSMIG_OPENCODE at it',
-        exitCode: 2,
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'EACCES') {
+        throw new SessmigError('opencode-missing', `opencode not found or not executable: ${this.options.bin}`, {
+          hint: 'install opencode (npm i -g opencode-ai), or point --opencode PATH / SESSMIG_OPENCODE at it',
+          exitCode: 2,
+        });
+      }
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        throw new SessmigError('opencode-failed', `${what}: cannot start opencode in ${cwd}: ${(error as Error).message}`);
+      }
+      throw new SessmigError('opencode-failed', `${what}: ${(error as Error).message}`, {
+        hint: `check that TMPDIR (${this.options.tempDir}) is writable and has free space`,
       });
     }
-    if (e.isCanceled || this.options.signal?.aborted) {
+  }
+
+  private async run(args: string[], options: { cwd?: string; what: string }): Promise<{ stdout: string; stderr: string }> {
+    const result = await this.exec(args, options.what, options.cwd);
+    try {
+      if (result.exitCode !== 0) throw this.failure(result, options.what);
+      return { stdout: await readFile(result.stdoutFile, 'utf8'), stderr: result.stderr };
+    } finally {
+      await rm(result.stdoutFile, { force: true });
+    }
+  }
+
+  private failure(result: FileRunResult, what: string, sessionId?: string): SessmigError {
+    if (result.canceled || this.options.signal?.aborted) {
       return new SessmigError('interrupted', `${what} was interrupted`, { exitCode: 130 });
     }
-    if (e.timedOut) {
+    if (result.timedOut) {
       return new SessmigError('opencode-timeout', `${what} did not finish within ${Math.round(this.options.timeoutMs / 1000)} s; sessmig killed it`, {
         hint: 'raise --opencode-timeout if the sessions are very large, or check that opencode is not stuck',
       });
     }
-    const stderr = String(e.stderr ?? '');
-    if (sessionId && /Session not found/i.test(stderr)) {
+    if (sessionId && /Session not found/i.test(result.stderr)) {
       return new SessmigError('session-gone', `session ${sessionId} no longer exists in opencode`, { data: { id: sessionId } });
     }
-    const last = stderr.trim().split('\n').filter(Boolean).slice(-2).join(' | ');
-    return new SessmigError('opencode-failed', `${what} failed (exit ${e.exitCode ?? e.signal ?? '?'})${last ? `: ${redact(last).slice(0, 500)}` : ''}`, {
+    const last = result.stderr.trim().split('\n').filter(Boolean).slice(-2).join(' | ');
+    return new SessmigError('opencode-failed', `${what} failed (exit ${result.exitCode ?? result.signal ?? '?'})${last ? `: ${redact(last).slice(0, 500)}` : ''}`, {
       hint: 'run the same opencode command by hand to see its full output',
     });
   }

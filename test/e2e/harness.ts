@@ -1,0 +1,51 @@
+/**
+ * Runs the real sessmig CLI (bin/sessmig.js, built from src/) as a child process on a simulated
+ * host: the host's HOME/XDG dirs and opencode, plus whatever remote env a test adds.
+ */
+import { execa } from 'execa';
+import path from 'node:path';
+import { REPO_ROOT, type Host } from '../support/host.js';
+
+export const SESSMIG_BIN = path.join(REPO_ROOT, 'bin', 'sessmig.js');
+
+export interface SessmigRun {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  json: any;
+}
+
+/** Every output sessmig printed in this test process, for the secrets grep. */
+export const allOutput: string[] = [];
+
+export async function sessmig(
+  host: Host,
+  args: string[],
+  options: { cwd: string; env?: Record<string, string>; timeoutMs?: number },
+): Promise<SessmigRun> {
+  const result = await execa(process.execPath, [SESSMIG_BIN, ...args], {
+    cwd: options.cwd,
+    env: { ...host.env, SESSMIG_OPENCODE: host.opencodeBin, ...options.env },
+    extendEnv: false,
+    reject: false,
+    timeout: options.timeoutMs ?? 300_000,
+    stdin: 'ignore',
+  });
+  const stdout = String(result.stdout);
+  const stderr = String(result.stderr);
+  allOutput.push(stdout, stderr);
+  let json: any;
+  if (args.includes('--json')) {
+    try {
+      json = JSON.parse(stdout);
+    } catch {
+      json = undefined;
+    }
+  }
+  return { exitCode: result.exitCode ?? -1, stdout, stderr, json };
+}
+
+/** A failed expectation message with everything sessmig said. */
+export function explain(run: SessmigRun): string {
+  return `exit ${run.exitCode}\n--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`;
+}

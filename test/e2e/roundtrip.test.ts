@@ -1,0 +1,129 @@
+/**
+ * The core round trip on real parts: real opencode sessions (made by `opencode run` against the
+ * fake LLM) pushed from host A and pulled into host B through each remote kind, checked through
+ * opencode's own database on B.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeLlm, type FakeLlm } from '../support/fakeLlm.js';
+import { createHost, createRepo, type Host } from '../support/host.js';
+import { startS3rver, type S3Target } from '../support/s3.js';
+import { explain, sessmig } from './harness.js';
+
+let llm: FakeLlm;
+let a: Host;
+let repoA: string;
+const made: { plain: string; write: string; task: string; child: string } = { plain: '', write: '', task: '', child: '' };
+
+beforeAll(async () => {
+  llm = await startFakeLlm();
+  a = await createHost('laptop', { llm });
+  repoA = path.join(a.workDir, 'app');
+  await createRepo(repoA);
+  made.plain = (await a.run(repoA, 'plain session MARK-PLAIN')).sessionID;
+  made.write = (await a.run(repoA, 'write a file [[write notes.txt hello from the laptop]]')).sessionID;
+  made.task = (await a.run(repoA, 'delegate [[task look around MARK-CHILD]]')).sessionID;
+  const children = await a.children(made.task);
+  expect(children).toHaveLength(1);
+  made.child = children[0]!;
+}, 240_000);
+
+afterAll(async () => {
+  await a?.cleanup();
+  await llm?.close();
+});
+
+interface RemoteKind {
+  name: string;
+  setup(): Promise<{ url: string; env: Record<string, string>; dispose(): Promise<void> }>;
+}
+
+const remotes: RemoteKind[] = [
+  {
+    name: 'file',
+    async setup() {
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'sessmig-remote-'));
+      return { url: pathToFileURL(dir).href, env: {}, dispose: () => rm(dir, { recursive: true, force: true }) };
+    },
+  },
+  {
+    name: 's3',
+    async setup() {
+      const target: S3Target = await startS3rver();
+      return { url: target.remoteUrl('team/'), env: target.env, dispose: () => target.dispose() };
+    },
+  },
+];
+
+describe.each(remotes)('push and pull through the $name remote', (kind) => {
+  let remote: { url: string; env: Record<string, string>; dispose(): Promise<void> };
+  let b: Host;
+  let repoB: string;
+  beforeAll(async () => {
+    remote = await kind.setup();
+    b = await createHost('box');
+    repoB = path.join(b.workDir, 'elsewhere', 'app-clone');
+    await createRepo(repoB);
+  }, 120_000);
+  afterAll(async () => {
+    await b?.cleanup();
+    await remote?.dispose();
+  });
+
+  it('pushes every session of the worktree, children included', async () => {
+    const run = await sessmig(a, ['push', '--remote', remote.url, '--json'], { cwd: repoA, env: remote.env });
+    expect(run.exitCode, explain(run)).toBe(0);
+    expect(run.json.status).toBe('pushed');
+    const ids = run.json.sessions.map((s: { id: string }) => s.id).sort();
+    expect(ids).toEqual([made.plain, made.write, made.task, made.child].sort());
+    // Parents before children.
+    const order = run.json.sessions.map((s: { id: string }) => s.id);
+    expect(order.indexOf(made.task)).toBeLessThan(order.indexOf(made.child));
+    expect(run.json.worktree).toMatch(/^[0-9a-f]{40}$/);
+    expect(run.stderr).toContain(run.json.worktree);
+  });
+
+  it('pulls them into another host and another folder, as opencode sees them', async () => {
+    const run = await sessmig(b, ['pull', '--remote', remote.url, '--json'], { cwd: repoB, env: remote.env });
+    expect(run.exitCode, explain(run)).toBe(0);
+    expect(run.json.sessions.every((s: { action: string }) => s.action === 'new')).toBe(true);
+    for (const id of [made.plain, made.write, made.task, made.child]) {
+      const source = await a.view(id);
+      const dest = await b.view(id);
+      expect(dest.title).toBe(source.title);
+      expect(dest.messages).toBe(source.messages);
+      expect(dest.parts).toBe(source.parts);
+      expect(dest.parentID).toBe(source.parentID);
+      expect(dest.directory).toBe(repoB);
+    }
+    expect((await b.view(made.child)).parentID).toBe(made.task);
+    const exported = await b.exportSession(made.plain);
+    expect(JSON.stringify(exported)).toContain('MARK-PLAIN');
+    // The session is listed for B's project by opencode itself.
+    const listed = await b.opencode(['session', 'list', '--format', 'json'], { cwd: repoB });
+    expect(listed.stdout).toContain(made.plain);
+  });
+
+  it('pulling again changes nothing and duplicates nothing', async () => {
+    const before = await Promise.all([made.plain, made.task, made.child].map((id) => b.view(id)));
+    const run = await sessmig(b, ['pull', '--remote', remote.url, '--json'], { cwd: repoB, env: remote.env });
+    expect(run.exitCode, explain(run)).toBe(0);
+    expect(run.json.sessions.map((s: { action: string }) => s.action)).toEqual(['unchanged', 'unchanged', 'unchanged', 'unchanged']);
+    const after = await Promise.all([made.plain, made.task, made.child].map((id) => b.view(id)));
+    expect(after).toEqual(before);
+    expect((await b.sessions()).length).toBe(4);
+  });
+
+  it('lists the worktree and its checkpoint', async () => {
+    const run = await sessmig(b, ['ls', '--remote', remote.url, '--json'], { cwd: repoB, env: remote.env });
+    expect(run.exitCode, explain(run)).toBe(0);
+    expect(run.json.worktrees).toHaveLength(1);
+    const [wt] = run.json.worktrees;
+    expect(wt.checkpoints).toHaveLength(1);
+    expect(wt.checkpoints[0]).toMatchObject({ current: true, sessions: 4 });
+    expect(wt.checkpoints[0].storedBytes).toBeGreaterThan(0);
+  });
+});

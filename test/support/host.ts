@@ -1,0 +1,429 @@
+/**
+ * Simulated opencode hosts for tests: each host is a temp dir with its own HOME and XDG dirs, so the
+ * real opencode binary keeps a separate opencode.db per host. Sessions are made by `opencode run`
+ * against the fake LLM of ./fakeLlm.ts (no network, no real model).
+ *
+ *   const llm = await startFakeLlm();
+ *   const a = await createHost("a", { llm });          // config goes to a's XDG_CONFIG_HOME
+ *   const repo = path.join(a.workDir, "proj");
+ *   await createRepo(repo);                             // same root commit => same project id everywhere
+ *   const { sessionID } = await a.run(repo, "hello MARK-1 [[todo]]");
+ */
+import { spawn } from "node:child_process";
+import { existsSync, realpathSync } from "node:fs";
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { execa } from "execa";
+import { FAKE_MODEL_ID, FAKE_PROVIDER_ID, type FakeLlm } from "./fakeLlm.js";
+
+/** Repository root (two levels above test/support/). */
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/** The opencode binary installed as a devDependency (node_modules/.bin/opencode, symlink resolved). */
+export function defaultOpencodeBin(): string {
+  const link = path.join(REPO_ROOT, "node_modules", ".bin", "opencode");
+  return existsSync(link) ? realpathSync(link) : link;
+}
+
+export const RUN_TIMEOUT_MS = 60_000;
+export const CMD_TIMEOUT_MS = 30_000;
+
+export interface SessionRow {
+  id: string;
+  parent_id: string | null;
+  directory: string;
+  title: string;
+  project_id: string;
+  time_updated: number;
+}
+
+export interface TodoRow {
+  session_id: string;
+  content: string;
+  status: string;
+  priority: string;
+  position: number;
+  time_created: number;
+  time_updated: number;
+}
+
+export interface RunResult {
+  sessionID: string;
+  /** every JSON event line `opencode run --format json` printed */
+  events: any[];
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** opencode's own view of one session, read from its database. */
+export interface SessionView {
+  id: string;
+  title: string;
+  directory: string;
+  projectID: string;
+  parentID: string | null;
+  messages: number;
+  parts: number;
+  todos: TodoRow[];
+  children: string[];
+}
+
+export interface Host {
+  name: string;
+  /** the temp dir holding everything of this host */
+  root: string;
+  /** a place for this host's worktrees (root/work), to give hosts different paths */
+  workDir: string;
+  home: string;
+  dataDir: string; // XDG_DATA_HOME
+  configDir: string; // XDG_CONFIG_HOME
+  cacheDir: string; // XDG_CACHE_HOME
+  stateDir: string; // XDG_STATE_HOME
+  /** $XDG_DATA_HOME/opencode/opencode.db */
+  dbPath: string;
+  /** full environment for child processes (no AWS_* / SESSMIG_* leak from process.env) */
+  env: Record<string, string>;
+  opencodeBin: string;
+
+  /** Config for the fake LLM. Without repoDir it goes to XDG_CONFIG_HOME/opencode/opencode.json
+   *  (the repo stays clean); with repoDir it is written to repoDir/opencode.json. */
+  writeOpencodeConfig(llm: FakeLlm): Promise<string>;
+  writeOpencodeConfig(repoDir: string, llm: FakeLlm): Promise<string>;
+  /** run the opencode binary with this host's env; throws on a non-zero exit */
+  opencode(args: string[], opts?: { cwd?: string; timeoutMs?: number; input?: string }): Promise<{ stdout: string; stderr: string; exitCode: number }>;
+  run(repoDir: string, prompt: string, opts?: { session?: string; timeoutMs?: number }): Promise<RunResult>;
+  db<T = Record<string, unknown>>(sql: string): Promise<T[]>;
+  sessions(): Promise<SessionRow[]>;
+  exportSession(id: string): Promise<any>;
+  messageCounts(id: string): Promise<{ messages: number; parts: number }>;
+  todos(id: string): Promise<TodoRow[]>;
+  children(id: string): Promise<string[]>;
+  view(id: string): Promise<SessionView>;
+  cleanup(): Promise<void>;
+}
+
+const ID_RE = /^(ses|msg|prt)_[0-9A-Za-z]+$/;
+
+/** A session/message/part id, checked, quoted as an SQL literal. */
+export function sqlId(id: string): string {
+  if (!ID_RE.test(id)) throw new Error(`not an opencode id: ${JSON.stringify(id)}`);
+  return `'${id}'`;
+}
+
+/** Minimal base env: nothing from process.env but PATH, LANG, TMPDIR (and a few harmless ones). */
+function baseEnv(): Record<string, string> {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
+    LANG: process.env.LANG ?? "C.UTF-8",
+    TMPDIR: process.env.TMPDIR ?? os.tmpdir(),
+  };
+  for (const k of ["LC_ALL", "TZ", "SYSTEMROOT"]) {
+    const v = process.env[k];
+    if (v !== undefined) env[k] = v;
+  }
+  return env;
+}
+
+/** Fixed identity and dates: the root commit hash is the same on every call. */
+function gitEnv(): Record<string, string> {
+  return {
+    ...baseEnv(),
+    HOME: os.tmpdir(),
+    GIT_CONFIG_NOSYSTEM: "1",
+    GIT_CONFIG_GLOBAL: "/dev/null",
+    GIT_AUTHOR_NAME: "Sessmig Test",
+    GIT_AUTHOR_EMAIL: "test@sessmig.invalid",
+    GIT_AUTHOR_DATE: "2024-01-01T00:00:00Z",
+    GIT_COMMITTER_NAME: "Sessmig Test",
+    GIT_COMMITTER_EMAIL: "test@sessmig.invalid",
+    GIT_COMMITTER_DATE: "2024-01-01T00:00:00Z",
+  };
+}
+
+async function git(cwd: string, args: string[]): Promise<string> {
+  const r = await execa("git", args, { cwd, env: gitEnv(), extendEnv: false, stdin: "ignore" });
+  return r.stdout.trim();
+}
+
+async function rootCommit(dir: string): Promise<string> {
+  const out = await git(dir, ["rev-list", "--max-parents=0", "HEAD"]);
+  return out.split("\n").pop()!.trim();
+}
+
+/** git init DIR with one deterministic commit (README.md). Returns the root commit sha. */
+export async function createRepo(dir: string): Promise<string> {
+  await fs.mkdir(dir, { recursive: true });
+  await git(dir, ["init", "-q", "-b", "main"]);
+  await fs.writeFile(path.join(dir, "README.md"), "# sessmig test repo\n\nA fixture repository.\n");
+  await git(dir, ["add", "README.md"]);
+  await git(dir, ["commit", "-q", "--no-gpg-sign", "-m", "initial commit"]);
+  return rootCommit(dir);
+}
+
+/** git clone SRC DST (same root commit, so the same opencode project id). Returns the root sha. */
+export async function cloneRepo(src: string, dst: string): Promise<string> {
+  await fs.mkdir(path.dirname(dst), { recursive: true });
+  await git(path.dirname(dst), ["clone", "-q", src, dst]);
+  return rootCommit(dst);
+}
+
+/** spawn with stdout/stderr on real file descriptors; resolves on exit (never rejects on exit code). */
+function spawnToFds(
+  file: string,
+  args: string[],
+  o: { cwd: string; env: Record<string, string>; timeoutMs: number; input?: string; stdoutFd: number; stderrFd: number },
+): Promise<{ exitCode: number | null; signal: NodeJS.Signals | null; timedOut: boolean }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, {
+      cwd: o.cwd,
+      env: o.env,
+      stdio: [o.input !== undefined ? "pipe" : "ignore", o.stdoutFd, o.stderrFd],
+    });
+    let timedOut = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGTERM");
+      killTimer = setTimeout(() => child.kill("SIGKILL"), 3000);
+    }, o.timeoutMs);
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+      reject(e);
+    });
+    child.on("close", (exitCode, signal) => {
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+      resolve({ exitCode, signal, timedOut });
+    });
+    if (o.input !== undefined && child.stdin) {
+      child.stdin.on("error", () => {});
+      child.stdin.end(o.input);
+    }
+  });
+}
+
+/** Parse `opencode run --format json` output: one JSON event a line (non-JSON lines skipped). */
+export function parseEvents(stdout: string): any[] {
+  const events: any[] = [];
+  for (const line of stdout.split("\n")) {
+    const t = line.trim();
+    if (!t.startsWith("{")) continue;
+    try {
+      events.push(JSON.parse(t));
+    } catch {
+      /* not an event */
+    }
+  }
+  return events;
+}
+
+export function fakeLlmConfig(llm: FakeLlm): Record<string, unknown> {
+  const model = `${FAKE_PROVIDER_ID}/${FAKE_MODEL_ID}`;
+  return {
+    $schema: "https://opencode.ai/config.json",
+    provider: {
+      [FAKE_PROVIDER_ID]: {
+        npm: "@ai-sdk/openai-compatible",
+        name: "Fake LLM",
+        options: { baseURL: llm.url, apiKey: "fake-key" },
+        models: {
+          [FAKE_MODEL_ID]: { name: "Fake model", tool_call: true, limit: { context: 200000, output: 32000 } },
+        },
+      },
+    },
+    model,
+    small_model: model,
+    share: "disabled",
+    autoupdate: false,
+    permission: { edit: "allow", bash: "allow", webfetch: "allow", external_directory: "allow" },
+  };
+}
+
+export async function createHost(
+  name: string,
+  opts: { opencodeBin?: string; root?: string; llm?: FakeLlm } = {},
+): Promise<Host> {
+  const safe = name.replace(/[^A-Za-z0-9_.-]/g, "_");
+  const root = opts.root
+    ? (await fs.mkdir(opts.root, { recursive: true }), path.resolve(opts.root))
+    : await fs.mkdtemp(path.join(os.tmpdir(), `sessmig-test-${safe}-`));
+  const home = path.join(root, "home");
+  const dataDir = path.join(root, "xdg", "data");
+  const configDir = path.join(root, "xdg", "config");
+  const cacheDir = path.join(root, "xdg", "cache");
+  const stateDir = path.join(root, "xdg", "state");
+  const workDir = path.join(root, "work");
+  for (const d of [home, dataDir, configDir, cacheDir, stateDir, workDir]) await fs.mkdir(d, { recursive: true });
+
+  const env: Record<string, string> = {
+    ...baseEnv(),
+    HOME: home,
+    USER: "sessmig",
+    XDG_DATA_HOME: dataDir,
+    XDG_CONFIG_HOME: configDir,
+    XDG_CACHE_HOME: cacheDir,
+    XDG_STATE_HOME: stateDir,
+    OPENCODE_DISABLE_AUTOUPDATE: "1",
+    OPENCODE_DISABLE_MODELS_FETCH: "1",
+    OPENCODE_DISABLE_LSP_DOWNLOAD: "1",
+    npm_config_registry: "http://127.0.0.1:9/",
+    NO_COLOR: "1",
+  };
+  const opencodeBin = opts.opencodeBin ?? defaultOpencodeBin();
+
+  // stdout/stderr go to files, never pipes: opencode (Bun) exits without draining a full pipe, so
+  // large `export` / `db --format json` / `run --format json` output read through a pipe is cut at a
+  // multiple of 64 KiB with exit 0 (anomalyco/opencode #29330, #14948). Measured here: a 270 KB
+  // export came out as 65536 or 131072 bytes through a slow pipe, complete when redirected to a file.
+  const outDir = path.join(root, "tmp");
+  await fs.mkdir(outDir, { recursive: true });
+  let outSeq = 0;
+  const opencode: Host["opencode"] = async (args, o = {}) => {
+    const n = ++outSeq;
+    const outFile = path.join(outDir, `opencode-${process.pid}-${n}.out`);
+    const errFile = path.join(outDir, `opencode-${process.pid}-${n}.err`);
+    // real file descriptors: execa's `{file: path}` target is fed through a pipe and truncates too
+    // (measured), and execa's types take no raw fd, hence node:child_process.
+    const out = await fs.open(outFile, "w");
+    const err = await fs.open(errFile, "w");
+    try {
+      const r = await spawnToFds(opencodeBin, args, {
+        cwd: o.cwd ?? root,
+        env,
+        timeoutMs: o.timeoutMs ?? CMD_TIMEOUT_MS,
+        input: o.input,
+        stdoutFd: out.fd,
+        stderrFd: err.fd,
+      });
+      const stdout = await fs.readFile(outFile, "utf8").catch(() => "");
+      const stderr = await fs.readFile(errFile, "utf8").catch(() => "");
+      if (r.exitCode !== 0 || r.timedOut) {
+        throw new Error(
+          `opencode ${args.join(" ").slice(0, 200)} failed on host ${name} (exit ${r.exitCode}${r.timedOut ? ", timed out" : ""}${r.signal ? `, ${r.signal}` : ""}):\n${stderr.slice(-2000)}\n${stdout.slice(-1000)}`,
+        );
+      }
+      return { stdout, stderr, exitCode: r.exitCode ?? 0 };
+    } finally {
+      await out.close().catch(() => {});
+      await err.close().catch(() => {});
+      await fs.rm(outFile, { force: true });
+      await fs.rm(errFile, { force: true });
+    }
+  };
+
+  const db = async <T = Record<string, unknown>>(sql: string): Promise<T[]> => {
+    const { stdout } = await opencode(["db", sql, "--format", "json"]);
+    const t = stdout.trim();
+    return t ? (JSON.parse(t) as T[]) : [];
+  };
+
+  const todos = (id: string) => db<TodoRow>(`SELECT * FROM todo WHERE session_id = ${sqlId(id)} ORDER BY position`);
+  const children = async (id: string) =>
+    (await db<{ id: string }>(`SELECT id FROM session WHERE parent_id = ${sqlId(id)} ORDER BY time_created`)).map((r) => r.id);
+
+  async function writeOpencodeConfig(a: string | FakeLlm, b?: FakeLlm): Promise<string> {
+    const [repoDir, llm] = typeof a === "string" ? [a, b!] : [undefined, a];
+    const file = repoDir ? path.join(repoDir, "opencode.json") : path.join(configDir, "opencode", "opencode.json");
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await fs.writeFile(file, JSON.stringify(fakeLlmConfig(llm), null, 2) + "\n");
+    return file;
+  }
+
+  const host: Host = {
+    name,
+    root,
+    workDir,
+    home,
+    dataDir,
+    configDir,
+    cacheDir,
+    stateDir,
+    dbPath: path.join(dataDir, "opencode", "opencode.db"),
+    env,
+    opencodeBin,
+    writeOpencodeConfig: writeOpencodeConfig as Host["writeOpencodeConfig"],
+    opencode,
+
+    async run(repoDir, prompt, o = {}) {
+      const args = ["run", "--format", "json"];
+      if (o.session) args.push("--session", o.session);
+      args.push(prompt);
+      const t0 = performance.now();
+      const r = await opencode(args, { cwd: repoDir, timeoutMs: o.timeoutMs ?? RUN_TIMEOUT_MS });
+      const ms = performance.now() - t0;
+      const events = parseEvents(r.stdout);
+      const err = events.find((e) => e?.type === "error");
+      if (err) throw new Error(`opencode run on host ${name} reported an error: ${JSON.stringify(err).slice(0, 2000)}`);
+      const sessionID = events.find((e) => typeof e?.sessionID === "string")?.sessionID as string | undefined;
+      if (!sessionID) throw new Error(`opencode run on host ${name} printed no session id:\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`);
+      return { sessionID, events, stdout: r.stdout, stderr: r.stderr, ms };
+    },
+
+    db,
+
+    sessions: () =>
+      db<SessionRow>("SELECT id, parent_id, directory, title, project_id, time_updated FROM session ORDER BY time_created"),
+
+    async exportSession(id) {
+      const { stdout } = await opencode(["export", id]);
+      return JSON.parse(stdout);
+    },
+
+    async messageCounts(id) {
+      const [row] = await db<{ messages: number; parts: number }>(
+        `SELECT (SELECT count(*) FROM message WHERE session_id = ${sqlId(id)}) AS messages, (SELECT count(*) FROM part WHERE session_id = ${sqlId(id)}) AS parts`,
+      );
+      return { messages: Number(row?.messages ?? 0), parts: Number(row?.parts ?? 0) };
+    },
+
+    todos,
+    children,
+
+    async view(id) {
+      const q = sqlId(id);
+      const [row] = await db<{
+        id: string;
+        title: string;
+        directory: string;
+        project_id: string;
+        parent_id: string | null;
+        messages: number;
+        parts: number;
+        children: string | null;
+        todos: string | null;
+      }>(
+        `SELECT id, title, directory, project_id, parent_id,
+           (SELECT count(*) FROM message WHERE session_id = ${q}) AS messages,
+           (SELECT count(*) FROM part WHERE session_id = ${q}) AS parts,
+           (SELECT json_group_array(id) FROM (SELECT id FROM session WHERE parent_id = ${q} ORDER BY time_created)) AS children,
+           (SELECT json_group_array(json_object('session_id', session_id, 'content', content, 'status', status,
+                     'priority', priority, 'position', position, 'time_created', time_created, 'time_updated', time_updated))
+              FROM (SELECT * FROM todo WHERE session_id = ${q} ORDER BY position)) AS todos
+         FROM session WHERE id = ${q}`,
+      );
+      if (!row) throw new Error(`session ${id} not found on host ${name}`);
+      return {
+        id: row.id,
+        title: row.title,
+        directory: row.directory,
+        projectID: row.project_id,
+        parentID: row.parent_id ?? null,
+        messages: Number(row.messages),
+        parts: Number(row.parts),
+        todos: row.todos ? (JSON.parse(row.todos) as TodoRow[]) : [],
+        children: row.children ? (JSON.parse(row.children) as string[]) : [],
+      };
+    },
+
+    async cleanup() {
+      await fs.rm(root, { recursive: true, force: true, maxRetries: 3 });
+    },
+  };
+
+  if (opts.llm) await host.writeOpencodeConfig(opts.llm);
+  return host;
+}
