@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode, InterruptedError, isSessmigError } from '../core/errors.js';
 import { SESSMIG_VERSION } from '../version.js';
 import { redact } from '../util/redact.js';
+import { registerCheck } from './check.js';
 import { registerLs } from './ls.js';
 import type { Io } from './options.js';
 import { registerPull } from './pull.js';
@@ -35,6 +36,7 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
   registerPush(program, full, done);
   registerPull(program, full, done);
   registerLs(program, full, done);
+  registerCheck(program, full, done);
   try {
     await program.parseAsync(argv);
     if (controller.signal.aborted) throw controller.signal.reason;

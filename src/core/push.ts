@@ -9,7 +9,7 @@ import { SESSMIG_VERSION } from '../version.js';
 import type { Context } from './context.js';
 import { SessmigError, usageError } from './errors.js';
 import { mapPool } from './pool.js';
-import { readPointer, writeManifest, writePointer } from './remoteStore.js';
+import { readManifest, readPointer, writeManifest, writePointer } from './remoteStore.js';
 import { orderParentsFirst, withDescendants } from './sessionTree.js';
 import { loadSyncState, saveSyncState, syncStateFile } from './syncState.js';
 import { isInside } from './worktree.js';
@@ -27,7 +27,10 @@ export interface PushedSession {
   messages: number;
   rawBytes: number;
   storedBytes: number;
+  /** Uploaded by this push (false: the remote already had the blob). */
   uploaded: boolean;
+  /** Exported by this push (false: unchanged since the last sync, blob reused). */
+  exported: boolean;
   busy: boolean;
 }
 
@@ -96,9 +99,24 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
   }
 
   report.info(`pushing ${selected.length} session(s) of worktree ${worktree.key} to ${remote.display}`);
+  const stateFile = syncStateFile(ctx.paths.state, remote.display, worktree.key);
+  const state = await loadSyncState(stateFile, remote.display, worktree.key);
+
+  // Incremental: a session whose local time_updated is what it was when this host last synced it,
+  // and whose blob the current checkpoint still carries, is neither exported nor uploaded again.
+  const current = previous ? await readManifest(remote, worktree.key, previous.pointer.checkpoint).catch(() => undefined) : undefined;
+  const currentById = new Map((current?.sessions ?? []).map((session) => [session.id, session]));
+  const reused = new Map<string, ManifestSession>();
+  for (const row of selected) {
+    const base = state.sessions[row.id];
+    const entry = currentById.get(row.id);
+    if (base && entry && base.localTimeUpdated === row.time_updated && base.sha256 === entry.sha256) reused.set(row.id, entry);
+  }
+  if (reused.size > 0) report.info(`${reused.size} session(s) unchanged since the last sync: reusing their blobs`);
+
   const skipped: SkippedSession[] = [];
   const exported = await mapPool(
-    selected,
+    selected.filter((row) => !reused.has(row.id)),
     ctx.jobs,
     async (row, index): Promise<{ row: SessionRow; blob: ExportedBlob; uploaded: boolean } | undefined> => {
       ctx.signal.throwIfAborted();
@@ -137,7 +155,7 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
   );
 
   const done = exported.filter((item): item is NonNullable<typeof item> => item !== undefined);
-  const sessions: ManifestSession[] = done.map(({ row, blob }) => ({
+  const fresh: ManifestSession[] = done.map(({ row, blob }) => ({
     id: row.id,
     parentID: blob.facts.parentID ?? null,
     title: blob.facts.title ?? row.title,
@@ -151,6 +169,10 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
     messages: blob.facts.messages,
     busy: isBusy(blob.facts),
   }));
+  // --session pushes some sessions: the checkpoint keeps the others as the current one had them.
+  const selectedIds = new Set(selected.map((row) => row.id));
+  const carried = only ? (current?.sessions ?? []).filter((session) => !selectedIds.has(session.id)) : [];
+  const sessions = [...fresh, ...reused.values(), ...carried];
   if (sessions.length === 0) {
     report.warn('every session was deleted while pushing; nothing was pushed');
     return { ...base, skipped: sortSkipped(skipped) };
@@ -171,9 +193,8 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
   ctx.signal.throwIfAborted();
   await writePointer(remote, worktree.key, previous, { checkpoint: manifest.id, owner: previous?.pointer.owner ?? ctx.host }, ctx.host);
   report.info(`checkpoint ${manifest.id} is now current for worktree ${worktree.key}`);
+  const uploadedIds = new Set(done.filter((item) => item.uploaded).map((item) => item.row.id));
 
-  const stateFile = syncStateFile(ctx.paths.state, remote.display, worktree.key);
-  const state = await loadSyncState(stateFile, remote.display, worktree.key);
   state.checkpoint = manifest.id;
   for (const { row, blob } of done) {
     state.sessions[row.id] = { contentHash: blob.contentHash, sha256: blob.sha256, localTimeUpdated: blob.facts.timeUpdated ?? row.time_updated };
@@ -185,15 +206,16 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
     status: 'pushed',
     checkpoint: manifest.id,
     skipped: manifest.skipped,
-    sessions: done.map(({ row, blob, uploaded }) => ({
-      id: row.id,
-      parentID: blob.facts.parentID ?? null,
-      title: blob.facts.title ?? row.title,
-      messages: blob.facts.messages,
-      rawBytes: blob.rawBytes,
-      storedBytes: blob.storedBytes,
-      uploaded,
-      busy: isBusy(blob.facts),
+    sessions: manifest.sessions.map((session) => ({
+      id: session.id,
+      parentID: session.parentID,
+      title: session.title,
+      messages: session.messages,
+      rawBytes: session.rawBytes,
+      storedBytes: session.storedBytes,
+      uploaded: uploadedIds.has(session.id),
+      exported: done.some((item) => item.row.id === session.id),
+      busy: session.busy,
     })),
   };
 }
