@@ -219,29 +219,33 @@ async function checkWorktree(remote: Remote, worktree: string, listed: Listed[],
   }
 
   // 3. Every manifest.
-  const manifests = await mapPool(
+  // Read in parallel; problems are reported in checkpoint order, whatever the timing.
+  const reads = await mapPool(
     checkpointIds,
     options.jobs,
-    async (id): Promise<Manifest | undefined> => {
-      const key = checkpointKey(worktree, id);
+    async (id): Promise<Manifest | SessmigError> => {
       try {
         return await readManifest(remote, worktree, id);
       } catch (error) {
         if (!isDataError(error)) throw error;
-        const isCurrent = id === current;
-        add('error', error.code, key, `${error.message}${isCurrent ? ' (the current checkpoint: pull fails)' : ''}`, {
-          checkpoint: id,
-          hint: isCurrent ? DAMAGED_HINT : 'pull --checkpoint of this checkpoint fails; the current checkpoint is not affected',
-        });
-        return undefined;
+        return error;
       }
     },
     options.signal,
   );
+  const manifests: Manifest[] = [];
+  reads.forEach((read, index) => {
+    if (!(read instanceof SessmigError)) return void manifests.push(read);
+    const id = checkpointIds[index]!;
+    const isCurrent = id === current;
+    add('error', read.code, checkpointKey(worktree, id), `${read.message}${isCurrent ? ' (the current checkpoint: pull fails)' : ''}`, {
+      checkpoint: id,
+      hint: isCurrent ? DAMAGED_HINT : 'pull --checkpoint of this checkpoint fails; the current checkpoint is not affected',
+    });
+  });
   const refs = new Map<string, Ref[]>();
   const known = new Set(checkpointIds);
   for (const manifest of manifests) {
-    if (!manifest) continue;
     summary.checkpoints.readable++;
     if (manifest.id === current) summary.sessions = manifest.sessions.length;
     const key = checkpointKey(worktree, manifest.id);
@@ -271,68 +275,76 @@ async function checkWorktree(remote: Remote, worktree: string, listed: Listed[],
   // 4. Every referenced blob: HEAD (exists, stored size), then with readData the content.
   const shas = [...refs.keys()].sort();
   if (options.readData && shas.length > 0) options.progress?.(`reading ${shas.length} blob(s) of worktree ${worktree}`);
-  await mapPool(
+  const blobProblems = await mapPool(
     shas,
     options.jobs,
-    async (sha) => {
-      const key = blobKey(worktree, sha);
-      const blobRefs = refs.get(sha)!;
-      const head = await remote.head(key);
-      if (!head) {
-        summary.blobs.missing++;
-        for (const group of groupRefs(blobRefs, (r) => r.session.id)) {
-          add('error', 'blob-missing', key, `${where(group, current)}: blob ${key} is missing`, { ...refFields(group, current), hint: DAMAGED_HINT });
-        }
-        return;
-      }
-      let sizeOk = true;
-      for (const group of groupRefs(blobRefs, (r) => `${r.session.id}\n${r.session.storedBytes}`)) {
-        const expected = group[0]!.session.storedBytes;
-        if (head.size !== expected) {
-          sizeOk = false;
-          add('error', 'blob-size', key, `${where(group, current)}: blob ${key} is ${head.size} bytes, the manifest records ${expected}${head.size < expected ? ' (truncated?)' : ''}`, {
-            ...refFields(group, current),
-            hint: DAMAGED_HINT,
-          });
-        }
-      }
-      if (!options.readData || !sizeOk) return;
-      const read = await readBlob(remote, key);
-      if ('missing' in read) {
-        summary.blobs.missing++;
-        add('error', 'blob-missing', key, `${where(blobRefs, current)}: blob ${key} is missing (deleted during the check?)`, { ...refFields(blobRefs, current), hint: DAMAGED_HINT });
-        return;
-      }
-      summary.blobs.bytesRead += read.storedBytes;
-      if ('corrupt' in read) {
-        add('error', 'blob-corrupt', key, `${where(blobRefs, current)}: blob ${key} ${read.corrupt}`, { ...refFields(blobRefs, current), hint: DAMAGED_HINT });
-        return;
-      }
-      if (read.sha256 !== sha) {
-        add('error', 'blob-corrupt', key, `${where(blobRefs, current)}: blob ${key} does not match its checksum (sha256 ${read.sha256.slice(0, 12)}…, expected ${sha.slice(0, 12)}…)`, {
-          ...refFields(blobRefs, current),
-          hint: DAMAGED_HINT,
-        });
-        return;
-      }
-      let good = true;
-      for (const group of groupRefs(blobRefs, (r) => JSON.stringify([r.session.id, r.session.parentID, r.session.rawBytes, r.session.storedBytes, r.session.contentHash]))) {
-        const wanted = group[0]!.session;
-        const wrong: string[] = [];
-        if (read.storedBytes !== wanted.storedBytes) wrong.push(`is ${read.storedBytes} bytes stored, the manifest records ${wanted.storedBytes}`);
-        if (read.rawBytes !== wanted.rawBytes) wrong.push(`is ${read.rawBytes} bytes uncompressed, the manifest records ${wanted.rawBytes}`);
-        if (read.facts.id !== wanted.id) wrong.push(`holds session ${read.facts.id === undefined ? '(no info.id)' : read.facts.id}`);
-        else if ((read.facts.parentID ?? null) !== wanted.parentID) wrong.push(`has parent ${String(read.facts.parentID ?? null)}, the manifest records ${String(wanted.parentID)}`);
-        if (read.contentHash !== wanted.contentHash) wrong.push(`has content hash ${read.contentHash.slice(0, 12)}…, the manifest records ${wanted.contentHash.slice(0, 12)}…`);
-        if (wrong.length > 0) {
-          good = false;
-          add('error', 'blob-mismatch', key, `${where(group, current)}: blob ${key} ${wrong.join('; ')}`, { ...refFields(group, current), hint: DAMAGED_HINT });
-        }
-      }
-      if (good) summary.blobs.verified++;
+    async (sha): Promise<CheckProblem[]> => {
+      const found: CheckProblem[] = [];
+      const add = (severity: Severity, code: string, key: string, message: string, extra: Partial<CheckProblem> = {}) =>
+        found.push(problem(severity, code, worktree, key, message, extra));
+      await checkBlob(sha, add);
+      return found;
     },
     options.signal,
   );
+  problems.push(...blobProblems.flat());
+  async function checkBlob(sha: string, add: (severity: Severity, code: string, key: string, message: string, extra?: Partial<CheckProblem>) => void): Promise<void> {
+    const key = blobKey(worktree, sha);
+    const blobRefs = refs.get(sha)!;
+    const head = await remote.head(key);
+    if (!head) {
+      summary.blobs.missing++;
+      for (const group of groupRefs(blobRefs, (r) => r.session.id)) {
+        add('error', 'blob-missing', key, `${where(group, current)}: blob ${key} is missing`, { ...refFields(group, current), hint: DAMAGED_HINT });
+      }
+      return;
+    }
+    let sizeOk = true;
+    for (const group of groupRefs(blobRefs, (r) => `${r.session.id}\n${r.session.storedBytes}`)) {
+      const expected = group[0]!.session.storedBytes;
+      if (head.size !== expected) {
+        sizeOk = false;
+        add('error', 'blob-size', key, `${where(group, current)}: blob ${key} is ${head.size} bytes, the manifest records ${expected}${head.size < expected ? ' (truncated?)' : ''}`, {
+          ...refFields(group, current),
+          hint: DAMAGED_HINT,
+        });
+      }
+    }
+    if (!options.readData || !sizeOk) return;
+    const read = await readBlob(remote, key);
+    if ('missing' in read) {
+      summary.blobs.missing++;
+      add('error', 'blob-missing', key, `${where(blobRefs, current)}: blob ${key} is missing (deleted during the check?)`, { ...refFields(blobRefs, current), hint: DAMAGED_HINT });
+      return;
+    }
+    summary.blobs.bytesRead += read.storedBytes;
+    if ('corrupt' in read) {
+      add('error', 'blob-corrupt', key, `${where(blobRefs, current)}: blob ${key} ${read.corrupt}`, { ...refFields(blobRefs, current), hint: DAMAGED_HINT });
+      return;
+    }
+    if (read.sha256 !== sha) {
+      add('error', 'blob-corrupt', key, `${where(blobRefs, current)}: blob ${key} does not match its checksum (sha256 ${read.sha256.slice(0, 12)}…, expected ${sha.slice(0, 12)}…)`, {
+        ...refFields(blobRefs, current),
+        hint: DAMAGED_HINT,
+      });
+      return;
+    }
+    let good = true;
+    for (const group of groupRefs(blobRefs, (r) => JSON.stringify([r.session.id, r.session.parentID, r.session.rawBytes, r.session.storedBytes, r.session.contentHash]))) {
+      const wanted = group[0]!.session;
+      const wrong: string[] = [];
+      if (read.storedBytes !== wanted.storedBytes) wrong.push(`is ${read.storedBytes} bytes stored, the manifest records ${wanted.storedBytes}`);
+      if (read.rawBytes !== wanted.rawBytes) wrong.push(`is ${read.rawBytes} bytes uncompressed, the manifest records ${wanted.rawBytes}`);
+      if (read.facts.id !== wanted.id) wrong.push(`holds session ${read.facts.id === undefined ? '(no info.id)' : read.facts.id}`);
+      else if ((read.facts.parentID ?? null) !== wanted.parentID) wrong.push(`has parent ${String(read.facts.parentID ?? null)}, the manifest records ${String(wanted.parentID)}`);
+      if (read.contentHash !== wanted.contentHash) wrong.push(`has content hash ${read.contentHash.slice(0, 12)}…, the manifest records ${wanted.contentHash.slice(0, 12)}…`);
+      if (wrong.length > 0) {
+        good = false;
+        add('error', 'blob-mismatch', key, `${where(group, current)}: blob ${key} ${wrong.join('; ')}`, { ...refFields(group, current), hint: DAMAGED_HINT });
+      }
+    }
+    if (good) summary.blobs.verified++;
+  }
 
   // 5. Blobs no manifest references.
   const unreadable = summary.checkpoints.total - summary.checkpoints.readable;
