@@ -7,6 +7,7 @@ import { registerLs } from './ls.js';
 import type { Io } from './options.js';
 import { registerPull } from './pull.js';
 import { registerPush } from './push.js';
+import { registerStatus } from './status.js';
 
 /** Runs sessmig with argv; returns the exit code. The one place errors become exit codes. */
 export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
@@ -36,6 +37,7 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
   registerPush(program, full, done);
   registerPull(program, full, done);
   registerLs(program, full, done);
+  registerStatus(program, full, done);
   registerCheck(program, full, done);
   try {
     await program.parseAsync(argv);

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { makeReporter, type Context } from '../core/context.js';
 import { usageError } from '../core/errors.js';
+import { Timing } from '../core/timing.js';
 import { findWorktree } from '../core/worktree.js';
 import { loadHostIdentity } from '../host/identity.js';
 import { hostPaths } from '../host/paths.js';
@@ -22,6 +23,7 @@ export interface CommonOptions {
   s3PathStyle?: boolean;
   opencodeTimeout?: string;
   quiet?: boolean;
+  timing?: boolean;
 }
 
 export function addCommonOptions(command: Command): Command {
@@ -33,7 +35,8 @@ export function addCommonOptions(command: Command): Command {
     .option('-j, --jobs <n>', 'parallel exports, imports and transfers (default: the number of CPUs, at most 4)')
     .option('--s3-path-style', 'path-style S3 URLs, for MinIO-style endpoints (or SESSMIG_S3_FORCE_PATH_STYLE=1)')
     .addOption(new Option('--opencode-timeout <seconds>', 'kill an opencode export or import that runs longer than this').default('600'))
-    .option('-q, --quiet', 'no progress on stderr (warnings and errors still print)');
+    .option('-q, --quiet', 'no progress on stderr (warnings and errors still print)')
+    .option('--timing', 'print a per-phase time breakdown on stderr when done (also on failure)');
 }
 
 export interface Io {
@@ -78,10 +81,12 @@ export async function withContext<T>(options: CommonOptions, io: Io, fn: (ctx: C
     throw usageError('temp-unwritable', `cannot create a temp folder in ${os.tmpdir()}: ${(error as Error).message}`, 'point TMPDIR at a writable folder with free space');
   }
   const opencode = opencodeFrom(options, io, tempDir);
+  const timing = new Timing();
   try {
-    return await fn({ cwd: io.cwd, env: io.env, paths, host, remote, worktree, opencode, report, jobs, signal: io.signal, tempDir });
+    return await fn({ cwd: io.cwd, env: io.env, paths, host, remote, worktree, opencode, report, jobs, signal: io.signal, tempDir, timing });
   } finally {
     await rm(tempDir, { recursive: true, force: true });
+    if (options.timing) io.stderr(timing.format());
   }
 }
 

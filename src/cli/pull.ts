@@ -8,6 +8,7 @@ interface PullFlags extends CommonOptions {
   dryRun?: boolean;
   force?: boolean;
   keepLocal?: boolean;
+  migrate?: boolean;
 }
 
 export function registerPull(program: Command, io: Io, done: (code: number) => void): void {
@@ -17,8 +18,9 @@ export function registerPull(program: Command, io: Io, done: (code: number) => v
       .description("import the worktree's current checkpoint (or --checkpoint ID) into this worktree's opencode")
       .option('-c, --checkpoint <id>', 'pull this checkpoint instead of the current one')
       .option('-n, --dry-run', 'show what would change; change nothing')
-      .option('-f, --force', 'on a conflict, take the remote copy (the local copy is kept as a backup)')
-      .option('--keep-local', 'on a conflict, keep the local copy'),
+      .option('-f, --force', 'on a conflict, take the remote copy (the local copy is kept as a backup); with --migrate, also claim from a non-released owner')
+      .option('--keep-local', 'on a conflict, keep the local copy')
+      .option('-m, --migrate', 'take the sessions over: pull, then claim ownership (a released worktree; with --force, one owned by a host that is gone)'),
   ).action(async (flags: PullFlags) => {
     if (flags.force && flags.keepLocal) throw usageError('bad-flag', '--force and --keep-local contradict each other', 'pick one');
     const result = await withContext(flags, io, (ctx) =>
@@ -27,6 +29,7 @@ export function registerPull(program: Command, io: Io, done: (code: number) => v
         dryRun: flags.dryRun === true,
         force: flags.force === true,
         keepLocal: flags.keepLocal === true,
+        migrate: flags.migrate === true,
       }),
     );
     if (flags.json) {

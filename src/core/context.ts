@@ -2,6 +2,7 @@ import type { Host } from '../format/schema.js';
 import type { HostPaths } from '../host/paths.js';
 import type { Opencode } from '../opencode/opencode.js';
 import type { Remote } from '../remote/remote.js';
+import type { Timing } from './timing.js';
 import type { Worktree } from './worktree.js';
 
 /** Human progress and warnings: always on stderr (stdout is reserved for --json). */
@@ -25,6 +26,7 @@ export interface Context {
   signal: AbortSignal;
   /** A temp dir (0700) for this run, removed when it ends. */
   tempDir: string;
+  timing: Timing;
 }
 
 export function makeReporter(write: (line: string) => void, quiet = false): Reporter {

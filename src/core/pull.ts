@@ -1,15 +1,16 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { downloadRebasedBlob, exportToBlobFile } from '../blob/blobFiles.js';
-import { assertCheckpointId, newCheckpointId } from '../format/ids.js';
+import { assertCheckpointId, assertSessionId, newCheckpointId } from '../format/ids.js';
 import { blobKey } from '../format/layout.js';
 import type { Manifest, ManifestSession } from '../format/schema.js';
 import type { SessionRow } from '../opencode/opencode.js';
 import { createBackupDir, writeBackupIndex, type BackupIndex } from './backups.js';
 import type { Context } from './context.js';
-import { ExitCode, SessmigError } from './errors.js';
+import { ExitCode, SessmigError, usageError } from './errors.js';
 import { mapPool } from './pool.js';
-import { readManifest, readPointer } from './remoteStore.js';
+import { assertMayClaim } from './ownership.js';
+import { readManifest, readPointer, writePointer } from './remoteStore.js';
 import { orderParentsFirst, withDescendants } from './sessionTree.js';
 import { loadSyncState, saveSyncState, syncStateFile, type SyncState } from './syncState.js';
 import { isInside } from './worktree.js';
@@ -21,6 +22,8 @@ export interface PullOptions {
   force?: boolean;
   /** On a conflict: keep the local copy. */
   keepLocal?: boolean;
+  /** Claim ownership (from a released worktree, or with force from another owner) once the pull succeeded. */
+  migrate?: boolean;
 }
 
 /**
@@ -53,6 +56,9 @@ export interface PullResult {
   remote: string;
   checkpoint: string;
   status: 'pulled' | 'dry-run';
+  /** The worktree's owner after this pull; `claimed` when --migrate made this host the owner. */
+  owner: { hostId: string; hostname: string } | null;
+  claimed: boolean;
   sessions: PulledSession[];
   /** Local sessions deleted with a replaced parent and restored from their backup. */
   restored: string[];
@@ -72,8 +78,12 @@ interface Plan {
 export async function pull(ctx: Context, options: PullOptions = {}): Promise<PullResult> {
   const { remote, worktree, opencode, report } = ctx;
   let checkpoint = options.checkpoint === undefined ? undefined : assertCheckpointId(options.checkpoint);
+  if (options.migrate && checkpoint !== undefined) {
+    throw usageError('bad-flag', '--migrate takes the current checkpoint; it cannot be combined with --checkpoint', 'drop --checkpoint');
+  }
+  const { timing } = ctx;
+  const pointer = await timing.time('list', () => readPointer(remote, worktree.key));
   if (checkpoint === undefined) {
-    const pointer = await readPointer(remote, worktree.key);
     if (!pointer) {
       throw new SessmigError('nothing-pushed', `nothing was pushed for worktree ${worktree.key} to ${remote.display}`, {
         hint: 'push from the host that has the sessions (sessmig push), or check --remote and --worktree (see `sessmig ls`)',
@@ -81,22 +91,24 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     }
     checkpoint = pointer.pointer.checkpoint;
   }
-  const manifest = await readManifest(remote, worktree.key, checkpoint);
-  await opencode.version();
+  if (options.migrate) assertMayClaim(pointer!.pointer, ctx.host, worktree.key, options.force === true);
+  const manifest = await timing.time('list', () => readManifest(remote, worktree.key, checkpoint));
   const stateFile = syncStateFile(ctx.paths.state, remote.display, worktree.key);
   const state = await loadSyncState(stateFile, remote.display, worktree.key);
-  const localRows = await opencode.listSessions();
+  const localRows = await timing.time('list', () => opencode.listSessions());
   const localById = new Map(localRows.map((row) => [row.id, row]));
 
   report.info(`pulling checkpoint ${manifest.id} of worktree ${worktree.key} (${manifest.sessions.length} session(s)) into ${worktree.root}`);
-  const plans = await mapPool(manifest.sessions, ctx.jobs, (session, index) =>
-    planSession(ctx, manifest, session, localById.get(session.id), state, options, index),
+  const plans = await timing.time('plan', () =>
+    mapPool(manifest.sessions, ctx.jobs, (session, index) => planSession(ctx, manifest, session, localById.get(session.id), state, options, index)),
   );
   const result: PullResult = {
     worktree: worktree.key,
     remote: remote.display,
     checkpoint: manifest.id,
     status: options.dryRun ? 'dry-run' : 'pulled',
+    owner: pointer?.pointer.owner ?? null,
+    claimed: false,
     sessions: [],
     restored: [],
     backupDir: null,
@@ -115,7 +127,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     async (plan, index) => {
       const file = path.join(ctx.tempDir, `pull-${index}.json`);
       try {
-        await downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file);
+        await timing.time('download', () => downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file));
         files.set(plan.session.id, file);
       } catch (error) {
         if (!(error instanceof SessmigError) || error.code !== 'blob-corrupt') throw error;
@@ -178,7 +190,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     };
     await mapPool(deleting, ctx.jobs, async (node) => {
       const file = path.join(backupDir!, `${node.id}.json`);
-      await exportToBlobFile(opencode, node.id, file, { gzip: false });
+      await timing.time('backup', () => exportToBlobFile(opencode, node.id, file, { gzip: false }));
       backups.set(node.id, file);
     }, ctx.signal);
     for (const node of deleting) {
@@ -198,11 +210,12 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
 
   ctx.signal.throwIfAborted();
   const journal = new Journal(ctx, backups, localById);
+  let verified = new Map<string, { time_updated: number }>();
   try {
     // Delete the topmost replaced sessions (opencode deletes their children with them).
     for (const node of deleting) {
       if (node.parentID !== null && cascade.has(node.parentID)) continue;
-      await opencode.deleteSession(node.id, worktree.root);
+      await timing.time('delete', () => opencode.deleteSession(node.id, worktree.root));
       journal.deleted(node.id);
     }
     const importing = orderParentsFirst(
@@ -211,21 +224,27 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     await importInLevels(importing, ctx.jobs, async (plan) => {
       ctx.signal.throwIfAborted();
       journal.importing(plan.session.id);
-      await opencode.importFile(files.get(plan.session.id)!, plan.importDir, plan.session.id);
+      await timing.time('import', () => opencode.importFile(files.get(plan.session.id)!, plan.importDir, plan.session.id));
     });
     for (const row of orderParentsFirst(restoreFromBackup.map((row) => ({ ...row, parentID: row.parent_id })))) {
       journal.importing(row.id);
       await opencode.importFile(backups.get(row.id)!, existsSync(row.directory) ? row.directory : worktree.root, row.id);
       result.restored.push(row.id);
     }
-    await verifyImports(ctx, importing.map((plan) => ({ id: plan.session.id, directory: plan.importDir, messages: plan.session.messages })));
+    verified = importing.length === 0 && restoreFromBackup.length === 0 ? localById : await timing.time('verify', () =>
+      verifyImports(
+        ctx,
+        importing.map((plan) => ({ id: plan.session.id, directory: plan.importDir, messages: plan.session.messages })),
+        manifest.sessions.map((session) => session.id),
+      ),
+    );
   } catch (error) {
     await journal.rollback(error);
     throw error;
   }
 
   // Remember what is now in sync here.
-  const after = new Map((await opencode.listSessions()).map((row) => [row.id, row]));
+  const after = verified;
   state.checkpoint = manifest.id;
   for (const plan of plans) {
     const row = after.get(plan.session.id);
@@ -237,6 +256,20 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
   await saveSyncState(stateFile, state).catch((error: unknown) => report.warn(`could not save the sync state: ${(error as Error).message}`));
 
   result.sessions = plans.map(describe);
+  // Claim last: the pointer moves only after every session is here, so a failed pull leaves it alone.
+  if (options.migrate && pointer && pointer.pointer.owner?.hostId !== ctx.host.hostId) {
+    const unresolved = result.sessions.filter((session) => session.action === 'conflict' || session.action === 'refused');
+    if (unresolved.length > 0) {
+      report.warn(`ownership not taken: ${unresolved.length} session(s) were not brought in (see above); resolve them and re-run \`sessmig pull --migrate\``);
+    } else {
+      const claimed = await timing.time('pointer', () => writePointer(remote, worktree.key, pointer, { checkpoint: pointer.pointer.checkpoint, owner: ctx.host }, ctx.host));
+      result.owner = claimed.pointer.owner;
+      result.claimed = true;
+      state.handedAway = null;
+      report.info(`worktree ${worktree.key}: this host (${ctx.host.hostname}) now owns the sessions`);
+    }
+  }
+  await saveSyncState(stateFile, state).catch((error: unknown) => report.warn(`could not save the sync state: ${(error as Error).message}`));
   for (const session of result.sessions) {
     if (session.action === 'conflict') {
       report.warn(
@@ -340,28 +373,38 @@ async function importInLevels<T extends { id: string; parentID: string | null }>
   }
 }
 
-/** Confirms through opencode's own database that every import landed whole and in place. */
-async function verifyImports(ctx: Context, expected: { id: string; directory: string; messages: number }[]): Promise<void> {
-  if (expected.length === 0) return;
-  const list = expected.map((item) => `'${item.id}'`).join(',');
+/**
+ * Confirms through opencode's own database that every import landed whole and in place, and
+ * returns the rows of every session of the checkpoint (their time_updated goes to the sync base).
+ */
+async function verifyImports(
+  ctx: Context,
+  expected: { id: string; directory: string; messages: number }[],
+  all: string[],
+): Promise<Map<string, { id: string; directory: string; messages: number; time_updated: number }>> {
+  // Every id here was validated against the session id pattern by the manifest schema.
+  const ids = [...new Set([...all, ...expected.map((item) => item.id)])];
+  if (ids.length === 0) return new Map();
+  const list = ids.map((id) => `'${assertSessionId(id)}'`).join(',');
   const rows = (await ctx.opencode.query(
-    `SELECT s.id AS id, s.directory AS directory, (SELECT count(*) FROM message m WHERE m.session_id = s.id) AS messages FROM session s WHERE s.id IN (${list})`,
-  )) as { id: string; directory: string; messages: number }[];
+    `SELECT s.id AS id, s.directory AS directory, s.time_updated AS time_updated, (SELECT count(*) FROM message m WHERE m.session_id = s.id) AS messages FROM session s WHERE s.id IN (${list})`,
+  )) as { id: string; directory: string; messages: number; time_updated: number }[];
   const byId = new Map(rows.map((row) => [row.id, row]));
   for (const item of expected) {
     const row = byId.get(item.id);
     if (!row) throw new SessmigError('import-unverified', `opencode reported session ${item.id} imported, but its database does not have it`, { hint: 'nothing was kept; re-run the pull' });
     if (row.messages !== item.messages) {
       throw new SessmigError('import-unverified', `session ${item.id} has ${row.messages} messages after its import, expected ${item.messages}`, {
-        hint: 'the local opencode may not accept this blob; see `sessmig doctor`',
+        hint: 'the local opencode may not accept this blob; check that this opencode version is supported (README, "opencode versions")',
       });
     }
     if (row.directory !== item.directory) {
       throw new SessmigError('import-unverified', `session ${item.id} landed in ${row.directory}, expected ${item.directory}`, {
-        hint: 'the local opencode may not honour the rebase; see `sessmig doctor`',
+        hint: 'the local opencode may not honour the rebase; check that this opencode version is supported (README, "opencode versions")',
       });
     }
   }
+  return byId;
 }
 
 /** Undo log for one pull: what it deleted (with backups) and what it imported. */

@@ -5,9 +5,11 @@ import { assertSessionId, newCheckpointId } from '../format/ids.js';
 import { blobKey } from '../format/layout.js';
 import { FORMAT_VERSION, type Manifest, type ManifestSession, type SkippedSession } from '../format/schema.js';
 import type { SessionRow } from '../opencode/opencode.js';
+import { openExporter, parseExportVia } from '../opencode/exporter.js';
 import { SESSMIG_VERSION } from '../version.js';
 import type { Context } from './context.js';
-import { SessmigError, usageError } from './errors.js';
+import { ExitCode, SessmigError, usageError } from './errors.js';
+import { assertMayPush } from './ownership.js';
 import { mapPool } from './pool.js';
 import { readManifest, readPointer, writeManifest, writePointer } from './remoteStore.js';
 import { orderParentsFirst, withDescendants } from './sessionTree.js';
@@ -18,10 +20,23 @@ export interface PushOptions {
   /** Limit to these sessions (and their children). */
   sessions?: string[];
   dryRun?: boolean;
+  /** Hand the sessions over: the new checkpoint's pointer is released (owner null). */
+  migrate?: boolean;
+  /** On a conflict (changed here and in the remote since the last sync), push the local copy anyway. */
+  force?: boolean;
 }
+
+/**
+ * What push did with a session: exported and stored ('pushed'), or kept the current checkpoint's
+ * copy because it is unchanged ('reused'), newer in the remote while unchanged here
+ * ('remote-newer': pull to get it), or changed on both sides since the last sync ('conflict':
+ * refused; --force pushes the local copy).
+ */
+export type PushAction = 'pushed' | 'reused' | 'remote-newer' | 'conflict';
 
 export interface PushedSession {
   id: string;
+  action: PushAction;
   parentID: string | null;
   title: string;
   messages: number;
@@ -39,6 +54,8 @@ export interface PushResult {
   remote: string;
   /** 'pushed': a new checkpoint is current; 'nothing': no sessions; 'dry-run': nothing written. */
   status: 'pushed' | 'nothing' | 'dry-run';
+  /** The worktree's owner after this push (null: released by --migrate). */
+  owner: { hostId: string; hostname: string } | null;
   checkpoint: string | null;
   previousCheckpoint: string | null;
   sessions: PushedSession[];
@@ -75,14 +92,17 @@ export function selectSessions(rows: SessionRow[], root: string, only: string[] 
 export async function push(ctx: Context, options: PushOptions = {}): Promise<PushResult> {
   const { remote, worktree, opencode, report } = ctx;
   const only = options.sessions?.map((id) => assertSessionId(id, '--session'));
-  const opencodeVersion = await opencode.version();
-  const rows = await opencode.listSessions();
+  const { timing } = ctx;
+  const previous = await timing.time('list', () => readPointer(remote, worktree.key));
+  assertMayPush(previous?.pointer, ctx.host, worktree.key);
+  const opencodeVersion = await timing.time('list', () => opencode.version());
+  const rows = await timing.time('list', () => opencode.listSessions());
   const selected = selectSessions(rows, worktree.root, only);
-  const previous = await readPointer(remote, worktree.key);
-  const base: PushResult = {
+  const result: PushResult = {
     worktree: worktree.key,
     remote: remote.display,
     status: 'nothing',
+    owner: previous?.pointer.owner ?? null,
     checkpoint: previous?.pointer.checkpoint ?? null,
     previousCheckpoint: previous?.pointer.checkpoint ?? null,
     sessions: [],
@@ -90,40 +110,46 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
     planned: selected.map((row) => ({ id: row.id, parentID: row.parent_id, title: row.title })),
   };
   if (selected.length === 0) {
-    report.info(`no opencode sessions in ${worktree.root}; nothing to push`);
-    return base;
+    report.info(`worktree ${worktree.key}: no opencode sessions in ${worktree.root}; nothing to push`);
+    return result;
   }
   if (options.dryRun) {
-    report.info(`would push ${selected.length} session(s) of worktree ${worktree.key} to ${remote.display}`);
-    return { ...base, status: 'dry-run' };
+    report.info(`worktree ${worktree.key}: would push ${selected.length} session(s) to ${remote.display}`);
+    return { ...result, status: 'dry-run' };
   }
 
-  report.info(`pushing ${selected.length} session(s) of worktree ${worktree.key} to ${remote.display}`);
+  report.info(`worktree ${worktree.key}: pushing ${selected.length} session(s) to ${remote.display}`);
   const stateFile = syncStateFile(ctx.paths.state, remote.display, worktree.key);
   const state = await loadSyncState(stateFile, remote.display, worktree.key);
-
-  // Incremental: a session whose local time_updated is what it was when this host last synced it,
-  // and whose blob the current checkpoint still carries, is neither exported nor uploaded again.
-  const current = previous ? await readManifest(remote, worktree.key, previous.pointer.checkpoint).catch(() => undefined) : undefined;
+  const current = previous ? await timing.time('list', () => readManifest(remote, worktree.key, previous.pointer.checkpoint)) : undefined;
   const currentById = new Map((current?.sessions ?? []).map((session) => [session.id, session]));
-  const reused = new Map<string, ManifestSession>();
+
+  // Decide per session from the sync base, without exporting what did not change here:
+  // local time_updated equal to the base's ⇒ the local content is the base's content.
+  const kept = new Map<string, { entry: ManifestSession; action: PushAction }>();
   for (const row of selected) {
-    const base = state.sessions[row.id];
+    const syncBase = state.sessions[row.id];
     const entry = currentById.get(row.id);
-    if (base && entry && base.localTimeUpdated === row.time_updated && base.sha256 === entry.sha256) reused.set(row.id, entry);
+    if (!syncBase || !entry || syncBase.localTimeUpdated !== row.time_updated) continue;
+    if (entry.contentHash === syncBase.contentHash) kept.set(row.id, { entry, action: 'reused' });
+    else kept.set(row.id, { entry, action: 'remote-newer' });
   }
-  if (reused.size > 0) report.info(`${reused.size} session(s) unchanged since the last sync: reusing their blobs`);
+  const reusedCount = [...kept.values()].filter((item) => item.action === 'reused').length;
+  if (reusedCount > 0) report.info(`${reusedCount} session(s) unchanged since the last sync: reusing their blobs`);
 
   const skipped: SkippedSession[] = [];
+  const toExport = selected.filter((row) => !kept.has(row.id));
+  const source = await timing.time('serve-start', () => openExporter(opencode, worktree.root, toExport.length, parseExportVia(ctx.env.SESSMIG_EXPORT_VIA), report));
+  if (toExport.length > 0) timing.note(`exported ${toExport.length} session(s) through ${source.kind === 'server' ? 'one `opencode serve`' : '`opencode export` processes'}; ${kept.size} reused`);
   const exported = await mapPool(
-    selected.filter((row) => !reused.has(row.id)),
+    toExport,
     ctx.jobs,
     async (row, index): Promise<{ row: SessionRow; blob: ExportedBlob; uploaded: boolean } | undefined> => {
       ctx.signal.throwIfAborted();
       const file = path.join(ctx.tempDir, `export-${index}.json.gz`);
       let blob: ExportedBlob;
       try {
-        blob = await exportToBlobFile(opencode, row.id, file);
+        blob = await exportToBlobFile(source.exporter, row.id, file, { timing });
       } catch (error) {
         if (error instanceof SessmigError && error.code === 'session-gone') {
           report.warn(`session ${row.id} was deleted while pushing; skipped`);
@@ -132,27 +158,22 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
         }
         throw error;
       }
-      ctx.signal.throwIfAborted();
-      const key = blobKey(worktree.key, blob.sha256);
-      const existing = await remote.head(key);
-      let uploaded = false;
-      if (!existing || existing.size !== blob.storedBytes) {
-        await remote.putFile(key, blob.file, blob.storedBytes);
-        const check = await remote.head(key);
-        if (!check || check.size !== blob.storedBytes) {
-          throw new SessmigError('upload-unverified', `blob ${key} is not in the remote after its upload`, {
-            hint: 're-run the push; nothing was made current',
-          });
-        }
-        uploaded = true;
+      const entry = currentById.get(row.id);
+      const syncBase = state.sessions[row.id];
+      const remoteMoved = entry !== undefined && entry.contentHash !== blob.contentHash && (!syncBase || entry.contentHash !== syncBase.contentHash);
+      if (remoteMoved && !options.force) {
+        kept.set(row.id, { entry, action: 'conflict' });
+        return undefined;
       }
+      ctx.signal.throwIfAborted();
+      const uploaded = await timing.time('upload', () => storeBlob(ctx, blob));
       if (isBusy(blob.facts)) {
         report.warn(`session ${row.id} ("${row.title}") is mid-turn in opencode; pushed as it stands and flagged busy`);
       }
       return { row, blob, uploaded };
     },
     ctx.signal,
-  );
+  ).finally(() => source.close());
 
   const done = exported.filter((item): item is NonNullable<typeof item> => item !== undefined);
   const fresh: ManifestSession[] = done.map(({ row, blob }) => ({
@@ -172,10 +193,10 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
   // --session pushes some sessions: the checkpoint keeps the others as the current one had them.
   const selectedIds = new Set(selected.map((row) => row.id));
   const carried = only ? (current?.sessions ?? []).filter((session) => !selectedIds.has(session.id)) : [];
-  const sessions = [...fresh, ...reused.values(), ...carried];
+  const sessions = [...fresh, ...[...kept.values()].map((item) => item.entry), ...carried];
   if (sessions.length === 0) {
     report.warn('every session was deleted while pushing; nothing was pushed');
-    return { ...base, skipped: sortSkipped(skipped) };
+    return { ...result, skipped: sortSkipped(skipped) };
   }
   ctx.signal.throwIfAborted();
   const manifest: Manifest = {
@@ -189,35 +210,65 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
     sessions: orderParentsFirst(sessions),
     skipped: sortSkipped(skipped),
   };
-  await writeManifest(remote, manifest);
+  await timing.time('manifest', () => writeManifest(remote, manifest));
   ctx.signal.throwIfAborted();
-  await writePointer(remote, worktree.key, previous, { checkpoint: manifest.id, owner: previous?.pointer.owner ?? ctx.host }, ctx.host);
-  report.info(`checkpoint ${manifest.id} is now current for worktree ${worktree.key}`);
-  const uploadedIds = new Set(done.filter((item) => item.uploaded).map((item) => item.row.id));
+  const owner = options.migrate ? null : ctx.host;
+  await timing.time('pointer', () => writePointer(remote, worktree.key, previous, { checkpoint: manifest.id, owner }, ctx.host));
+  report.info(`worktree ${worktree.key}: checkpoint ${manifest.id} is now current${options.migrate ? '; ownership released for another host to claim (sessmig pull --migrate)' : ''}`);
 
   state.checkpoint = manifest.id;
   for (const { row, blob } of done) {
     state.sessions[row.id] = { contentHash: blob.contentHash, sha256: blob.sha256, localTimeUpdated: blob.facts.timeUpdated ?? row.time_updated };
   }
+  state.handedAway = options.migrate ? { checkpoint: manifest.id, at: new Date().toISOString() } : null;
   await saveSyncState(stateFile, state).catch((error: unknown) => report.warn(`could not save the sync state: ${(error as Error).message}`));
 
-  return {
-    ...base,
-    status: 'pushed',
-    checkpoint: manifest.id,
-    skipped: manifest.skipped,
-    sessions: manifest.sessions.map((session) => ({
+  const uploadedIds = new Set(done.filter((item) => item.uploaded).map((item) => item.row.id));
+  const exportedIds = new Set(done.map((item) => item.row.id));
+  const pushed: PushedSession[] = manifest.sessions
+    .filter((session) => selectedIds.has(session.id))
+    .map((session) => ({
       id: session.id,
+      action: exportedIds.has(session.id) ? 'pushed' : (kept.get(session.id)?.action ?? 'reused'),
       parentID: session.parentID,
       title: session.title,
       messages: session.messages,
       rawBytes: session.rawBytes,
       storedBytes: session.storedBytes,
       uploaded: uploadedIds.has(session.id),
-      exported: done.some((item) => item.row.id === session.id),
+      exported: exportedIds.has(session.id),
       busy: session.busy,
-    })),
-  };
+    }));
+  for (const item of pushed) {
+    if (item.action === 'conflict') {
+      report.warn(
+        `session ${item.id} ("${item.title}") changed here and in the remote since the last sync; the remote copy was kept ` +
+          '(pull to see both sides, or push --force to overwrite the remote copy)',
+      );
+    } else if (item.action === 'remote-newer') {
+      report.info(`session ${item.id} is newer in the remote and unchanged here; run \`sessmig pull\` to get it`);
+    }
+  }
+  return { ...result, status: 'pushed', owner, checkpoint: manifest.id, skipped: manifest.skipped, sessions: pushed };
+}
+
+/** Uploads a blob unless the remote already has it; verifies it is there. Returns whether it uploaded. */
+async function storeBlob(ctx: Context, blob: ExportedBlob): Promise<boolean> {
+  const key = blobKey(ctx.worktree.key, blob.sha256);
+  const existing = await ctx.remote.head(key);
+  if (existing && existing.size === blob.storedBytes) return false;
+  await ctx.remote.putFile(key, blob.file, blob.storedBytes);
+  const check = await ctx.remote.head(key);
+  if (!check || check.size !== blob.storedBytes) {
+    throw new SessmigError('upload-unverified', `blob ${key} is not in the remote after its upload`, {
+      hint: 're-run the push; nothing was made current',
+    });
+  }
+  return true;
+}
+
+export function pushExitCode(result: PushResult): ExitCode {
+  return result.skipped.length > 0 || result.sessions.some((session) => session.action === 'conflict') ? ExitCode.partial : ExitCode.ok;
 }
 
 function sortSkipped(skipped: SkippedSession[]): SkippedSession[] {

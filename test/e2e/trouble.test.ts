@@ -111,7 +111,8 @@ describe('push', () => {
     // Fault injected around the real opencode (test/support/faultyOpencode.ts).
     const before = await sessmig(a, ['ls', '--remote', remote, '--json'], { cwd: repoA });
     await a.run(repoA, 'more work', { session: ids.plain }); // so the push has something new to export
-    const run = await sessmig(a, ['push', '--remote', remote, '--opencode', faulty], { cwd: repoA, env: { FAULT_FAIL_EXPORT: ids.plain } });
+    // The fault hooks `opencode export`: force the one-process-per-session export path.
+    const run = await sessmig(a, ['push', '--remote', remote, '--opencode', faulty], { cwd: repoA, env: { FAULT_FAIL_EXPORT: ids.plain, SESSMIG_EXPORT_VIA: 'cli' } });
     expectCleanError(run, 1, new RegExp(`export of ${ids.plain} failed.*injected export failure`));
     const after = await sessmig(a, ['ls', '--remote', remote, '--json'], { cwd: repoA });
     const current = (r: SessmigRun) => r.json.worktrees.find((w: { checkpoint: string | null }) => w.checkpoint)?.checkpoint;
@@ -121,7 +122,11 @@ describe('push', () => {
   it('skips a session deleted between listing and export, records it, exits 3', async () => {
     // The deletion is real (opencode session delete), timed by test/support/faultyOpencode.ts.
     await a.run(repoA, 'changed since the last push', { session: ids.victim }); // else the push reuses its blob
-    const run = await sessmig(a, ['push', '--remote', remote, '--opencode', faulty, '--json'], { cwd: repoA, env: { FAULT_DELETE_BEFORE_EXPORT: ids.victim } });
+    // The fault hooks `opencode export`: force the one-process-per-session export path.
+    const run = await sessmig(a, ['push', '--remote', remote, '--opencode', faulty, '--json'], {
+      cwd: repoA,
+      env: { FAULT_DELETE_BEFORE_EXPORT: ids.victim, SESSMIG_EXPORT_VIA: 'cli' },
+    });
     expect(run.exitCode, explain(run)).toBe(3);
     expect(run.json.skipped).toEqual([{ id: ids.victim, reason: expect.stringMatching(/deleted/) }]);
     expect(run.stderr).toContain(ids.victim);

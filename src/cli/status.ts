@@ -1,0 +1,24 @@
+import type { Command } from 'commander';
+import { status } from '../core/status.js';
+import { addCommonOptions, printJson, withContext, type CommonOptions, type Io } from './options.js';
+
+export function registerStatus(program: Command, io: Io, done: (code: number) => void): void {
+  addCommonOptions(
+    program.command('status').description("show the worktree's owner, current checkpoint, and where each session stands against the remote"),
+  ).action(async (flags: CommonOptions) => {
+    const result = await withContext(flags, io, (ctx) => status(ctx));
+    if (flags.json) {
+      printJson(io, { command: 'status', ...result });
+    } else {
+      const out = (line: string) => io.stdout(`${line}\n`);
+      out(`worktree ${result.worktree} (${result.worktreeRoot})`);
+      out(`remote   ${result.remote}`);
+      out(`owner    ${result.ownerDescription}${result.ownedByThisHost ? '  ← this host' : ''}`);
+      out(`current  ${result.checkpoint ?? '-'}${result.generation ? ` (generation ${result.generation})` : ''}`);
+      if (result.handedAway) out(`handed away from this host by push --migrate at ${result.handedAway.at} (checkpoint ${result.handedAway.checkpoint})`);
+      for (const session of result.sessions) out(`  ${session.state.padEnd(16)} ${session.id}  ${session.parentID ? '└ ' : ''}${session.title}`);
+      for (const backup of result.backups) out(`backup ${backup.pullId}  ${backup.sessions.length} session(s)  ${backup.dir}`);
+    }
+    done(0);
+  });
+}
