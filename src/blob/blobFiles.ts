@@ -5,7 +5,8 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { SessmigError } from '../core/errors.js';
-import type { Opencode } from '../opencode/opencode.js';
+import type { Timing } from '../core/timing.js';
+import type { SessionExporter } from '../opencode/exporter.js';
 import type { Remote } from '../remote/remote.js';
 import { JsonScanError, JsonScanner } from './jsonScan.js';
 import { blobHooks, type BlobFacts } from './sessionBlob.js';
@@ -37,9 +38,17 @@ export interface ExportedBlob {
  * `opencode export <id>` (to a temp file, see runToFiles.ts) → scan (facts, content hash) → sha256 → gzip → a 0600 temp file.
  * Streams end to end: memory does not grow with the session's size.
  */
-export async function exportToBlobFile(opencode: Opencode, id: string, file: string, options: { gzip?: boolean } = {}): Promise<ExportedBlob> {
+export async function exportToBlobFile(
+  exporter: SessionExporter,
+  id: string,
+  file: string,
+  options: { gzip?: boolean; timing?: Timing } = {},
+): Promise<ExportedBlob> {
   const gzip = options.gzip ?? true;
-  const source = await opencode.exportSession(id);
+  const t0 = performance.now();
+  const source = await exporter.exportSession(id);
+  const t1 = performance.now();
+  options.timing?.add('export', t1 - t0);
   const { hooks, facts } = blobHooks();
   const scanner = new JsonScanner(hooks, { normalizedHash: true });
   const raw = new Meter();
@@ -64,6 +73,7 @@ export async function exportToBlobFile(opencode: Opencode, id: string, file: str
       cause: error,
     });
   }
+  options.timing?.add(gzip ? 'compress' : 'scan', performance.now() - t1);
   if (facts.id !== id) {
     await rm(file, { force: true });
     throw new SessmigError('export-malformed', `opencode export of ${id} returned session ${String(facts.id)}`, {
@@ -97,9 +107,9 @@ export async function downloadRebasedBlob(
   expected: ExpectedBlob,
   directory: string,
   file: string,
-): Promise<{ facts: BlobFacts; contentHash: string }> {
+): Promise<{ facts: BlobFacts }> {
   const { hooks, facts } = blobHooks(directory);
-  const scanner = new JsonScanner(hooks, { normalizedHash: true });
+  const scanner = new JsonScanner(hooks);
   const stored = new Meter();
   const raw = new Meter();
   const refuse = async (why: string, cause?: unknown): Promise<never> => {
@@ -142,5 +152,5 @@ export async function downloadRebasedBlob(
     return refuse(`does not match its checksum (sha256 ${sha256.slice(0, 12)}…, expected ${expected.sha256.slice(0, 12)}…)`);
   }
   if (facts.id !== expected.id) return refuse(`holds session ${String(facts.id)}, not ${expected.id}`);
-  return { facts, contentHash: scanner.normalizedDigest() };
+  return { facts };
 }

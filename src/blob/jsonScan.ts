@@ -6,8 +6,10 @@ import { Transform, type TransformCallback } from 'node:stream';
  * in memory. It copies the bytes through, and on the way:
  *  - decodes the scalars at the paths a caller asks for (info.id, info.title, …) and reports them;
  *  - optionally replaces some of those scalars (the rebase: info.directory, info.projectID);
- *  - computes a normalized hash: insignificant whitespace dropped, host-bound values written as
- *    null, so equal sessions on two hosts hash alike.
+ *  - computes a normalized hash, a Merkle hash of the JSON value: whitespace and the order of
+ *    object keys do not count (the CLI export and opencode's server print the same value with
+ *    different formatting and key order), host-bound values count as null, so equal sessions on
+ *    two hosts, through either export path, hash alike.
  * Only scalars are ever buffered, and only at the asked-for paths, so memory stays flat with size.
  */
 export type PathSegment = string | number;
@@ -44,6 +46,60 @@ const enum Expect {
   Done,
 }
 
+interface HashFrame {
+  /** Arrays: the elements' digests, in order. */
+  elements: Digester | undefined;
+  /** Objects: key digest + value digest per member, sorted when the object closes. */
+  entries: Buffer[] | undefined;
+  keyDigest: Buffer | undefined;
+}
+
+const TAG_SCALAR = 0x73;
+const TAG_KEY = 0x6b;
+const TAG_ARRAY = 0x61;
+const TAG_OBJECT = 0x6f;
+const TAG_HASHED = 0x48;
+/** Content up to this size is its own digest; longer content is replaced by its sha256. */
+const INLINE_BYTES = 48;
+
+/**
+ * The digest of one value: a tag and the content itself when short (most JSON values are: no hash
+ * to compute), else a tag and the sha256 of tag + content. Unambiguous, because every digest that
+ * goes into a container is length-prefixed.
+ */
+class Digester {
+  private parts: Buffer[] = [];
+  private size = 0;
+  private hash: Hash | undefined;
+
+  constructor(private readonly tag: number) {}
+
+  update(bytes: Buffer): void {
+    if (this.hash) {
+      this.hash.update(bytes);
+      return;
+    }
+    this.parts.push(bytes.length <= INLINE_BYTES ? Buffer.from(bytes) : bytes);
+    this.size += bytes.length;
+    if (this.size > INLINE_BYTES) {
+      this.hash = createHash('sha256').update(Buffer.of(this.tag));
+      for (const part of this.parts) this.hash.update(part);
+      this.parts = [];
+    }
+  }
+
+  finish(): Buffer {
+    if (this.hash) return Buffer.concat([Buffer.of(TAG_HASHED), this.hash.digest()]);
+    return Buffer.concat([Buffer.of(this.tag), ...this.parts]);
+  }
+}
+
+function lengthPrefixed(digest: Buffer): Buffer {
+  return Buffer.concat([Buffer.of(digest.length), digest]);
+}
+
+const NULL_DIGEST = Buffer.from('snull');
+
 interface Frame {
   array: boolean;
   key: string | undefined;
@@ -64,7 +120,12 @@ function isLiteralByte(c: number): boolean {
 
 export class JsonScanner extends Transform {
   private readonly hooks: ScanHooks;
-  private readonly normHash: Hash | undefined;
+  private readonly hashing: boolean;
+  private readonly hashFrames: HashFrame[] = [];
+  private rootDigest: Buffer | undefined;
+  /** The hash of the string, key or literal being read, and where it started in this chunk. */
+  private tokenDigest: Digester | undefined;
+  private tokenStart = 0;
   private readonly stack: Frame[] = [];
   private expect: Expect = Expect.Value;
   private inString = false;
@@ -83,8 +144,6 @@ export class JsonScanner extends Transform {
   private keyParts: Buffer[] = [];
   private keyBytes = 0;
   private pendingKey: string | undefined;
-  private nb: Buffer = Buffer.alloc(0);
-  private nbLen = 0;
   private offset = 0;
   /** Total bytes in and out. */
   bytesIn = 0;
@@ -93,13 +152,13 @@ export class JsonScanner extends Transform {
   constructor(hooks: ScanHooks, options: { normalizedHash?: boolean } = {}) {
     super();
     this.hooks = hooks;
-    this.normHash = options.normalizedHash ? createHash('sha256') : undefined;
+    this.hashing = options.normalizedHash === true;
   }
 
   /** The normalized hash (hex); valid after the stream ends. */
   normalizedDigest(): string {
-    if (!this.normHash) throw new Error('normalized hash not requested');
-    return this.normHash.digest('hex');
+    if (!this.hashing || !this.rootDigest) throw new Error('normalized hash not available');
+    return createHash('sha256').update(this.rootDigest).digest('hex');
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -118,7 +177,6 @@ export class JsonScanner extends Transform {
       if (this.inLiteral || this.inString || this.expect !== Expect.Done) {
         throw new JsonScanError(`unexpected end of JSON after ${this.offset} bytes (truncated?)`);
       }
-      this.flushNorm();
       callback();
     } catch (error) {
       callback(error as Error);
@@ -135,32 +193,56 @@ export class JsonScanner extends Transform {
     throw new JsonScanError(`${message} at byte ${this.offset + at}`);
   }
 
-  private normSuppressed(): boolean {
-    return this.volatileDepth > 0 || this.scalarVolatile;
+  private hashOn(): boolean {
+    return this.hashing && this.volatileDepth === 0 && !this.scalarVolatile;
   }
 
-  private normByte(c: number): void {
-    if (!this.normHash || this.normSuppressed()) return;
-    this.nb[this.nbLen++] = c;
+  /** A string, key or literal starts at `at`: start digesting its bytes (its raw JSON text). */
+  private startToken(tag: number, at: number): void {
+    this.tokenDigest = this.hashOn() ? new Digester(tag) : undefined;
+    this.tokenStart = at;
   }
 
-  private normRun(chunk: Buffer, start: number, end: number): void {
-    if (!this.normHash || this.normSuppressed() || end <= start) return;
-    chunk.copy(this.nb, this.nbLen, start, end);
-    this.nbLen += end - start;
+  /** Feeds the current token's bytes up to `end` (exclusive) of this chunk. */
+  private feedToken(chunk: Buffer, end: number): void {
+    if (this.tokenDigest && end > this.tokenStart) this.tokenDigest.update(chunk.subarray(this.tokenStart, end));
+    this.tokenStart = end;
   }
 
-  private normText(text: string): void {
-    if (!this.normHash) return;
-    this.flushNorm();
-    this.normHash.update(text);
+  private endToken(chunk: Buffer, end: number): Buffer | undefined {
+    this.feedToken(chunk, end);
+    const digest = this.tokenDigest?.finish();
+    this.tokenDigest = undefined;
+    return digest;
   }
 
-  private flushNorm(): void {
-    if (this.normHash && this.nbLen > 0) {
-      this.normHash.update(this.nb.subarray(0, this.nbLen));
+  /** A value's digest goes to its container (or becomes the document's). */
+  private addDigest(digest: Buffer): void {
+    const top = this.hashFrames[this.hashFrames.length - 1];
+    if (!top) {
+      this.rootDigest = digest;
+    } else if (top.elements) {
+      top.elements.update(lengthPrefixed(digest));
+    } else {
+      top.entries!.push(Buffer.concat([lengthPrefixed(top.keyDigest ?? NULL_DIGEST), lengthPrefixed(digest)]));
     }
-    this.nbLen = 0;
+  }
+
+  private openHashFrame(array: boolean): void {
+    if (!this.hashOn()) return;
+    this.hashFrames.push(array ? { elements: new Digester(TAG_ARRAY), entries: undefined, keyDigest: undefined } : { elements: undefined, entries: [], keyDigest: undefined });
+  }
+
+  private closeHashFrame(): void {
+    if (!this.hashOn()) return;
+    const frame = this.hashFrames.pop()!;
+    if (frame.elements) {
+      this.addDigest(frame.elements.finish());
+    } else {
+      const digester = new Digester(TAG_OBJECT);
+      for (const entry of frame.entries!.sort(Buffer.compare)) digester.update(entry);
+      this.addDigest(digester.finish());
+    }
   }
 
   private currentPath(): PathSegment[] | undefined {
@@ -169,7 +251,6 @@ export class JsonScanner extends Transform {
   }
 
   private scan(chunk: Buffer): void {
-    if (this.normHash && this.nb.length < chunk.length) this.nb = Buffer.allocUnsafe(chunk.length);
     let outStart = 0;
     let capStart = 0;
     let keyStart = 0;
@@ -189,14 +270,11 @@ export class JsonScanner extends Transform {
           j++;
         }
         if (j >= n) {
-          this.normRun(chunk, i, n);
           i = n;
           break;
         }
         if (chunk[j] === BACKSLASH) {
-          this.normRun(chunk, i, j + 1);
           if (j + 1 < n) {
-            this.normRun(chunk, j + 1, j + 2);
             i = j + 2;
           } else {
             this.escape = true;
@@ -205,18 +283,18 @@ export class JsonScanner extends Transform {
           continue;
         }
         // closing quote at j
-        this.normRun(chunk, i, j + 1);
         this.inString = false;
         const end = j + 1;
+        const digest = this.endToken(chunk, end);
         if (this.tokenIsKey) {
           this.appendKey(chunk, keyStart, end);
-          this.endKey();
+          this.endKey(digest);
         } else if (this.capturing) {
           this.appendCapture(chunk, capStart, end);
           outStart = this.endCapture(end);
-          this.endScalar();
+          this.endScalar(digest);
         } else {
-          this.endScalar();
+          this.endScalar(digest);
         }
         i = end;
         continue;
@@ -224,16 +302,16 @@ export class JsonScanner extends Transform {
       if (this.inLiteral) {
         const c = chunk[i]!;
         if (isLiteralByte(c)) {
-          this.normByte(c);
           i++;
           continue;
         }
+        const digest = this.endToken(chunk, i);
         if (this.capturing) {
           this.appendCapture(chunk, capStart, i);
           outStart = this.endCapture(i);
         }
         this.inLiteral = false;
-        this.endScalar();
+        this.endScalar(digest);
         continue; // re-process c as structure
       }
       const c = chunk[i]!;
@@ -250,7 +328,7 @@ export class JsonScanner extends Transform {
             this.keyParts = [];
             this.keyBytes = 0;
             keyStart = i;
-            this.normByte(c);
+            this.startToken(TAG_KEY, i);
             i++;
             continue;
           }
@@ -261,7 +339,7 @@ export class JsonScanner extends Transform {
           }
           this.inString = true;
           this.tokenIsKey = false;
-          this.normByte(c);
+          this.startToken(TAG_SCALAR, i);
           i++;
           continue;
         }
@@ -271,13 +349,13 @@ export class JsonScanner extends Transform {
           this.startValue(i);
           if (this.stack.length === 0 && c !== 0x7b) this.fail('the document must be a JSON object', i);
           const path = this.currentPath();
-          if (path && this.hooks.volatile?.(path) && this.volatileDepth === 0) {
-            this.normText('null');
+          if (path && this.volatileDepth === 0 && this.hooks.volatile?.(path)) {
+            if (this.hashing) this.addDigest(NULL_DIGEST);
             this.volatileDepth = this.stack.length + 1;
           }
-          this.normByte(c);
           if (this.stack.length >= MAX_DEPTH) this.fail(`JSON nested deeper than ${MAX_DEPTH} levels`, i);
           const array = c === 0x5b;
+          this.openHashFrame(array);
           this.stack.push({ array, key: undefined, index: 0 });
           this.expect = array ? Expect.ValueOrEnd : Expect.KeyOrEnd;
           i++;
@@ -292,7 +370,7 @@ export class JsonScanner extends Transform {
           if (array ? this.expect !== Expect.ValueOrEnd && this.expect !== Expect.CommaOrEnd : this.expect !== Expect.KeyOrEnd && this.expect !== Expect.CommaOrEnd) {
             this.fail(`unexpected ${String.fromCharCode(c)}`, i);
           }
-          this.normByte(c);
+          this.closeHashFrame();
           if (this.volatileDepth === this.stack.length) this.volatileDepth = 0;
           this.stack.pop();
           this.afterValue();
@@ -305,7 +383,6 @@ export class JsonScanner extends Transform {
           const top = this.stack[this.stack.length - 1]!;
           top.key = this.pendingKey;
           this.expect = Expect.Value;
-          this.normByte(c);
           i++;
           continue;
         }
@@ -319,7 +396,6 @@ export class JsonScanner extends Transform {
           } else {
             this.expect = Expect.Key;
           }
-          this.normByte(c);
           i++;
           continue;
         }
@@ -331,7 +407,7 @@ export class JsonScanner extends Transform {
             capStart = i;
           }
           this.inLiteral = true;
-          this.normByte(c);
+          this.startToken(TAG_SCALAR, i);
           i++;
           continue;
         }
@@ -344,7 +420,10 @@ export class JsonScanner extends Transform {
     } else {
       this.out(chunk.subarray(outStart, n));
     }
-    this.flushNorm();
+    if (this.inString || this.inLiteral) {
+      this.feedToken(chunk, n);
+    }
+    this.tokenStart = 0;
   }
 
   private startValue(at: number): void {
@@ -362,7 +441,7 @@ export class JsonScanner extends Transform {
     const path = this.currentPath();
     this.scalarVolatile = false;
     if (path && this.volatileDepth === 0 && this.hooks.volatile?.(path)) {
-      this.normText('null');
+      if (this.hashing) this.addDigest(NULL_DIGEST);
       this.scalarVolatile = true;
     }
     if (path && this.hooks.wants?.(path)) {
@@ -376,11 +455,9 @@ export class JsonScanner extends Transform {
     return {};
   }
 
-  private endScalar(): void {
-    if (this.scalarVolatile) {
-      this.flushNorm();
-      this.scalarVolatile = false;
-    }
+  private endScalar(digest: Buffer | undefined): void {
+    if (digest) this.addDigest(digest);
+    this.scalarVolatile = false;
     this.afterValue();
   }
 
@@ -420,8 +497,10 @@ export class JsonScanner extends Transform {
     if (this.keyBytes <= MAX_KEY_BYTES) this.keyParts.push(Buffer.from(chunk.subarray(start, end)));
   }
 
-  private endKey(): void {
+  private endKey(digest: Buffer | undefined): void {
     this.tokenIsKey = false;
+    const frame = this.hashFrames[this.hashFrames.length - 1];
+    if (frame && digest) frame.keyDigest = digest;
     if (this.keyBytes > MAX_KEY_BYTES) {
       this.pendingKey = undefined;
     } else {

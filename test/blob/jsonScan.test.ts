@@ -84,6 +84,26 @@ describe('JsonScanner + blobHooks', () => {
     expect(c.hash).not.toBe(a.hash);
     const d = await scan(JSON.stringify({ ...session, messages: [session.messages[0]] }));
     expect(d.hash).not.toBe(a.hash);
+    // Arrays keep their order.
+    const e = await scan(JSON.stringify({ ...session, messages: [...session.messages].reverse() }));
+    expect(e.hash).not.toBe(a.hash);
+    // A string is not the number it spells.
+    const f = await scan(JSON.stringify({ ...session, info: { ...session.info, slug: 1 } }));
+    const g = await scan(JSON.stringify({ ...session, info: { ...session.info, slug: '1' } }));
+    expect(f.hash).not.toBe(g.hash);
+  });
+
+  it('hashes the same value alike whatever the key order (CLI export vs opencode server)', async () => {
+    const reorder = (value: unknown): unknown => {
+      if (Array.isArray(value)) return value.map(reorder);
+      if (value && typeof value === 'object') {
+        return Object.fromEntries(Object.entries(value).reverse().map(([k, v]) => [k, reorder(v)]));
+      }
+      return value;
+    };
+    const a = await scan(JSON.stringify(session, null, 2));
+    const b = await scan(JSON.stringify(reorder(session)), undefined, 5);
+    expect(b.hash).toBe(a.hash);
   });
 
   it.each([

@@ -3,7 +3,7 @@
  * fake LLM) pushed from host A and pulled into host B through each remote kind, checked through
  * opencode's own database on B.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -115,6 +115,29 @@ describe.each(remotes)('push and pull through the $name remote', (kind) => {
     const after = await Promise.all([made.plain, made.task, made.child].map((id) => b.view(id)));
     expect(after).toEqual(before);
     expect((await b.sessions()).length).toBe(4);
+  });
+
+  it('the server export path and the CLI export path give the same content hashes', async () => {
+    const other = await mkdtemp(path.join(os.tmpdir(), 'sessmig-remote-'));
+    try {
+      const viaCli = await sessmig(a, ['push', '--remote', pathToFileURL(other).href, '--json', '--timing'], { cwd: repoA, env: { SESSMIG_EXPORT_VIA: 'cli' } });
+      expect(viaCli.exitCode, explain(viaCli)).toBe(0);
+      expect(viaCli.stderr).toMatch(/through `opencode export` processes/);
+      const viaServer = await sessmig(a, ['push', '--remote', pathToFileURL(other).href, '--json', '--timing', '--worktree', 'server-path'], { cwd: repoA, env: { SESSMIG_EXPORT_VIA: 'server' } });
+      expect(viaServer.exitCode, explain(viaServer)).toBe(0);
+      expect(viaServer.stderr).toMatch(/through one `opencode serve`/);
+      expect(viaServer.stderr).toMatch(/export .* s .*%/);
+      const manifests = await Promise.all(
+        [viaCli.json, viaServer.json].map(async (json) => {
+          const file = path.join(other, 'sessmig', 'v1', 'worktrees', json.worktree, 'checkpoints', `${json.checkpoint}.json`);
+          return JSON.parse(await readFile(file, 'utf8'));
+        }),
+      );
+      const hashes = (m: { sessions: { id: string; contentHash: string }[] }) => Object.fromEntries(m.sessions.map((s) => [s.id, s.contentHash]));
+      expect(hashes(manifests[1])).toEqual(hashes(manifests[0]));
+    } finally {
+      await rm(other, { recursive: true, force: true });
+    }
   });
 
   it('lists the worktree and its checkpoint', async () => {

@@ -1,0 +1,44 @@
+import type { Readable } from 'node:stream';
+import type { Reporter } from '../core/context.js';
+import { SessmigError } from '../core/errors.js';
+import type { Opencode } from './opencode.js';
+import { OpencodeServer, serverSupported } from './server.js';
+
+/** Anything that yields a session as `opencode export <id>` prints it (the same JSON value). */
+export interface SessionExporter {
+  exportSession(id: string): Promise<Readable>;
+}
+
+export type ExportVia = 'auto' | 'server' | 'cli';
+
+/**
+ * Chooses how to export `count` sessions: one `opencode serve` for all of them (one process start,
+ * then one HTTP request per session), or one `opencode export` process per session. The server
+ * pays off from two sessions on, where the local opencode is known to serve the export shape;
+ * if it cannot start, the CLI path takes over with a warning. Always call close().
+ */
+export async function openExporter(
+  opencode: Opencode,
+  cwd: string,
+  count: number,
+  via: ExportVia,
+  report: Reporter,
+): Promise<{ exporter: SessionExporter; kind: 'server' | 'cli'; close(): Promise<void> }> {
+  const cli = { exporter: opencode, kind: 'cli' as const, close: async () => undefined };
+  if (via === 'cli' || count === 0) return cli;
+  const version = await opencode.version();
+  if (via === 'auto' && (count < 2 || !serverSupported(version))) return cli;
+  try {
+    const server = await OpencodeServer.start({ ...opencode.options, cwd });
+    return { exporter: server, kind: 'server', close: () => server.stop() };
+  } catch (error) {
+    if (error instanceof SessmigError && error.code === 'interrupted') throw error;
+    if (via === 'server') throw error;
+    report.warn(`opencode serve did not start (${(error as Error).message}); exporting one process per session instead`);
+    return cli;
+  }
+}
+
+export function parseExportVia(value: string | undefined): ExportVia {
+  return value === 'server' || value === 'cli' ? value : 'auto';
+}
