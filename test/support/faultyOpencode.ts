@@ -8,6 +8,8 @@
  *   FAULT_DELETE_BEFORE_EXPORT=<id>  delete the session for real, then run the real export (→ "Session not found")
  *   FAULT_FAIL_EXPORT=<id>           the export of <id> exits 1 with a message
  *   FAULT_HANG_EXPORT=1              every export hangs (sleeps) until killed
+ *   FAULT_HOOK_EXPORT=<id> FAULT_HOOK_CMD=<cmd>   run <cmd> (bash) just before the real export of <id>
+ *                                    (e.g. kill the S3 server mid-push)
  *   FAULT_FAIL_IMPORT_NTH=<n>        the n-th import (counted in FAULT_COUNTER_FILE) runs the real import, then exits 1
  *                                    without its success line: a partial, failed import
  */
@@ -21,6 +23,9 @@ REAL=${JSON.stringify(realBin)}
 if [ "$1" = "export" ]; then
   if [ -n "$FAULT_DELETE_BEFORE_EXPORT" ] && [ "$2" = "$FAULT_DELETE_BEFORE_EXPORT" ]; then
     "$REAL" session delete "$2" >/dev/null 2>&1
+  fi
+  if [ -n "$FAULT_HOOK_EXPORT" ] && [ "$2" = "$FAULT_HOOK_EXPORT" ]; then
+    bash -c "$FAULT_HOOK_CMD" >/dev/null 2>&1
   fi
   if [ -n "$FAULT_FAIL_EXPORT" ] && [ "$2" = "$FAULT_FAIL_EXPORT" ]; then
     echo "injected export failure for $2" >&2
