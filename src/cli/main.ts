@@ -8,6 +8,7 @@ import type { Io } from './options.js';
 import { registerPull } from './pull.js';
 import { registerPush } from './push.js';
 import { registerStatus } from './status.js';
+import { registerUndo } from './undo.js';
 
 /** Runs sessmig with argv; returns the exit code. The one place errors become exit codes. */
 export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
@@ -38,6 +39,7 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
   registerPull(program, full, done);
   registerLs(program, full, done);
   registerStatus(program, full, done);
+  registerUndo(program, full, done);
   registerCheck(program, full, done);
   try {
     await program.parseAsync(argv);

@@ -1,6 +1,7 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { Todo } from '../opencode/todos.js';
 
 /**
  * Backups of local sessions that a pull replaced or deleted: each an `opencode export` JSON that
@@ -13,11 +14,29 @@ export const BackupIndex = z.looseObject({
   pullId: z.string(),
   createdAt: z.string(),
   checkpoint: z.string(),
+  /** False until the pull finished; an incomplete record (a pull that failed and rolled back) is not undoable. */
+  complete: z.boolean().default(true),
+  /** Set by `sessmig undo` once it restored this pull's backups. */
+  undoneAt: z.string().optional(),
+  /** Sessions this pull imported (new or replacing a local copy). */
+  imported: z.array(z.string()).default([]),
+  /** Local sessions this pull deleted, each backed up as an opencode export file. */
   sessions: z.array(
-    z.looseObject({ id: z.string(), parentID: z.string().nullable(), title: z.string(), directory: z.string(), reason: z.string(), file: z.string() }),
+    z.looseObject({
+      id: z.string(),
+      parentID: z.string().nullable(),
+      title: z.string(),
+      directory: z.string(),
+      reason: z.string(),
+      file: z.string(),
+      messages: z.number().int().nonnegative().optional(),
+      contentHash: z.string().optional(),
+      todos: z.array(Todo).optional(),
+    }),
   ),
 });
-export type BackupIndex = z.infer<typeof BackupIndex>;
+export type BackupIndex = z.input<typeof BackupIndex>;
+export type BackupRecord = z.infer<typeof BackupIndex>;
 
 export function backupsDir(stateDir: string, worktree: string): string {
   return path.join(stateDir, 'backups', worktree);
@@ -34,10 +53,10 @@ export async function writeBackupIndex(dir: string, index: BackupIndex): Promise
 }
 
 /** The backups of one worktree, newest first. */
-export async function listBackups(stateDir: string, worktree: string): Promise<(BackupIndex & { dir: string })[]> {
+export async function listBackups(stateDir: string, worktree: string): Promise<(BackupRecord & { dir: string })[]> {
   const root = backupsDir(stateDir, worktree);
   const names = await readdir(root).catch(() => [] as string[]);
-  const out: (BackupIndex & { dir: string })[] = [];
+  const out: (BackupRecord & { dir: string })[] = [];
   for (const name of names.sort().reverse()) {
     const dir = path.join(root, name);
     try {

@@ -7,6 +7,7 @@ import type { Manifest, ManifestSession } from '../format/schema.js';
 import type { SessionRow } from '../opencode/opencode.js';
 import { createBackupDir, writeBackupIndex, type BackupIndex } from './backups.js';
 import type { Context } from './context.js';
+import { readTodos, sameTodos, todoTableCompatible, writeTodos, type Todo } from '../opencode/todos.js';
 import { ExitCode, SessmigError, usageError } from './errors.js';
 import { mapPool } from './pool.js';
 import { assertMayClaim } from './ownership.js';
@@ -174,42 +175,58 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
   }
 
   const deleting = orderParentsFirst(localNodes.filter((node) => cascade.has(node.id)));
+  const importing = orderParentsFirst(
+    plans
+      .filter((plan) => files.has(plan.session.id) && (plan.action === 'new' || plan.action === 'replace'))
+      .map((plan) => ({ ...plan, id: plan.session.id, parentID: plan.session.parentID })),
+  );
+  // Every pull that changes something leaves a record (with backups of what it deletes), for
+  // rollback here and for `sessmig undo` later. It counts only once marked complete.
   let backupDir: string | null = null;
+  let index: BackupIndex | undefined;
   const backups = new Map<string, string>();
-  if (deleting.length > 0) {
+  const backupTodos = new Map<string, Todo[]>();
+  if (deleting.length > 0 || importing.length > 0) {
     const pullId = newCheckpointId();
     backupDir = await createBackupDir(ctx.paths.state, worktree.key, pullId);
-    const index: BackupIndex = {
+    index = {
       formatVersion: 1,
       worktree: worktree.key,
       worktreeRoot: worktree.root,
       pullId,
       createdAt: new Date().toISOString(),
       checkpoint: manifest.id,
+      complete: false,
+      imported: importing.map((item) => item.id),
       sessions: [],
     };
     await mapPool(deleting, ctx.jobs, async (node) => {
       const file = path.join(backupDir!, `${node.id}.json`);
-      await timing.time('backup', () => exportToBlobFile(opencode, node.id, file, { gzip: false }));
+      const blob = await timing.time('backup', () => exportToBlobFile(opencode, node.id, file, { gzip: false }));
       backups.set(node.id, file);
-    }, ctx.signal);
-    for (const node of deleting) {
-      index.sessions.push({
+      index!.sessions.push({
         id: node.id,
         parentID: node.parent_id,
         title: node.title,
         directory: node.directory,
         reason: planById.get(node.id)?.action === 'replace' ? 'replaced by the pull' : 'deleted with its parent',
         file: `${node.id}.json`,
+        messages: blob.facts.messages,
+        contentHash: blob.contentHash,
       });
-    }
+    }, ctx.signal);
+    for (const [id, todos] of await readTodos(opencode, deleting.map((node) => node.id))) backupTodos.set(id, todos);
+    for (const entry of index.sessions) if (backupTodos.has(entry.id)) entry.todos = backupTodos.get(entry.id);
+    index.sessions.sort((x, y) => (x.id < y.id ? -1 : 1));
     await writeBackupIndex(backupDir, index);
-    result.backupDir = backupDir;
-    report.info(`backed up ${deleting.length} local session(s) to ${backupDir}`);
+    if (deleting.length > 0) {
+      result.backupDir = backupDir;
+      report.info(`backed up ${deleting.length} local session(s) to ${backupDir}`);
+    }
   }
 
   ctx.signal.throwIfAborted();
-  const journal = new Journal(ctx, backups, localById);
+  const journal = new Journal(ctx, backups, localById, backupTodos);
   let verified = new Map<string, { time_updated: number }>();
   try {
     // Delete the topmost replaced sessions (opencode deletes their children with them).
@@ -218,9 +235,6 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
       await timing.time('delete', () => opencode.deleteSession(node.id, worktree.root));
       journal.deleted(node.id);
     }
-    const importing = orderParentsFirst(
-      plans.filter((plan) => files.has(plan.session.id) && (plan.action === 'new' || plan.action === 'replace')).map((plan) => ({ ...plan, id: plan.session.id, parentID: plan.session.parentID })),
-    );
     await importInLevels(importing, ctx.jobs, async (plan) => {
       ctx.signal.throwIfAborted();
       journal.importing(plan.session.id);
@@ -238,12 +252,17 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
         manifest.sessions.map((session) => session.id),
       ),
     );
+    await timing.time('todos', () => restoreTodos(ctx, plans));
   } catch (error) {
     await journal.rollback(error);
     throw error;
   }
 
   // Remember what is now in sync here.
+  if (index && backupDir) {
+    index.complete = true;
+    await writeBackupIndex(backupDir, index).catch((error: unknown) => report.warn(`could not record this pull for undo: ${(error as Error).message}`));
+  }
   const after = verified;
   state.checkpoint = manifest.id;
   for (const plan of plans) {
@@ -374,6 +393,30 @@ async function importInLevels<T extends { id: string; parentID: string | null }>
 }
 
 /**
+ * Makes the todo list of every session that now equals the checkpoint's copy equal the
+ * checkpoint's list (opencode's export does not carry todos). Skipped, with a warning, where the
+ * destination's todo table is not the one sessmig knows.
+ */
+async function restoreTodos(ctx: Context, plans: Plan[]): Promise<void> {
+  const targets = plans.filter((plan) => plan.action === 'new' || plan.action === 'replace' || plan.action === 'unchanged');
+  const withTodos = targets.filter((plan) => (plan.session.todos ?? []).length > 0);
+  // Fresh imports have no todos: nothing to compare unless the checkpoint carries some.
+  const compare = targets.filter((plan) => plan.action === 'unchanged' || (plan.session.todos ?? []).length > 0);
+  if (compare.length === 0) return;
+  const local = await readTodos(ctx.opencode, compare.map((plan) => plan.session.id));
+  const changes = new Map<string, Todo[]>();
+  for (const plan of compare) {
+    if (!sameTodos(local.get(plan.session.id), plan.session.todos)) changes.set(plan.session.id, plan.session.todos ?? []);
+  }
+  if (changes.size === 0) return;
+  if (!(await todoTableCompatible(ctx.opencode))) {
+    ctx.report.warn(`this opencode's todo table differs from the one sessmig knows; the todo lists of ${withTodos.length} session(s) were not restored`);
+    return;
+  }
+  await writeTodos(ctx.opencode, changes);
+}
+
+/**
  * Confirms through opencode's own database that every import landed whole and in place, and
  * returns the rows of every session of the checkpoint (their time_updated goes to the sync base).
  */
@@ -416,6 +459,7 @@ class Journal {
     private readonly ctx: Context,
     private readonly backups: Map<string, string>,
     private readonly localById: Map<string, SessionRow>,
+    private readonly todos: Map<string, Todo[]>,
   ) {}
 
   deleted(id: string): void {
@@ -444,6 +488,7 @@ class Journal {
       const dir = existsSync(row.directory) ? row.directory : worktree.root;
       await opencode.importFile(this.backups.get(row.id)!, dir, row.id).catch((error: unknown) => problems.push(`restore ${row.id}: ${(error as Error).message}`));
     }
+    await writeTodos(opencode, this.todos).catch((error: unknown) => problems.push(`restore todos: ${(error as Error).message}`));
     if (problems.length > 0) {
       throw new SessmigError('rollback-failed', `the pull failed and its rollback did not finish: ${problems.join('; ')}`, {
         hint: `the local copies are backed up as opencode export files; restore them with \`opencode import FILE\` (see \`sessmig status\`)`,

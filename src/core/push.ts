@@ -6,6 +6,7 @@ import { blobKey } from '../format/layout.js';
 import { FORMAT_VERSION, type Manifest, type ManifestSession, type SkippedSession } from '../format/schema.js';
 import type { SessionRow } from '../opencode/opencode.js';
 import { openExporter, parseExportVia } from '../opencode/exporter.js';
+import { readTodos } from '../opencode/todos.js';
 import { SESSMIG_VERSION } from '../version.js';
 import type { Context } from './context.js';
 import { ExitCode, SessmigError, usageError } from './errors.js';
@@ -176,6 +177,7 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
   ).finally(() => source.close());
 
   const done = exported.filter((item): item is NonNullable<typeof item> => item !== undefined);
+  const todos = await timing.time('todos', () => readTodos(opencode, done.map((item) => item.row.id)));
   const fresh: ManifestSession[] = done.map(({ row, blob }) => ({
     id: row.id,
     parentID: blob.facts.parentID ?? null,
@@ -189,6 +191,7 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
     timeUpdated: blob.facts.timeUpdated ?? row.time_updated,
     messages: blob.facts.messages,
     busy: isBusy(blob.facts),
+    ...(todos.has(row.id) ? { todos: todos.get(row.id) } : {}),
   }));
   // --session pushes some sessions: the checkpoint keeps the others as the current one had them.
   const selectedIds = new Set(selected.map((row) => row.id));

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { Todo } from '../opencode/todos.js';
 import { CHECKPOINT_ID, HOST_ID, SESSION_ID, SHA256, WORKTREE_KEY } from './ids.js';
 
 /**
@@ -42,6 +43,8 @@ export const ManifestSession = z.looseObject({
   messages: count,
   /** The last assistant message had no time.completed when exported: opencode was mid-turn. */
   busy: z.boolean(),
+  /** The session's todo list (not in opencode's export; read from its todo table). Absent: none. */
+  todos: z.array(Todo).max(10_000).optional(),
 });
 export type ManifestSession = z.infer<typeof ManifestSession>;
 
