@@ -23,6 +23,7 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
     cwd: io?.cwd ?? process.cwd(),
     stdout: io?.stdout ?? ((text) => void process.stdout.write(text)),
     stderr: io?.stderr ?? ((text) => void process.stderr.write(text)),
+    stderrIsTTY: io?.stderrIsTTY ?? process.stderr.isTTY === true,
     signal: controller.signal,
   };
   let code: number = ExitCode.ok;

@@ -44,6 +44,8 @@ export interface Io {
   cwd: string;
   stdout: (text: string) => void;
   stderr: (text: string) => void;
+  /** stderr is a terminal: progress is drawn (never with --json). */
+  stderrIsTTY: boolean;
   signal: AbortSignal;
 }
 
@@ -73,7 +75,11 @@ export async function withContext<T>(options: CommonOptions, io: Io, fn: (ctx: C
   const jobs = parsePositiveInt(options.jobs, '--jobs', Math.max(1, Math.min(4, os.availableParallelism())), 64);
   const worktree = await findWorktree(io.cwd, options.worktree, io.env);
   const host = await loadHostIdentity(paths.config);
-  const report = makeReporter((line) => io.stderr(`${redact(line)}\n`), options.quiet === true);
+  const report = makeReporter((line) => io.stderr(`${redact(line)}\n`), {
+    quiet: options.quiet === true,
+    tty: io.stderrIsTTY && options.json !== true,
+    raw: (text) => io.stderr(text),
+  });
   let tempDir: string;
   try {
     tempDir = await mkdtemp(path.join(os.tmpdir(), 'sessmig-'));

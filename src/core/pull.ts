@@ -228,6 +228,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
   ctx.signal.throwIfAborted();
   const journal = new Journal(ctx, backups, localById, backupTodos);
   let verified = new Map<string, { time_updated: number }>();
+  const imported = { done: 0, bytes: 0 };
   try {
     // Delete the topmost replaced sessions (opencode deletes their children with them).
     for (const node of deleting) {
@@ -239,6 +240,9 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
       ctx.signal.throwIfAborted();
       journal.importing(plan.session.id);
       await timing.time('import', () => opencode.importFile(files.get(plan.session.id)!, plan.importDir, plan.session.id));
+      imported.done++;
+      imported.bytes += plan.session.rawBytes;
+      report.progress('imported', imported.done, importing.length, imported.bytes);
     });
     for (const row of orderParentsFirst(restoreFromBackup.map((row) => ({ ...row, parentID: row.parent_id })))) {
       journal.importing(row.id);

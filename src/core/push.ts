@@ -142,6 +142,7 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
   const toExport = selected.filter((row) => !kept.has(row.id));
   const source = await timing.time('serve-start', () => openExporter(opencode, worktree.root, toExport.length, parseExportVia(ctx.env.SESSMIG_EXPORT_VIA), report));
   if (toExport.length > 0) timing.note(`exported ${toExport.length} session(s) through ${source.kind === 'server' ? 'one `opencode serve`' : '`opencode export` processes'}; ${kept.size} reused`);
+  const progress = { done: 0, bytes: 0 };
   const exported = await mapPool(
     toExport,
     ctx.jobs,
@@ -168,6 +169,9 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
       }
       ctx.signal.throwIfAborted();
       const uploaded = await timing.time('upload', () => storeBlob(ctx, blob));
+      progress.done++;
+      progress.bytes += blob.storedBytes;
+      report.progress('pushed', progress.done, toExport.length, progress.bytes);
       if (isBusy(blob.facts)) {
         report.warn(`session ${row.id} ("${row.title}") is mid-turn in opencode; pushed as it stands and flagged busy`);
       }
