@@ -8,6 +8,8 @@
  *   FAULT_DELETE_BEFORE_EXPORT=<id>  delete the session for real, then run the real export (→ "Session not found")
  *   FAULT_FAIL_EXPORT=<id>           the export of <id> exits 1 with a message
  *   FAULT_HANG_EXPORT=1              every export hangs (sleeps) until killed
+ *   FAULT_HANG_IMPORT_NTH=<n>        the n-th import (counted in FAULT_COUNTER_FILE) hangs until killed
+ *   FAULT_PID_FILE=<file>            a hanging process writes its pid here (to clean up after a SIGKILL test)
  *   FAULT_HOOK_EXPORT=<id> FAULT_HOOK_CMD=<cmd>   run <cmd> (bash) just before the real export of <id>
  *                                    (e.g. kill the S3 server mid-push)
  *   FAULT_FAIL_IMPORT_NTH=<n>        the n-th import (counted in FAULT_COUNTER_FILE) runs the real import, then exits 1
@@ -32,6 +34,15 @@ if [ "$1" = "export" ]; then
     exit 1
   fi
   if [ -n "$FAULT_HANG_EXPORT" ]; then
+    [ -n "$FAULT_PID_FILE" ] && echo $$ >> "$FAULT_PID_FILE"
+    exec sleep 3600
+  fi
+fi
+if [ "$1" = "import" ] && [ -n "$FAULT_HANG_IMPORT_NTH" ]; then
+  n=$(( $(cat "$FAULT_COUNTER_FILE" 2>/dev/null || echo 0) + 1 ))
+  echo "$n" > "$FAULT_COUNTER_FILE"
+  if [ "$n" = "$FAULT_HANG_IMPORT_NTH" ]; then
+    [ -n "$FAULT_PID_FILE" ] && echo $$ >> "$FAULT_PID_FILE"
     exec sleep 3600
   fi
 fi
