@@ -34,6 +34,7 @@ export async function sessmig(
   const stdout = String(result.stdout);
   const stderr = String(result.stderr);
   allOutput.push(stdout, stderr);
+  assertNoSecrets(args, stdout, stderr, { ...host.env, ...options.env });
   let json: any;
   if (args.includes('--json')) {
     try {
@@ -43,6 +44,24 @@ export async function sessmig(
     }
   }
   return { exitCode: result.exitCode ?? -1, stdout, stderr, json };
+}
+
+/**
+ * Every sessmig run of the suite goes through here, so every output is checked: no credential and
+ * no URL signature may appear, except the ticket URL that `share` exists to print on stdout.
+ */
+export function assertNoSecrets(args: string[], stdout: string, stderr: string, env: Record<string, string | undefined>): void {
+  const printsTicket = args[0] === 'share';
+  const checked = printsTicket ? stderr : `${stdout}\n${stderr}`;
+  const leaks: string[] = [];
+  if (/X-Amz-Signature=(?!REDACTED)/i.test(checked)) leaks.push('an X-Amz-Signature');
+  if (/X-Amz-Credential=(?!REDACTED)/i.test(checked)) leaks.push('an X-Amz-Credential');
+  if (/X-Amz-Security-Token=(?!REDACTED)/i.test(checked)) leaks.push('an X-Amz-Security-Token');
+  for (const name of ['AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'SESSMIG_KEY']) {
+    const value = env[name];
+    if (value && value.length >= 8 && `${stdout}\n${stderr}`.includes(value)) leaks.push(`the value of ${name}`);
+  }
+  if (leaks.length > 0) throw new Error(`sessmig ${args.join(' ')} printed ${leaks.join(', ')}:\n${stdout}\n${stderr}`);
 }
 
 /** A failed expectation message with everything sessmig said. */
