@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeLlm, type FakeLlm } from '../support/fakeLlm.js';
 import { createHost, createRepo, type Host } from '../support/host.js';
-import { startS3rver, type S3Target } from '../support/s3.js';
+import { describeS3Targets, startS3rver, startS3Target, type S3Target } from '../support/s3.js';
 import { explain, sessmig } from './harness.js';
 
 let llm: FakeLlm;
@@ -56,7 +56,19 @@ const remotes: RemoteKind[] = [
       return { url: target.remoteUrl('team/'), env: target.env, dispose: () => target.dispose() };
     },
   },
+  // The strict target (real signatures and conditional writes) when Ceph is installed.
+  ...describeS3Targets()
+    .run.filter((t) => t.kind !== 's3rver')
+    .map((t) => ({
+      name: t.kind,
+      async setup() {
+        const target = await startS3Target(t.kind);
+        if ('skipped' in target) throw new Error(target.skipped);
+        return { url: target.remoteUrl('team/'), env: target.env, dispose: () => target.dispose() };
+      },
+    })),
 ];
+for (const skipped of describeS3Targets().skipped) console.warn(`[roundtrip] ${skipped.kind} target skipped: ${skipped.why}`);
 
 describe.each(remotes)('push and pull through the $name remote', (kind) => {
   let remote: { url: string; env: Record<string, string>; dispose(): Promise<void> };
