@@ -3,6 +3,7 @@ import { ExitCode, InterruptedError, isSessmigError } from '../core/errors.js';
 import { SESSMIG_VERSION } from '../version.js';
 import { redact } from '../util/redact.js';
 import { registerCheck } from './check.js';
+import { registerDoctor } from './doctor.js';
 import { registerLs } from './ls.js';
 import type { Io } from './options.js';
 import { registerPull } from './pull.js';
@@ -42,6 +43,7 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
   registerStatus(program, full, done);
   registerUndo(program, full, done);
   registerCheck(program, full, done);
+  registerDoctor(program, full, done);
   try {
     await program.parseAsync(argv);
     if (controller.signal.aborted) throw controller.signal.reason;

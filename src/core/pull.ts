@@ -7,6 +7,7 @@ import type { Manifest, ManifestSession } from '../format/schema.js';
 import type { SessionRow } from '../opencode/opencode.js';
 import { createBackupDir, writeBackupIndex, type BackupIndex } from './backups.js';
 import type { Context } from './context.js';
+import { checkCompatibility } from '../opencode/versions.js';
 import { readTodos, sameTodos, todoTableCompatible, writeTodos, type Todo } from '../opencode/todos.js';
 import { ExitCode, SessmigError, usageError } from './errors.js';
 import { mapPool } from './pool.js';
@@ -96,7 +97,8 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
   const manifest = await timing.time('list', () => readManifest(remote, worktree.key, checkpoint));
   const stateFile = syncStateFile(ctx.paths.state, remote.display, worktree.key);
   const state = await loadSyncState(stateFile, remote.display, worktree.key);
-  const localRows = await timing.time('list', () => opencode.listSessions());
+  const [localRows, localVersion] = await timing.time('list', () => Promise.all([opencode.listSessions(), opencode.version()]));
+  assertVersionsCompatible(manifest.source.opencodeVersion, localVersion, options.force === true, report);
   const localById = new Map(localRows.map((row) => [row.id, row]));
 
   report.info(`pulling checkpoint ${manifest.id} of worktree ${worktree.key} (${manifest.sessions.length} session(s)) into ${worktree.root}`);
@@ -354,6 +356,22 @@ async function planSession(
     plan.reason = base ? 'changed here and in the remote since the last sync' : 'differs from the remote copy and was never synced on this host';
   }
   return plan;
+}
+
+/** Refuses, before anything is imported, a checkpoint this opencode cannot import faithfully. */
+function assertVersionsCompatible(source: string, destination: string, force: boolean, report: Context['report']): void {
+  const compatibility = checkCompatibility(source, destination);
+  if (compatibility.verdict === 'compatible') report.warn(compatibility.note);
+  if (compatibility.verdict !== 'incompatible') return;
+  const why = compatibility.breaks.map((item) => item.description).join('; ');
+  if (force) {
+    report.warn(`--force: importing sessions exported by opencode ${source} into ${destination} despite a known schema break (${why})`);
+    return;
+  }
+  throw new SessmigError('version-skew', `this checkpoint was exported by opencode ${source}, which opencode ${destination} here cannot import faithfully: ${why}`, {
+    hint: `${compatibility.breaks.map((item) => item.upgrade).join('; ')}; or --force to import anyway. Nothing was imported.`,
+    data: { source, destination, breaks: compatibility.breaks.map((item) => item.id) },
+  });
 }
 
 /** The source directory's place inside the source worktree, moved to this worktree. */

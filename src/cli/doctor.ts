@@ -1,0 +1,28 @@
+import type { Command } from 'commander';
+import { doctor } from '../core/doctor.js';
+import { ExitCode } from '../core/errors.js';
+import { addCommonOptions, printJson, withContext, type CommonOptions, type Io } from './options.js';
+
+export function registerDoctor(program: Command, io: Io, done: (code: number) => void): void {
+  addCommonOptions(
+    program.command('doctor').description("check this host's opencode against the version that made the remote's current checkpoint"),
+  ).action(async (flags: CommonOptions) => {
+    const result = await withContext(flags, io, (ctx) => doctor(ctx));
+    const incompatible = result.compatibility?.verdict === 'incompatible';
+    if (flags.json) {
+      printJson(io, { command: 'doctor', ...result });
+    } else {
+      const out = (line: string) => io.stdout(`${line}\n`);
+      out(`opencode here     ${result.opencode.version} (${result.opencode.bin})`);
+      out(`remote's export   ${result.remoteExport ? `${result.remoteExport.opencodeVersion} (checkpoint ${result.remoteExport.checkpoint}, from ${result.remoteExport.host})` : '- (nothing pushed yet)'}`);
+      const c = result.compatibility;
+      if (c?.verdict === 'same') out('compatible        yes (same version)');
+      if (c?.verdict === 'compatible') out(`compatible        yes — ${c.note}`);
+      if (c?.verdict === 'incompatible') {
+        out('compatible        NO');
+        for (const item of c.breaks) out(`  ${item.id}: ${item.description}\n  fix: ${item.upgrade}`);
+      }
+    }
+    done(incompatible ? ExitCode.failed : ExitCode.ok);
+  });
+}

@@ -1,0 +1,25 @@
+import { checkCompatibility, type Compatibility } from '../opencode/versions.js';
+import type { Context } from './context.js';
+import { readManifest, readPointer } from './remoteStore.js';
+
+export interface DoctorResult {
+  worktree: string;
+  remote: string;
+  opencode: { bin: string; version: string };
+  remoteExport: { checkpoint: string; opencodeVersion: string; host: string } | null;
+  compatibility: Compatibility | null;
+}
+
+/** This host's opencode, the version that made the remote's current checkpoint, and whether they fit. */
+export async function doctor(ctx: Context): Promise<DoctorResult> {
+  const version = await ctx.opencode.version();
+  const pointer = await readPointer(ctx.remote, ctx.worktree.key);
+  const manifest = pointer ? await readManifest(ctx.remote, ctx.worktree.key, pointer.pointer.checkpoint) : undefined;
+  return {
+    worktree: ctx.worktree.key,
+    remote: ctx.remote.display,
+    opencode: { bin: ctx.opencode.options.bin, version },
+    remoteExport: manifest ? { checkpoint: manifest.id, opencodeVersion: manifest.source.opencodeVersion, host: manifest.source.host.hostname } : null,
+    compatibility: manifest ? checkCompatibility(manifest.source.opencodeVersion, version) : null,
+  };
+}

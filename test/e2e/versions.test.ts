@@ -1,0 +1,85 @@
+/**
+ * Version skew on pull, with the real opencode 1.18.33. Only one opencode build is installed, so
+ * an older exporter is represented by its recorded version in the manifest (the field pull and
+ * doctor read); the refusal must come before anything is imported.
+ */
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeLlm, type FakeLlm } from '../support/fakeLlm.js';
+import { createHost, createRepo, type Host } from '../support/host.js';
+import { explain, sessmig } from './harness.js';
+
+let llm: FakeLlm;
+let a: Host;
+let b: Host;
+let repoA: string;
+let repoB: string;
+let dir: string;
+let url: string;
+let manifestFile: string;
+
+beforeAll(async () => {
+  llm = await startFakeLlm();
+  a = await createHost('laptop', { llm });
+  b = await createHost('box');
+  repoA = path.join(a.workDir, 'app');
+  repoB = path.join(b.workDir, 'app');
+  await createRepo(repoA);
+  await createRepo(repoB);
+  await a.run(repoA, 'some work');
+  dir = await mkdtemp(path.join(os.tmpdir(), 'sessmig-remote-'));
+  url = pathToFileURL(dir).href;
+  const pushed = await sessmig(a, ['push', '--remote', url, '--json'], { cwd: repoA });
+  expect(pushed.exitCode, explain(pushed)).toBe(0);
+  const cpDir = path.join(dir, 'sessmig', 'v1', 'worktrees', pushed.json.worktree, 'checkpoints');
+  manifestFile = path.join(cpDir, (await readdir(cpDir))[0]!);
+}, 240_000);
+
+afterAll(async () => {
+  await a?.cleanup();
+  await b?.cleanup();
+  await llm?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+async function setSourceVersion(version: string): Promise<void> {
+  const manifest = JSON.parse(await readFile(manifestFile, 'utf8'));
+  manifest.source.opencodeVersion = version;
+  await writeFile(manifestFile, JSON.stringify(manifest));
+}
+
+describe('opencode version skew', () => {
+  it('doctor reports both versions and that they are the same', async () => {
+    const run = await sessmig(b, ['doctor', '--remote', url, '--json'], { cwd: repoB });
+    expect(run.exitCode, explain(run)).toBe(0);
+    expect(run.json.opencode.version).toBe('1.18.33');
+    expect(run.json.remoteExport.opencodeVersion).toBe('1.18.33');
+    expect(run.json.compatibility.verdict).toBe('same');
+  });
+
+  it('a known break refuses the pull before anything is imported, naming both versions; --force overrides', async () => {
+    await setSourceVersion('1.3.2');
+    const doctor = await sessmig(b, ['doctor', '--remote', url], { cwd: repoB });
+    expect(doctor.exitCode, explain(doctor)).toBe(1);
+    expect(doctor.stdout).toMatch(/compatible\s+NO/);
+    const refused = await sessmig(b, ['pull', '--remote', url], { cwd: repoB });
+    expect(refused.exitCode, explain(refused)).toBe(1);
+    expect(refused.stderr).toMatch(/exported by opencode 1\.3\.2, which opencode 1\.18\.33 here cannot import faithfully/);
+    expect(refused.stderr).toMatch(/hint: .*opencode ≥ 1\.4\.0/);
+    expect(await b.sessions()).toEqual([]);
+    const forced = await sessmig(b, ['pull', '--remote', url, '--force'], { cwd: repoB });
+    expect(forced.exitCode, explain(forced)).toBe(0);
+    expect(forced.stderr).toMatch(/--force: importing sessions exported by opencode 1\.3\.2/);
+    expect((await b.sessions()).length).toBe(1);
+  });
+
+  it('a different version without a known break warns and goes', async () => {
+    await setSourceVersion('1.17.20');
+    const run = await sessmig(b, ['pull', '--remote', url], { cwd: repoB });
+    expect(run.exitCode, explain(run)).toBe(0);
+    expect(run.stderr).toMatch(/warning: opencode 1\.17\.20 exported these sessions and 1\.18\.33 imports them/);
+  });
+});
