@@ -6,6 +6,7 @@ import { registerCheck } from './check.js';
 import { registerDoctor } from './doctor.js';
 import { registerLs } from './ls.js';
 import type { Io } from './options.js';
+import { registerPrune } from './prune.js';
 import { registerPull } from './pull.js';
 import { registerPush } from './push.js';
 import { registerStatus } from './status.js';
@@ -44,6 +45,7 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
   registerUndo(program, full, done);
   registerCheck(program, full, done);
   registerDoctor(program, full, done);
+  registerPrune(program, full, done);
   try {
     await program.parseAsync(argv);
     if (controller.signal.aborted) throw controller.signal.reason;

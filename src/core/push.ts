@@ -263,7 +263,11 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
 async function storeBlob(ctx: Context, blob: ExportedBlob): Promise<boolean> {
   const key = blobKey(ctx.worktree.key, blob.sha256);
   const existing = await ctx.remote.head(key);
-  if (existing && existing.size === blob.storedBytes) return false;
+  if (existing && existing.size === blob.storedBytes) {
+    // Reused: refresh its time so a concurrent prune's grace period protects it.
+    await ctx.remote.touch(key);
+    return false;
+  }
   await ctx.remote.putFile(key, blob.file, blob.storedBytes);
   const check = await ctx.remote.head(key);
   if (!check || check.size !== blob.storedBytes) {

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 
-import { copyFile, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { SessmigError } from '../core/errors.js';
@@ -126,6 +126,14 @@ export class LocalRemote implements Remote {
 
   async delete(key: string): Promise<void> {
     await rm(this.file(key), { force: true });
+  }
+
+  async touch(key: string): Promise<void> {
+    const now = new Date();
+    await utimes(this.file(key), now, now).catch((error: unknown) => {
+      if (isMissing(error)) throw notFound(key);
+      throw this.wrap(error, `touch ${key}`);
+    });
   }
 
   private async ensureDir(dir: string): Promise<void> {

@@ -23,6 +23,9 @@ export interface Remote {
   /** Every object under prefix, in key order. */
   list(prefix: string): AsyncIterable<ListedObject>;
   delete(key: string): Promise<void>;
+  /** Marks an existing object as just written (its last-modified time becomes now): a push that
+   * reuses a blob protects it from a concurrent prune's grace period (docs/FORMAT.md, Pruning). */
+  touch(key: string): Promise<void>;
 }
 
 export interface StoredObject {

@@ -1,4 +1,5 @@
 import {
+  CopyObjectCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -14,7 +15,7 @@ import { redact } from '../util/redact.js';
 import { getStreamFromUrl, putFileToUrl, readCapped } from './http.js';
 import type { ListedObject, PutConditions, Remote, StoredObject } from './remote.js';
 import { MAX_SINGLE_PUT_BYTES } from './remote.js';
-import { objectTooLarge, preconditionFailed } from './remoteErrors.js';
+import { notFound, objectTooLarge, preconditionFailed } from './remoteErrors.js';
 
 export interface S3Location {
   bucket: string;
@@ -177,6 +178,24 @@ export class S3Remote implements Remote {
       }
       token = out.IsTruncated ? out.NextContinuationToken : undefined;
     } while (token);
+  }
+
+  async touch(key: string): Promise<void> {
+    try {
+      // A copy onto itself with new metadata is S3's way to refresh LastModified.
+      await this.client.send(
+        new CopyObjectCommand({
+          Bucket: this.location.bucket,
+          Key: this.key(key),
+          CopySource: `${this.location.bucket}/${this.key(key).split('/').map(encodeURIComponent).join('/')}`,
+          MetadataDirective: 'REPLACE',
+          Metadata: { 'sessmig-touched': new Date().toISOString() },
+        }),
+      );
+    } catch (error) {
+      if (isNotFound(error)) throw notFound(key);
+      throw this.wrap(error, `touch ${key}`);
+    }
   }
 
   async delete(key: string): Promise<void> {

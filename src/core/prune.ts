@@ -1,0 +1,388 @@
+import { lstat, readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { CHECKPOINT_ID, SHA256 } from '../format/ids.js';
+import { blobKey, checkpointKey, worktreePrefix } from '../format/layout.js';
+import type { Remote } from '../remote/remote.js';
+import { backupsDir, listBackups } from './backups.js';
+import { SessmigError, usageError } from './errors.js';
+import { mapPool } from './pool.js';
+import { listCheckpointIds, readManifest, readPointer, type PointerState } from './remoteStore.js';
+
+/**
+ * `sessmig prune`: retention for the checkpoints of one worktree, then garbage collection of the
+ * blobs no kept checkpoint references; and, with --local, removal of old pull backups on this host.
+ * Safe against a push running at the same time on another host (docs/FORMAT.md, "Pruning"):
+ * nothing younger than the grace period is deleted, the pointer's checkpoint and its blobs never
+ * are, and the pointer is re-read before anything is deleted.
+ */
+
+export const DEFAULT_KEEP_LAST = 5;
+export const DEFAULT_KEEP_WITHIN_MS = 7 * 24 * 3600_000;
+export const DEFAULT_GRACE_MS = 3600_000;
+export const DEFAULT_BACKUP_AGE_MS = 30 * 24 * 3600_000;
+/** Plans made before giving up when the pointer keeps moving. */
+const MAX_PLANS = 3;
+
+export interface PrunePolicy {
+  /** Keep the N newest checkpoints; null: no count rule. */
+  keepLast: number | null;
+  /** Keep every checkpoint younger than this (by the time in its id); null: no age rule. */
+  keepWithinMs: number | null;
+  /** Nothing written less than this long ago is deleted (checkpoints and unreferenced blobs). */
+  graceMs: number;
+}
+
+export interface PruneOptions {
+  policy: PrunePolicy;
+  dryRun: boolean;
+  jobs: number;
+  signal?: AbortSignal;
+  progress?: (line: string) => void;
+  /** The clock (tests). */
+  now?: () => number;
+}
+
+export type KeepReason = 'current' | 'keep-last' | 'keep-within' | 'grace';
+
+export interface PruneCheckpoint {
+  id: string;
+  createdAt: string;
+  /** Size of the manifest object. */
+  bytes: number;
+  action: 'keep' | 'delete';
+  /** Why it is kept (empty when deleted). */
+  reasons: KeepReason[];
+}
+
+export interface PruneBlob {
+  sha256: string;
+  bytes: number;
+}
+
+export interface PruneResult {
+  remote: string;
+  worktree: string;
+  dryRun: boolean;
+  policy: PrunePolicy;
+  /** The pointer's checkpoint when the deletion started (null: no pointer). */
+  current: string | null;
+  /** Every checkpoint, oldest first. */
+  checkpoints: PruneCheckpoint[];
+  blobs: {
+    /** Objects under blobs/ with a valid name. */
+    stored: number;
+    /** Distinct blobs named by the kept checkpoints. */
+    referenced: number;
+    /** Unreferenced blobs kept because they are younger than the grace period (an unfinished push?). */
+    young: number;
+    /** Deleted (with dryRun: would be). */
+    deleted: PruneBlob[];
+  };
+  /** Deleted (with dryRun: would be). */
+  deleted: { checkpoints: number; blobs: number };
+  /** Bytes of the deleted manifests and blobs, as listed by the remote (with dryRun: would be freed). */
+  bytesFreed: number;
+  /** How many times the plan was made (more than 1: the pointer moved while planning). */
+  plans: number;
+}
+
+interface Listed {
+  key: string;
+  size: number;
+  lastModified: Date;
+}
+
+interface Plan {
+  pointer: PointerState | undefined;
+  checkpoints: PruneCheckpoint[];
+  keep: Set<string>;
+  drop: PruneCheckpoint[];
+  refs: Set<string>;
+  stored: number;
+  young: number;
+  blobs: PruneBlob[];
+}
+
+export async function pruneRemote(remote: Remote, worktree: string, options: PruneOptions): Promise<PruneResult> {
+  const now = options.now ?? Date.now;
+  const progress = options.progress ?? (() => {});
+  for (let attempt = 1; attempt <= MAX_PLANS; attempt++) {
+    options.signal?.throwIfAborted();
+    const plan = await makePlan(remote, worktree, options, now());
+    const result = (blobs: PruneBlob[], drop: PruneCheckpoint[]): PruneResult => ({
+      remote: remote.display,
+      worktree,
+      dryRun: options.dryRun,
+      policy: options.policy,
+      current: plan.pointer?.pointer.checkpoint ?? null,
+      checkpoints: plan.checkpoints,
+      blobs: { stored: plan.stored, referenced: plan.refs.size, young: plan.young, deleted: blobs },
+      deleted: { checkpoints: drop.length, blobs: blobs.length },
+      bytesFreed: sum(drop.map((c) => c.bytes)) + sum(blobs.map((b) => b.bytes)),
+      plans: attempt,
+    });
+    if (options.dryRun || (plan.drop.length === 0 && plan.blobs.length === 0)) return result(plan.blobs, plan.drop);
+
+    // The pointer, right before deleting: a host may have made another checkpoint current meanwhile.
+    const again = await readPointer(remote, worktree);
+    if (!samePointer(plan.pointer, again)) {
+      if (again && plan.drop.some((c) => c.id === again.pointer.checkpoint)) throw movedOnto(worktree, again.pointer.checkpoint, false);
+      progress(`the pointer of worktree ${worktree} moved while planning (now ${again?.pointer.checkpoint ?? 'absent'}); planning again`);
+      continue;
+    }
+
+    // 1. Manifests: once gone, their blobs are unreferenced (harmless if the blobs stay).
+    if (plan.drop.length > 0) progress(`deleting ${plan.drop.length} checkpoint(s) of worktree ${worktree}`);
+    await mapPool(plan.drop, options.jobs, (c) => remote.delete(checkpointKey(worktree, c.id)), options.signal);
+
+    // 2. Before the blobs: any checkpoint that appeared since the listing (a push that committed
+    // or is committing) protects the blobs it names, and the pointer must not name a deleted one.
+    const dropped = new Set(plan.drop.map((c) => c.id));
+    const extra = new Set<string>();
+    const appeared = (await listCheckpointIds(remote, worktree)).filter((id) => CHECKPOINT_ID.test(id) && !plan.keep.has(id) && !dropped.has(id));
+    for (const id of appeared) {
+      let manifest;
+      try {
+        manifest = await readManifest(remote, worktree, id);
+      } catch (error) {
+        if (!(error instanceof SessmigError)) throw error;
+        throw new SessmigError('prune-unreadable', `checkpoint ${id} appeared in worktree ${worktree} during the prune and cannot be read (${error.message}); ${plan.drop.length} old checkpoint(s) were deleted, no blob was`, {
+          hint: 're-run `sessmig prune` once the push on the other host has finished (and `sessmig check` if this persists)',
+        });
+      }
+      for (const session of manifest.sessions) extra.add(session.sha256);
+    }
+    const last = await readPointer(remote, worktree);
+    if (last && dropped.has(last.pointer.checkpoint)) throw movedOnto(worktree, last.pointer.checkpoint, true);
+    const blobs = plan.blobs.filter((b) => !extra.has(b.sha256));
+    if (appeared.length > 0) progress(`${appeared.length} checkpoint(s) appeared during the prune; their blobs are kept`);
+
+    // 3. Blobs no kept checkpoint references, older than the grace period.
+    if (blobs.length > 0) progress(`deleting ${blobs.length} blob(s) of worktree ${worktree}`);
+    await mapPool(blobs, options.jobs, (b) => remote.delete(blobKey(worktree, b.sha256)), options.signal);
+    return result(blobs, plan.drop);
+  }
+  throw new SessmigError('pointer-busy', `the pointer of worktree ${worktree} moved ${MAX_PLANS} times while prune planned; nothing was deleted`, {
+    hint: 'other hosts are pushing right now; re-run `sessmig prune` later',
+  });
+}
+
+async function makePlan(remote: Remote, worktree: string, options: PruneOptions, now: number): Promise<Plan> {
+  const { policy } = options;
+  // The pointer before the listing: a checkpoint made current after this read is in the listing
+  // (and young), or is caught by the re-read before deleting.
+  const pointer = await readPointer(remote, worktree);
+  const current = pointer?.pointer.checkpoint;
+  const prefix = worktreePrefix(worktree);
+  const manifests = new Map<string, Listed>();
+  const stored = new Map<string, Listed>();
+  let objects = 0;
+  for await (const item of remote.list(prefix)) {
+    objects++;
+    const name = item.key.slice(prefix.length);
+    const cp = /^checkpoints\/([^/]+)\.json$/.exec(name);
+    const blob = /^blobs\/([^/]+)\.json\.gz$/.exec(name);
+    if (cp && CHECKPOINT_ID.test(cp[1]!)) manifests.set(cp[1]!, item);
+    else if (blob && SHA256.test(blob[1]!)) stored.set(blob[1]!, item);
+    // Anything else (HEAD.json, reserved prefixes, unknown objects) is never touched.
+  }
+  if (objects === 0) {
+    throw new SessmigError('worktree-not-found', `worktree ${worktree} is not in ${remote.display}: nothing to prune`, {
+      hint: 'list the worktrees with `sessmig ls`, check --remote, or name one with --worktree KEY',
+      exitCode: 2,
+    });
+  }
+  if (current !== undefined && !manifests.has(current)) {
+    throw new SessmigError('pointer-dangling', `the pointer of worktree ${worktree} names checkpoint ${current}, which is not in the remote; nothing was deleted`, {
+      hint: 'run `sessmig check`; push again from the host that has the sessions to make a new checkpoint current',
+    });
+  }
+
+  const ids = [...manifests.keys()].sort();
+  const lastN = new Set(policy.keepLast === null ? [] : ids.slice(Math.max(0, ids.length - policy.keepLast)));
+  const checkpoints: PruneCheckpoint[] = ids.map((id) => {
+    const item = manifests.get(id)!;
+    const created = checkpointTime(id);
+    const reasons: KeepReason[] = [];
+    if (id === current) reasons.push('current');
+    if (lastN.has(id)) reasons.push('keep-last');
+    if (policy.keepWithinMs !== null && now - created < policy.keepWithinMs) reasons.push('keep-within');
+    if (isYoung(item.lastModified, now, policy.graceMs) || now - created < policy.graceMs) reasons.push('grace');
+    return { id, createdAt: new Date(created).toISOString(), bytes: item.size, action: reasons.length > 0 ? 'keep' : 'delete', reasons };
+  });
+  const keep = new Set(checkpoints.filter((c) => c.action === 'keep').map((c) => c.id));
+  const drop = checkpoints.filter((c) => c.action === 'delete');
+  options.progress?.(
+    `worktree ${worktree}: ${ids.length} checkpoint(s), ${stored.size} blob(s); current ${current ?? '(no pointer)'}; keeping ${keep.size}, ${options.dryRun ? 'would delete' : 'deleting'} ${drop.length}`,
+  );
+
+  // Every kept manifest must be read: a blob it names is kept, and one that cannot be read could name any.
+  const reads = await mapPool(
+    [...keep].sort(),
+    options.jobs,
+    async (id) => {
+      try {
+        return await readManifest(remote, worktree, id);
+      } catch (error) {
+        if (!(error instanceof SessmigError)) throw error;
+        throw new SessmigError('prune-unreadable', `cannot prune worktree ${worktree}: checkpoint ${id}, which is kept, cannot be read (${error.message}); nothing was deleted`, {
+          hint:
+            error.code === 'format-too-new'
+              ? (error.hint ?? 'upgrade sessmig')
+              : 'run `sessmig check` to see what is damaged; prune deletes nothing while a kept checkpoint is unreadable, since it cannot tell which blobs that checkpoint needs',
+          exitCode: error.exitCode,
+        });
+      }
+    },
+    options.signal,
+  );
+  const refs = new Set<string>();
+  for (const manifest of reads) for (const session of manifest.sessions) refs.add(session.sha256);
+
+  let young = 0;
+  const blobs: PruneBlob[] = [];
+  for (const [sha, item] of [...stored].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (refs.has(sha)) continue;
+    if (isYoung(item.lastModified, now, policy.graceMs)) young++;
+    else blobs.push({ sha256: sha, bytes: item.size });
+  }
+  return { pointer, checkpoints, keep, drop, refs, stored: stored.size, young, blobs };
+}
+
+/** Written less than graceMs ago. An unknown time (0) counts as young: never delete on a guess. */
+function isYoung(lastModified: Date, now: number, graceMs: number): boolean {
+  const time = lastModified.getTime();
+  return !(time > 0) || now - time < graceMs;
+}
+
+function samePointer(a: PointerState | undefined, b: PointerState | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.pointer.checkpoint === b.pointer.checkpoint && a.pointer.generation === b.pointer.generation && a.pointer.writeId === b.pointer.writeId;
+}
+
+function movedOnto(worktree: string, checkpoint: string, afterDelete: boolean): SessmigError {
+  return new SessmigError(
+    'pointer-moved',
+    afterDelete
+      ? `the pointer of worktree ${worktree} moved to checkpoint ${checkpoint} while prune deleted it; no blob was deleted`
+      : `the pointer of worktree ${worktree} moved to checkpoint ${checkpoint}, which this prune was about to delete; nothing was deleted`,
+    {
+      hint: afterDelete
+        ? 'a push took longer than --grace: push again from the host that has the sessions to make a whole checkpoint current, and use a longer --grace'
+        : 'another host pushed during the prune; re-run `sessmig prune` (with a --grace longer than a push takes, a checkpoint being pushed is never a candidate)',
+    },
+  );
+}
+
+/** The creation time in a checkpoint id (YYYYMMDDTHHMMSSmmmZ-…), in ms. */
+export function checkpointTime(id: string): number {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z-/.exec(id);
+  if (!m) return 0;
+  const [, y, mo, d, h, mi, s, ms] = m.map(Number) as number[];
+  return Date.UTC(y!, mo! - 1, d!, h!, mi!, s!, ms!);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Local backups
+
+export interface LocalPruneBackup {
+  pullId: string;
+  dir: string;
+  createdAt: string;
+  checkpoint: string;
+  sessions: number;
+  bytes: number;
+  action: 'keep' | 'delete';
+}
+
+export interface LocalPruneResult {
+  worktree: string;
+  /** $XDG_STATE_HOME/sessmig/backups/<worktree> */
+  dir: string;
+  dryRun: boolean;
+  olderThanMs: number;
+  /** Every backup with an index, newest first. */
+  backups: LocalPruneBackup[];
+  deleted: { backups: number };
+  bytesFreed: number;
+}
+
+/** Removes this host's pull backups of one worktree older than olderThanMs (by their index's createdAt). */
+export async function pruneLocalBackups(
+  stateDir: string,
+  worktree: string,
+  options: { olderThanMs: number; dryRun: boolean; now?: () => number; progress?: (line: string) => void },
+): Promise<LocalPruneResult> {
+  const now = (options.now ?? Date.now)();
+  const root = backupsDir(stateDir, worktree);
+  const backups: LocalPruneBackup[] = [];
+  for (const backup of await listBackups(stateDir, worktree)) {
+    const created = Date.parse(backup.createdAt);
+    // A folder listBackups found is directly under root; anything else is not ours to remove.
+    const inside = path.dirname(backup.dir) === root;
+    const old = inside && Number.isFinite(created) && now - created >= options.olderThanMs;
+    backups.push({
+      pullId: backup.pullId,
+      dir: backup.dir,
+      createdAt: backup.createdAt,
+      checkpoint: backup.checkpoint,
+      sessions: backup.sessions.length,
+      bytes: await treeBytes(backup.dir),
+      action: old ? 'delete' : 'keep',
+    });
+  }
+  const drop = backups.filter((b) => b.action === 'delete');
+  if (!options.dryRun) {
+    for (const backup of drop) {
+      options.progress?.(`removing backup ${backup.dir}`);
+      try {
+        await rm(backup.dir, { recursive: true, force: true });
+      } catch (error) {
+        throw new SessmigError('backup-unremovable', `cannot remove backup ${backup.dir}: ${(error as Error).message}`, {
+          hint: 'check the folder permissions, then re-run `sessmig prune --local`',
+          exitCode: 1,
+        });
+      }
+    }
+  }
+  return { worktree, dir: root, dryRun: options.dryRun, olderThanMs: options.olderThanMs, backups, deleted: { backups: drop.length }, bytesFreed: sum(drop.map((b) => b.bytes)) };
+}
+
+async function treeBytes(dir: string): Promise<number> {
+  let total = 0;
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) total += await treeBytes(full);
+    else total += (await lstat(full).catch(() => undefined))?.size ?? 0;
+  }
+  return total;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Durations
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000, w: 604_800_000 };
+
+/** "90s", "1h30m", "7d", "2w", "0s" → ms. */
+export function parseDuration(value: string, flag: string): number {
+  const text = value.trim();
+  if (text === '0') return 0;
+  if (!/^(?:\d{1,9}(?:ms|s|m|h|d|w))+$/.test(text)) {
+    throw usageError('bad-flag', `${flag} ${JSON.stringify(value.slice(0, 40))} is not a duration`, `use a number and a unit (ms, s, m, h, d, w), e.g. ${flag} 1h or ${flag} 7d`);
+  }
+  let total = 0;
+  for (const [, n, unit] of text.matchAll(/(\d+)(ms|s|m|h|d|w)/g)) total += Number(n) * UNIT_MS[unit!]!;
+  return total;
+}
+
+/** ms → the largest exact unit up to days: 604800000 → "7d", 5400000 → "90m". */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return '0s';
+  for (const unit of ['d', 'h', 'm', 's']) if (ms % UNIT_MS[unit]! === 0) return `${ms / UNIT_MS[unit]!}${unit}`;
+  return `${ms}ms`;
+}
+
+function sum(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0);
+}
