@@ -9,6 +9,7 @@ import type { Io } from './options.js';
 import { registerPrune } from './prune.js';
 import { registerPull } from './pull.js';
 import { registerPush } from './push.js';
+import { registerShare } from './share.js';
 import { registerStatus } from './status.js';
 import { registerUndo } from './undo.js';
 
@@ -46,6 +47,7 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
   registerCheck(program, full, done);
   registerDoctor(program, full, done);
   registerPrune(program, full, done);
+  registerShare(program, full, done);
   try {
     await program.parseAsync(argv);
     if (controller.signal.aborted) throw controller.signal.reason;

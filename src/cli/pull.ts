@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { usageError } from '../core/errors.js';
 import { pull, pullExitCode } from '../core/pull.js';
+import { pullFromTicket } from '../core/ticket.js';
 import { addCommonOptions, printJson, withContext, type CommonOptions, type Io } from './options.js';
 
 interface PullFlags extends CommonOptions {
@@ -9,6 +10,7 @@ interface PullFlags extends CommonOptions {
   force?: boolean;
   keepLocal?: boolean;
   migrate?: boolean;
+  fromUrl?: string;
 }
 
 export function registerPull(program: Command, io: Io, done: (code: number) => void): void {
@@ -20,17 +22,26 @@ export function registerPull(program: Command, io: Io, done: (code: number) => v
       .option('-n, --dry-run', 'show what would change; change nothing')
       .option('-f, --force', 'on a conflict, take the remote copy (the local copy is kept as a backup); with --migrate, also claim from a non-released owner')
       .option('--keep-local', 'on a conflict, keep the local copy')
-      .option('-m, --migrate', 'take the sessions over: pull, then claim ownership (a released worktree; with --force, one owned by a host that is gone)'),
+      .option('-m, --migrate', 'take the sessions over: pull, then claim ownership (a released worktree; with --force, one owned by a host that is gone)')
+      .option('--from-url <url>', 'pull through a ticket (the URL `sessmig share` printed on a host with credentials): needs no credentials'),
   ).action(async (flags: PullFlags) => {
     if (flags.force && flags.keepLocal) throw usageError('bad-flag', '--force and --keep-local contradict each other', 'pick one');
+    if (flags.fromUrl !== undefined) {
+      if (flags.migrate) throw usageError('bad-flag', '--migrate cannot be used with --from-url: claiming ownership writes the pointer, which needs credentials', 'pull without --migrate; the host with credentials keeps (or hands over) ownership');
+      if (flags.remote !== undefined) throw usageError('bad-flag', '--from-url and --remote contradict each other: the ticket names its remote', 'drop --remote');
+      if (flags.checkpoint !== undefined) throw usageError('bad-flag', '--from-url and --checkpoint contradict each other: the ticket names its checkpoint', 'drop --checkpoint, or ask for a ticket of that checkpoint (sessmig share --checkpoint ID)');
+    }
+    const fromUrl = flags.fromUrl;
     const result = await withContext(flags, io, (ctx) =>
-      pull(ctx, {
-        ...(flags.checkpoint !== undefined ? { checkpoint: flags.checkpoint } : {}),
-        dryRun: flags.dryRun === true,
-        force: flags.force === true,
-        keepLocal: flags.keepLocal === true,
-        migrate: flags.migrate === true,
-      }),
+      fromUrl !== undefined
+        ? pullFromTicket(ctx, fromUrl, { dryRun: flags.dryRun === true, force: flags.force === true, keepLocal: flags.keepLocal === true })
+        : pull(ctx, {
+            ...(flags.checkpoint !== undefined ? { checkpoint: flags.checkpoint } : {}),
+            dryRun: flags.dryRun === true,
+            force: flags.force === true,
+            keepLocal: flags.keepLocal === true,
+            migrate: flags.migrate === true,
+          }),
     );
     if (flags.json) {
       printJson(io, { command: 'pull', ...result });

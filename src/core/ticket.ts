@@ -1,0 +1,280 @@
+import { randomBytes } from 'node:crypto';
+import { serializeDocument } from '../format/document.js';
+import { assertCheckpointId } from '../format/ids.js';
+import { blobKey, checkpointKey } from '../format/layout.js';
+import { FORMAT_VERSION } from '../format/schema.js';
+import {
+  MAX_TICKET_BYTES,
+  MAX_TICKET_SECONDS,
+  PullTicket,
+  TICKET_ID,
+  TICKET_KIND,
+  TicketHeader,
+  ticketKey,
+  ticketsPrefix,
+} from '../format/ticketSchema.js';
+import { getBytesFromUrl } from '../remote/http.js';
+import type { Remote } from '../remote/remote.js';
+import { S3Remote } from '../remote/s3Remote.js';
+import { explainExpired, presignedExpiry, TicketRemote } from '../remote/ticketRemote.js';
+import { redact } from '../util/redact.js';
+import type { Context } from './context.js';
+import { SessmigError, usageError } from './errors.js';
+import { pull, type PullOptions, type PullResult } from './pull.js';
+import { readManifest, readPointer } from './remoteStore.js';
+
+/**
+ * Pull tickets (docs/FORMAT.md, "Tickets"): `mintPullTicket` runs on a host with credentials and
+ * stores a document of presigned GETs (the checkpoint's manifest and every blob) under the
+ * worktree's `tickets/`, returning one presigned GET of that document; `pullFromTicket` runs on a
+ * host without credentials: it fetches and checks the ticket, then runs the ordinary pull with a
+ * TicketRemote. No URL is ever put in a message: only `mintPullTicket`'s return value holds one.
+ */
+
+export const DEFAULT_TICKET_SECONDS = 3600;
+export const MIN_TICKET_SECONDS = 30;
+const DURATION = /^([1-9]\d{0,6})([smhd])$/;
+const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
+
+/** Parses `--expires`: a whole number and a unit s, m, h or d, from 30s to 7d. */
+export function parseExpires(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_TICKET_SECONDS;
+  const match = DURATION.exec(value.trim());
+  const seconds = match ? Number(match[1]) * UNIT_SECONDS[match[2] as keyof typeof UNIT_SECONDS] : NaN;
+  if (!(seconds >= MIN_TICKET_SECONDS && seconds <= MAX_TICKET_SECONDS)) {
+    throw usageError(
+      'bad-flag',
+      `--expires ${JSON.stringify(value.slice(0, 40))} is not a duration from 30s to 7d`,
+      'give a whole number and a unit s, m, h or d: 30s, 15m, 1h (the default), 7d (S3 presigned URLs last at most 7 days)',
+    );
+  }
+  return seconds;
+}
+
+export interface MintOptions {
+  /** The checkpoint to share; default: the worktree's current one. */
+  checkpoint?: string;
+  expiresInSeconds: number;
+}
+
+export interface MintedTicket {
+  /** The presigned GET of the ticket document: the one secret this module hands out. */
+  url: string;
+  ticket: PullTicket;
+  /** The ticket document's key in the remote. */
+  key: string;
+  sessions: number;
+  bytes: number;
+}
+
+type MintContext = Pick<Context, 'remote' | 'worktree' | 'host' | 'report' | 'env'>;
+
+export async function mintPullTicket(ctx: MintContext, options: MintOptions): Promise<MintedTicket> {
+  const { remote, worktree, report } = ctx;
+  if (!(remote instanceof S3Remote)) {
+    throw usageError(
+      'ticket-needs-s3',
+      `tickets need an s3:// remote; ${remote.display} is a local folder`,
+      'a host that can read the folder pulls from it directly (--remote file://…); to share with a host without access, push to an s3:// remote and share from there',
+    );
+  }
+  if (!Number.isInteger(options.expiresInSeconds) || options.expiresInSeconds < 1 || options.expiresInSeconds > MAX_TICKET_SECONDS) {
+    throw usageError('bad-flag', `a ticket lives from 1 second to ${MAX_TICKET_SECONDS} seconds (7 days)`, 'pass --expires 30s … 7d');
+  }
+  let checkpoint = options.checkpoint === undefined ? undefined : assertCheckpointId(options.checkpoint);
+  if (checkpoint === undefined) {
+    const pointer = await readPointer(remote, worktree.key);
+    if (!pointer) {
+      throw new SessmigError('nothing-pushed', `nothing was pushed for worktree ${worktree.key} to ${remote.display}`, {
+        hint: 'push first (sessmig push), or check --remote and --worktree (see `sessmig ls`)',
+      });
+    }
+    checkpoint = pointer.pointer.checkpoint;
+  }
+  const manifest = await readManifest(remote, worktree.key, checkpoint);
+
+  // SigV4 dates have whole seconds: starting from a whole second, every URL lives at least until expiresAt.
+  const now = new Date(Math.floor(Date.now() / 1000) * 1000);
+  const seconds = options.expiresInSeconds;
+  const id = `${now.toISOString().replace(/[-:]/g, '').replace('.', '')}-${randomBytes(8).toString('hex')}`;
+  const shas = [...new Set(manifest.sessions.map((session) => session.sha256))];
+  const blobs: Record<string, string> = {};
+  const signed = await Promise.all(shas.map((sha) => remote.presignGet(blobKey(worktree.key, sha), seconds)));
+  shas.forEach((sha, index) => {
+    blobs[sha] = signed[index]!;
+  });
+  const ticket: PullTicket = {
+    formatVersion: FORMAT_VERSION,
+    kind: TICKET_KIND,
+    direction: 'pull',
+    id,
+    worktree: worktree.key,
+    checkpoint: manifest.id,
+    createdAt: now.toISOString(),
+    expiresAt: new Date(now.getTime() + seconds * 1000).toISOString(),
+    remote: remote.display,
+    issuedBy: { hostId: ctx.host.hostId, hostname: ctx.host.hostname },
+    urls: { manifest: await remote.presignGet(checkpointKey(worktree.key, manifest.id), seconds), blobs },
+  };
+  const body = serializeDocument(ticket);
+  if (body.length > MAX_TICKET_BYTES) {
+    throw new SessmigError(
+      'ticket-too-large',
+      `a ticket for checkpoint ${manifest.id} (${shas.length} blobs) would be ${body.length} bytes, which exceeds ${MAX_TICKET_BYTES} bytes`,
+      { hint: 'pull on a host with credentials instead, or push fewer sessions to a worktree of their own (push --session … --worktree NAME) and share that' },
+    );
+  }
+  const key = ticketKey(worktree.key, id);
+  await remote.put(key, body, { ifNoneMatch: true });
+  const url = await remote.presignGet(key, seconds);
+  if (ctx.env.AWS_SESSION_TOKEN) {
+    report.warn(`the URLs are signed with temporary credentials (AWS_SESSION_TOKEN): they stop working when those expire, which may be before ${ticket.expiresAt}`);
+  }
+  await pruneExpiredTickets(remote, worktree.key, now).catch((error: unknown) =>
+    report.warn(`could not remove expired tickets: ${redact((error as Error).message)}`),
+  );
+  return { url, ticket, key, sessions: manifest.sessions.length, bytes: body.length };
+}
+
+/** Removes ticket documents older than the longest lifetime (their names start with their creation time). */
+async function pruneExpiredTickets(remote: Remote, worktree: string, now: Date): Promise<number> {
+  const prefix = ticketsPrefix(worktree);
+  const cutoff = now.getTime() - MAX_TICKET_SECONDS * 1000 - 3600_000;
+  const stale: string[] = [];
+  for await (const item of remote.list(prefix)) {
+    const name = item.key.slice(prefix.length);
+    if (!name.endsWith('.json') || !TICKET_ID.test(name.slice(0, -'.json'.length))) continue;
+    const created = Date.parse(name.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z.*$/, '$1-$2-$3T$4:$5:$6.$7Z'));
+    if (Number.isFinite(created) && created < cutoff) stale.push(item.key);
+  }
+  for (const key of stale) await remote.delete(key);
+  return stale.length;
+}
+
+/**
+ * Reads a ticket document: refuses it when it is not JSON, not a ticket, from a future format,
+ * not a pull ticket, off its schema, or expired — each with its own message.
+ */
+export function parseTicket(bytes: Buffer, now = new Date()): PullTicket {
+  const again = 'ask the host that shared it for a new ticket (sessmig share there) and re-run';
+  if (bytes.length > MAX_TICKET_BYTES) {
+    throw new SessmigError('document-too-large', `ticket is ${bytes.length} bytes, which exceeds ${MAX_TICKET_BYTES} bytes`, { hint: again });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new SessmigError('ticket-malformed', 'the ticket is not valid JSON: the URL does not point at a sessmig ticket, or the document is truncated', { hint: again });
+  }
+  const header = TicketHeader.safeParse(value);
+  if (!header.success || header.data.kind !== TICKET_KIND) {
+    const kind = header.success ? ` (a ${JSON.stringify(header.data.kind)} document)` : '';
+    throw new SessmigError('not-a-ticket', `the URL points at something that is not a sessmig ticket${kind}`, {
+      hint: 'pass the URL printed by `sessmig share`, not the URL of a checkpoint or blob',
+    });
+  }
+  if (header.data.formatVersion > FORMAT_VERSION) {
+    throw new SessmigError(
+      'format-too-new',
+      `the ticket has format version ${header.data.formatVersion}, newer than this sessmig reads (${FORMAT_VERSION}): upgrade sessmig`,
+      { hint: 'upgrade sessmig on this host (npm i -g sessmig@latest)' },
+    );
+  }
+  if (header.data.direction !== 'pull') {
+    throw usageError(
+      'ticket-wrong-direction',
+      `the ticket is a ${JSON.stringify(header.data.direction ?? null)} ticket, not a pull ticket`,
+      'sessmig pull --from-url takes the URL printed by `sessmig share`',
+    );
+  }
+  const parsed = PullTicket.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length > 0 ? issue.path.join('.') : '(root)';
+    throw new SessmigError('ticket-invalid', `the ticket is malformed at ${redact(where)}: ${issue?.message ?? 'invalid'}`, { hint: again });
+  }
+  const ticket = parsed.data;
+  const expires = Date.parse(ticket.expiresAt);
+  if (!(expires > now.getTime())) {
+    throw new SessmigError('ticket-expired', `ticket ${ticket.id} expired at ${ticket.expiresAt} (${ago(now.getTime() - expires)} ago); nothing was downloaded`, {
+      hint: again,
+    });
+  }
+  return ticket;
+}
+
+/** Downloads a ticket document (at most MAX_TICKET_BYTES) from its presigned URL and parses it. */
+export async function fetchTicket(url: string, now?: () => Date): Promise<PullTicket> {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')) {
+    throw usageError('bad-ticket-url', '--from-url takes an http(s) URL (the one `sessmig share` printed)', 'quote the URL in the shell: its & would split the command');
+  }
+  const clock = now ?? (() => new Date());
+  const urlExpiry = presignedExpiry(parsed);
+  if (urlExpiry !== undefined && urlExpiry <= clock().getTime()) {
+    throw new SessmigError('ticket-expired', `the ticket URL expired at ${new Date(urlExpiry).toISOString()} (${ago(clock().getTime() - urlExpiry)} ago); nothing was downloaded`, {
+      hint: 'ask the host that shared it for a new ticket (sessmig share there) and re-run',
+    });
+  }
+  let bytes: Buffer;
+  try {
+    bytes = await getBytesFromUrl(url, MAX_TICKET_BYTES, { what: 'ticket' });
+  } catch (caught) {
+    const error = explainExpired(caught, url);
+    if (error instanceof SessmigError && error.code === 'not-found') {
+      throw new SessmigError('not-found', `${error.message} (the ticket was deleted, or the URL was cut short)`, {
+        hint: 'copy the whole URL again, or ask the host that shared it for a new ticket (sessmig share)',
+        ...(error.data ? { data: error.data } : {}),
+      });
+    }
+    if (error instanceof SessmigError && error.code === 'access-denied') {
+      throw new SessmigError('access-denied', error.message, {
+        hint: 'the ticket may have been deleted or the URL cut short; copy the whole URL again, or ask for a new ticket (sessmig share)',
+        ...(error.data ? { data: error.data } : {}),
+      });
+    }
+    throw error;
+  }
+  return parseTicket(bytes, clock());
+}
+
+export interface TicketPullResult extends PullResult {
+  ticket: { id: string; expiresAt: string; issuedBy: { hostId: string; hostname: string } };
+}
+
+/** `sessmig pull --from-url`: the ordinary pull of the ticket's checkpoint, read through its URLs. */
+export async function pullFromTicket(
+  ctx: Context,
+  url: string,
+  options: Omit<PullOptions, 'checkpoint' | 'migrate'> = {},
+): Promise<TicketPullResult> {
+  const ticket = await ctx.timing.time('list', () => fetchTicket(url));
+  if (ticket.worktree !== ctx.worktree.key) {
+    throw usageError(
+      'ticket-other-worktree',
+      `the ticket is for worktree ${ticket.worktree}, but this worktree's key is ${ctx.worktree.key}; nothing was pulled`,
+      ctx.worktree.keySource === 'flag'
+        ? `run it with --worktree ${ticket.worktree}, or ask for a ticket of worktree ${ctx.worktree.key}`
+        : `run it inside a clone of the repository it was shared from, or pass --worktree ${ticket.worktree} to take those sessions into this folder`,
+    );
+  }
+  ctx.report.info(
+    `ticket ${ticket.id} from ${ticket.issuedBy.hostname}: checkpoint ${ticket.checkpoint} of ${ticket.remote}, valid until ${ticket.expiresAt}`,
+  );
+  const remote = new TicketRemote(ticket);
+  const result = await pull({ ...ctx, remote }, { ...options, checkpoint: ticket.checkpoint });
+  return { ...result, ticket: { id: ticket.id, expiresAt: ticket.expiresAt, issuedBy: ticket.issuedBy } };
+}
+
+function ago(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  if (s < 172_800) return `${Math.round(s / 3600)} h`;
+  return `${Math.round(s / 86_400)} days`;
+}

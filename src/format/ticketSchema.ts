@@ -1,0 +1,74 @@
+import { z } from 'zod';
+import { CHECKPOINT_ID, SHA256, WORKTREE_KEY } from './ids.js';
+import { worktreePrefix } from './layout.js';
+import { FORMAT_VERSION, Host } from './schema.js';
+
+/**
+ * Tickets (docs/FORMAT.md, "Tickets"): a document of presigned URLs that lets a host without
+ * credentials read (direction "pull") one checkpoint of one worktree. The ticket itself is stored
+ * under the worktree's reserved `tickets/` prefix and handed out as one presigned GET URL.
+ *
+ * `direction` leaves room for upload tickets ("push": presigned PUTs under `incoming/`); a reader
+ * refuses a direction it does not know with its own message, before the schema check.
+ */
+export const TICKET_KIND = 'sessmig.ticket';
+export const TICKET_DIRECTIONS = ['pull'] as const;
+
+/** A ticket id: UTC creation time to the millisecond (sortable), then 16 random hex digits. */
+export const TICKET_ID = /^\d{8}T\d{9}Z-[0-9a-f]{16}$/;
+
+/** Size cap of a ticket document: larger ones are refused, never truncated. */
+export const MAX_TICKET_BYTES = 4 * 1024 * 1024;
+
+/** SigV4 presigned URLs live at most 7 days (S3's limit). */
+export const MAX_TICKET_SECONDS = 7 * 24 * 3600;
+
+const presignedUrl = z
+  .string()
+  .max(16_384)
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      return url.protocol === 'https:' || url.protocol === 'http:';
+    } catch {
+      return false;
+    }
+  }, 'not an http(s) URL');
+
+export const PullTicket = z.looseObject({
+  formatVersion: z.literal(FORMAT_VERSION),
+  kind: z.literal(TICKET_KIND),
+  direction: z.literal('pull'),
+  id: z.string().regex(TICKET_ID, 'not a ticket id'),
+  worktree: z.string().regex(WORKTREE_KEY, 'not a worktree key'),
+  checkpoint: z.string().regex(CHECKPOINT_ID, 'not a checkpoint id'),
+  createdAt: z.iso.datetime({ offset: true }),
+  /** No URL of the ticket is valid after this time (each was signed for at least this long). */
+  expiresAt: z.iso.datetime({ offset: true }),
+  /** The remote the URLs point into, as `s3://bucket/prefix/` (no secrets): names this host's sync state. */
+  remote: z.string().max(1100).regex(/^s3:\/\/[^\s?#]+$/, 'not an s3:// remote'),
+  issuedBy: Host,
+  urls: z.looseObject({
+    /** Presigned GET of checkpoints/<checkpoint>.json. */
+    manifest: presignedUrl,
+    /** One presigned GET per blob of the checkpoint (children included), by sha256. */
+    blobs: z.record(z.string().regex(SHA256, 'not a sha256 hex digest'), presignedUrl),
+  }),
+});
+export type PullTicket = z.infer<typeof PullTicket>;
+
+/** The first fields of any ticket, read before the full schema so each mismatch has its own message. */
+export const TicketHeader = z.looseObject({
+  formatVersion: z.number().int(),
+  kind: z.string().max(100),
+  direction: z.string().max(100).optional(),
+});
+
+export function ticketsPrefix(worktree: string): string {
+  return `${worktreePrefix(worktree)}tickets/`;
+}
+
+export function ticketKey(worktree: string, id: string): string {
+  if (!TICKET_ID.test(id)) throw new Error('internal: refusing to build a key from an invalid ticket id');
+  return `${ticketsPrefix(worktree)}${id}.json`;
+}

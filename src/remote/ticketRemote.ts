@@ -1,0 +1,143 @@
+import type { Readable } from 'node:stream';
+import { ExitCode, SessmigError } from '../core/errors.js';
+import { blobKey, checkpointKey } from '../format/layout.js';
+import type { PullTicket } from '../format/ticketSchema.js';
+import { redact } from '../util/redact.js';
+import { getStreamFromUrl, httpError, readCapped } from './http.js';
+import type { ListedObject, Remote, StoredObject } from './remote.js';
+import { notFound } from './remoteErrors.js';
+
+/**
+ * A read-only remote made of a pull ticket's presigned URLs: the format's keys of the ticket's
+ * checkpoint (its manifest and its blobs) map to their URLs; any other key is absent. Nothing
+ * here needs credentials, and no URL is ever part of a message (only keys are).
+ */
+export class TicketRemote implements Remote {
+  readonly conditionalWrites = false;
+  readonly display: string;
+  private readonly urls = new Map<string, string>();
+
+  constructor(readonly ticket: PullTicket) {
+    // The remote the ticket points into: this host's sync state for it is the same as for a direct pull.
+    this.display = ticket.remote;
+    this.urls.set(checkpointKey(ticket.worktree, ticket.checkpoint), ticket.urls.manifest);
+    for (const [sha256, url] of Object.entries(ticket.urls.blobs)) this.urls.set(blobKey(ticket.worktree, sha256), url);
+  }
+
+  /** The keys this ticket can read. */
+  keys(): string[] {
+    return [...this.urls.keys()];
+  }
+
+  async get(key: string, maxBytes: number): Promise<StoredObject | undefined> {
+    const url = this.urls.get(key);
+    if (url === undefined) return undefined;
+    let stream: Readable;
+    let etag = '';
+    try {
+      stream = await this.download(key, url);
+    } catch (error) {
+      if (error instanceof SessmigError && error.code === 'not-found') return undefined;
+      throw error;
+    }
+    const body = await readCapped(stream, maxBytes, `remote object ${key}`);
+    return { body, etag };
+  }
+
+  async head(key: string): Promise<{ size: number; etag: string } | undefined> {
+    const url = this.urls.get(key);
+    if (url === undefined) return undefined;
+    // A presigned GET does not allow HEAD; a one-byte range GET tells the size instead.
+    let response: Response;
+    try {
+      response = await fetch(url, { headers: { range: 'bytes=0-0' } });
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      throw new SessmigError('remote-unreachable', `stat of ${key}: cannot reach the S3 endpoint (${redact(String(cause?.code ?? cause?.message ?? (error as Error).message))})`, {
+        hint: 'check the network, then re-run; nothing was changed',
+      });
+    }
+    if (response.status === 404) {
+      await response.body?.cancel();
+      return undefined;
+    }
+    if (!response.ok) throw explainExpired(await httpError(response, `stat of ${key}`, 'download'), url);
+    await response.body?.cancel();
+    const range = /\/(\d+)$/.exec(response.headers.get('content-range') ?? '')?.[1];
+    const size = range !== undefined ? Number(range) : Number(response.headers.get('content-length') ?? 0);
+    return { size, etag: (response.headers.get('etag') ?? '').replace(/^W\//, '').replace(/^"|"$/g, '') };
+  }
+
+  async getStream(key: string): Promise<Readable> {
+    const url = this.urls.get(key);
+    if (url === undefined) throw notFound(key);
+    return this.download(key, url);
+  }
+
+  private async download(key: string, url: string): Promise<Readable> {
+    try {
+      // No refresh: a host without credentials cannot re-sign an expired URL.
+      return await getStreamFromUrl(url, { what: `download of ${key}` });
+    } catch (error) {
+      throw explainExpired(error, url);
+    }
+  }
+
+  async put(key: string): Promise<{ etag: string }> {
+    throw readOnly(`write ${key}`);
+  }
+
+  async putFile(key: string): Promise<void> {
+    throw readOnly(`upload ${key}`);
+  }
+
+  async delete(key: string): Promise<void> {
+    throw readOnly(`delete ${key}`);
+  }
+
+  async touch(key: string): Promise<void> {
+    throw readOnly(`touch ${key}`);
+  }
+
+  async *list(prefix: string): AsyncIterable<ListedObject> {
+    throw new SessmigError('ticket-read-only', `a pull ticket cannot list ${prefix}: it names one checkpoint's objects only`, {
+      hint: 'run this command on a host with credentials for the remote',
+      exitCode: ExitCode.usage,
+    });
+  }
+}
+
+/** When a SigV4 presigned URL stops working (X-Amz-Date + X-Amz-Expires), if it says so. */
+export function presignedExpiry(url: URL): number | undefined {
+  const date = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(url.searchParams.get('X-Amz-Date') ?? '');
+  const expires = url.searchParams.get('X-Amz-Expires');
+  if (!date || !expires || !/^\d{1,7}$/.test(expires)) return undefined;
+  const signed = Date.parse(`${date[1]}-${date[2]}-${date[3]}T${date[4]}:${date[5]}:${date[6]}Z`);
+  return Number.isFinite(signed) ? signed + Number(expires) * 1000 : undefined;
+}
+
+/**
+ * Some stores (Ceph RGW) answer an expired presigned URL with a bare 403 AccessDenied: when the
+ * URL's own expiry has passed, say that it expired.
+ */
+export function explainExpired(error: unknown, url: string, now = Date.now()): unknown {
+  if (!(error instanceof SessmigError) || error.code !== 'access-denied') return error;
+  let expiry: number | undefined;
+  try {
+    expiry = presignedExpiry(new URL(url));
+  } catch {
+    expiry = undefined;
+  }
+  if (expiry === undefined || expiry > now) return error;
+  return new SessmigError('url-expired', `${error.message.replace(/: access denied.*$/, '')}: the presigned URL expired at ${new Date(expiry).toISOString()}`, {
+    hint: 'ask the host that shared it for a new ticket (sessmig share there) and re-run',
+    ...(error.data ? { data: error.data } : {}),
+  });
+}
+
+function readOnly(action: string): SessmigError {
+  return new SessmigError('ticket-read-only', `a pull ticket is read-only: cannot ${action}`, {
+    hint: 'writing to the remote needs credentials; run this on a host that has them',
+    exitCode: ExitCode.usage,
+  });
+}
