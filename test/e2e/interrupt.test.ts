@@ -11,11 +11,10 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFaultyOpencode } from '../support/faultyOpencode.js';
-import { startFakeLlm, type FakeLlm } from '../support/fakeLlm.js';
-import { createHost, createRepo, type Host } from '../support/host.js';
+import type { Host } from '../support/host.js';
+import { startScene, type Scene } from '../support/scene.js';
 import { explain, SESSMIG_BIN, sessmig } from './harness.js';
 
-let llm: FakeLlm;
 let a: Host;
 let b: Host;
 let repoA: string;
@@ -27,14 +26,12 @@ let faultyB: string;
 let pidFile: string;
 const ids: string[] = [];
 
+let scene: Scene;
+
 beforeAll(async () => {
-  llm = await startFakeLlm();
-  a = await createHost('laptop', { llm });
-  b = await createHost('box');
-  repoA = path.join(a.workDir, 'app');
-  repoB = path.join(b.workDir, 'app');
-  await createRepo(repoA);
-  await createRepo(repoB);
+  scene = await startScene(['laptop', 'box']);
+  ({ host: a, repo: repoA } = scene.hosts[0]!);
+  ({ host: b, repo: repoB } = scene.hosts[1]!);
   for (const n of [1, 2]) ids.push((await a.run(repoA, `work ${n}`)).sessionID);
   remoteDir = await mkdtemp(path.join(os.tmpdir(), 'sessmig-remote-'));
   remote = pathToFileURL(remoteDir).href;
@@ -53,9 +50,7 @@ afterAll(async () => {
       // already gone
     }
   }
-  await a?.cleanup();
-  await b?.cleanup();
-  await llm?.close();
+  await scene?.dispose();
   if (remoteDir) await rm(remoteDir, { recursive: true, force: true });
 });
 

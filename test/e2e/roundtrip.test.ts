@@ -8,21 +8,20 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeLlm, type FakeLlm } from '../support/fakeLlm.js';
-import { createHost, createRepo, type Host } from '../support/host.js';
+import type { Host } from '../support/host.js';
+import { hostWithRepo, startScene, type Scene } from '../support/scene.js';
 import { describeS3Targets, startS3rver, startS3Target, type S3Target } from '../support/s3.js';
 import { explain, sessmig } from './harness.js';
 
-let llm: FakeLlm;
 let a: Host;
 let repoA: string;
 const made: { plain: string; write: string; task: string; child: string } = { plain: '', write: '', task: '', child: '' };
 
+let scene: Scene;
+
 beforeAll(async () => {
-  llm = await startFakeLlm();
-  a = await createHost('laptop', { llm });
-  repoA = path.join(a.workDir, 'app');
-  await createRepo(repoA);
+  scene = await startScene(['laptop']);
+  ({ host: a, repo: repoA } = scene.hosts[0]!);
   made.plain = (await a.run(repoA, 'plain session MARK-PLAIN')).sessionID;
   made.write = (await a.run(repoA, 'write a file [[write notes.txt hello from the laptop]]')).sessionID;
   made.task = (await a.run(repoA, 'delegate [[task look around MARK-CHILD]]')).sessionID;
@@ -32,8 +31,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  await a?.cleanup();
-  await llm?.close();
+  await scene?.dispose();
 });
 
 interface RemoteKind {
@@ -76,9 +74,7 @@ describe.each(remotes)('push and pull through the $name remote', (kind) => {
   let repoB: string;
   beforeAll(async () => {
     remote = await kind.setup();
-    b = await createHost('box');
-    repoB = path.join(b.workDir, 'elsewhere', 'app-clone');
-    await createRepo(repoB);
+    ({ host: b, repo: repoB } = await hostWithRepo('box', { repoPath: path.join('elsewhere', 'app-clone') }));
   }, 120_000);
   afterAll(async () => {
     await b?.cleanup();

@@ -11,12 +11,11 @@ import { pathToFileURL } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFaultyOpencode } from '../support/faultyOpencode.js';
-import { startFakeLlm, type FakeLlm } from '../support/fakeLlm.js';
-import { createHost, createRepo, type Host } from '../support/host.js';
+import { createRepo, type Host } from '../support/host.js';
+import { startScene, type Scene } from '../support/scene.js';
 import { startS3rver, type S3Target } from '../support/s3.js';
 import { explain, sessmig, type SessmigRun } from './harness.js';
 
-let llm: FakeLlm;
 let a: Host;
 let b: Host;
 let repoA: string;
@@ -40,14 +39,12 @@ async function blobFiles(): Promise<string[]> {
   return (await readdir(dir)).map((name) => path.join(dir, name));
 }
 
+let scene: Scene;
+
 beforeAll(async () => {
-  llm = await startFakeLlm();
-  a = await createHost('laptop', { llm });
-  b = await createHost('box');
-  repoA = path.join(a.workDir, 'app');
-  repoB = path.join(b.workDir, 'app');
-  await createRepo(repoA);
-  await createRepo(repoB);
+  scene = await startScene(['laptop', 'box']);
+  ({ host: a, repo: repoA } = scene.hosts[0]!);
+  ({ host: b, repo: repoB } = scene.hosts[1]!);
   ids.plain = (await a.run(repoA, 'plain MARK-PLAIN')).sessionID;
   ids.task = (await a.run(repoA, 'delegate [[task child work]]')).sessionID;
   ids.child = (await a.children(ids.task))[0]!;
@@ -68,9 +65,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  await a?.cleanup();
-  await b?.cleanup();
-  await llm?.close();
+  await scene?.dispose();
   if (remoteDir) await rm(remoteDir, { recursive: true, force: true });
 });
 

@@ -8,11 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeLlm, type FakeLlm } from '../support/fakeLlm.js';
-import { createHost, createRepo, type Host } from '../support/host.js';
+import type { Host } from '../support/host.js';
+import { startScene, type Scene } from '../support/scene.js';
 import { explain, sessmig } from './harness.js';
 
-let llm: FakeLlm;
 let a: Host;
 let b: Host;
 let repoA: string;
@@ -21,14 +20,12 @@ let dir: string;
 let url: string;
 let manifestFile: string;
 
+let scene: Scene;
+
 beforeAll(async () => {
-  llm = await startFakeLlm();
-  a = await createHost('laptop', { llm });
-  b = await createHost('box');
-  repoA = path.join(a.workDir, 'app');
-  repoB = path.join(b.workDir, 'app');
-  await createRepo(repoA);
-  await createRepo(repoB);
+  scene = await startScene(['laptop', 'box']);
+  ({ host: a, repo: repoA } = scene.hosts[0]!);
+  ({ host: b, repo: repoB } = scene.hosts[1]!);
   await a.run(repoA, 'some work');
   dir = await mkdtemp(path.join(os.tmpdir(), 'sessmig-remote-'));
   url = pathToFileURL(dir).href;
@@ -39,9 +36,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  await a?.cleanup();
-  await b?.cleanup();
-  await llm?.close();
+  await scene?.dispose();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
