@@ -3,7 +3,7 @@
  * fake LLM) pushed from host A and pulled into host B through each remote kind, checked through
  * opencode's own database on B.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -123,6 +123,30 @@ describe.each(remotes)('push and pull through the $name remote', (kind) => {
     const after = await Promise.all([made.plain, made.task, made.child].map((id) => b.view(id)));
     expect(after).toEqual(before);
     expect((await b.sessions()).length).toBe(4);
+  });
+
+  it('a moved checkout: pulling in the new folder rebinds the sessions to it', async (ctx) => {
+    if (kind.name !== 'file') ctx.skip(); // the rebind logic does not depend on the remote kind
+    const moved = path.join(b.workDir, 'moved', 'app-renamed');
+    await mkdir(path.dirname(moved), { recursive: true });
+    await rename(repoB, moved);
+    try {
+      const run = await sessmig(b, ['pull', '--remote', remote.url, '--json'], { cwd: moved, env: remote.env });
+      expect(run.exitCode, explain(run)).toBe(0);
+      for (const session of run.json.sessions) {
+        expect(session.action).toBe('replace');
+        expect(session.reason).toMatch(/rebinding/);
+      }
+      for (const id of [made.plain, made.task, made.child]) {
+        const view = await b.view(id);
+        expect(view.directory).toBe(moved);
+        expect(view.messages).toBe((await a.view(id)).messages);
+      }
+      expect((await b.sessions()).length).toBe(4);
+    } finally {
+      await rename(moved, repoB);
+      await sessmig(b, ['pull', '--remote', remote.url], { cwd: repoB, env: remote.env });
+    }
   });
 
   it('the server export path and the CLI export path give the same content hashes', async () => {

@@ -114,6 +114,21 @@ describe('push', () => {
     expect(current(after)).toBe(current(before));
   });
 
+  it('a hung opencode export is killed after --opencode-timeout; the pointer stays (exit 1)', async () => {
+    // The hang is injected around the real opencode (test/support/faultyOpencode.ts).
+    const before = await sessmig(a, ['ls', '--remote', remote, '--json'], { cwd: repoA });
+    await a.run(repoA, 'changed again', { session: ids.plain });
+    const t0 = Date.now();
+    const run = await sessmig(a, ['push', '--remote', remote, '--opencode', faulty, '--opencode-timeout', '3'], {
+      cwd: repoA,
+      env: { FAULT_HANG_EXPORT: '1', SESSMIG_EXPORT_VIA: 'cli' },
+    });
+    expectCleanError(run, 1, /did not finish within 3 s; sessmig killed it/);
+    expect(Date.now() - t0).toBeLessThan(60_000);
+    const after = await sessmig(a, ['ls', '--remote', remote, '--json'], { cwd: repoA });
+    expect(after.json.worktrees).toEqual(before.json.worktrees);
+  });
+
   it('skips a session deleted between listing and export, records it, exits 3', async () => {
     // The deletion is real (opencode session delete), timed by test/support/faultyOpencode.ts.
     await a.run(repoA, 'changed since the last push', { session: ids.victim }); // else the push reuses its blob
