@@ -339,6 +339,38 @@ export class OpencodeServer {
     }
   }
 
+  /**
+   * One authenticated request to any route, for those this class has no method for (the event sync
+   * routes, /project/current, /doc): `body` is sent as JSON, the answer (at most 16 MiB) comes back
+   * whole with its status, whatever the status. `directory` picks the project the request runs in
+   * (default: the server's cwd). Rejects only when the request itself fails (timeout, server gone,
+   * interrupted).
+   */
+  async request(method: RequestMethod, pathname: string, options: { body?: string | Buffer; directory?: string } = {}): Promise<{ status: number; body: string }> {
+    const what = `${method} ${new URL(pathname, this.url).pathname} on opencode serve`;
+    const timeout = AbortSignal.timeout(this.options.timeoutMs);
+    const signal = this.requestSignal(timeout);
+    try {
+      const response = await this.send(method, pathname, signal, true, options.body, options.directory);
+      return { status: response.statusCode ?? 0, body: await readSmall(response) };
+    } catch (error) {
+      throw this.explain(error, what, timeout);
+    }
+  }
+
+  /** Deletes a session and its children (messages, parts, event log); false when there was no such session. */
+  async deleteSession(id: string): Promise<boolean> {
+    assertSessionId(id);
+    const { status, body } = await this.request('DELETE', `/session/${id}`);
+    if (status === 404 && SESSION_NOT_FOUND.test(body)) return false;
+    if (status !== 200) {
+      throw new SessmigError('opencode-failed', `opencode serve answered ${status} to the delete of ${id}: ${redact(body).slice(0, 300)}`, {
+        hint: `delete it by hand: opencode session delete ${id}`,
+      });
+    }
+    return true;
+  }
+
   /** Stops the server: SIGTERM, then SIGKILL after 2 s. Idempotent; safe to call in `finally`. */
   stop(): Promise<void> {
     this.stopping ??= this.shutdown();
@@ -385,20 +417,39 @@ export class OpencodeServer {
   }
 
   private get(pathname: string, signal: AbortSignal, authorize: boolean): Promise<IncomingMessage> {
+    return this.send('GET', pathname, signal, authorize);
+  }
+
+  /** Sends one request; `directory` is the request's project directory (default: the server's cwd). */
+  private send(
+    method: RequestMethod,
+    pathname: string,
+    signal: AbortSignal,
+    authorize: boolean,
+    body?: string | Buffer,
+    directory: string = this.options.cwd,
+  ): Promise<IncomingMessage> {
     const url = new URL(pathname, this.url);
-    url.searchParams.set('directory', this.options.cwd);
+    url.searchParams.set('directory', directory);
     return new Promise((resolve, reject) => {
       if (this.stopping) {
         reject(new SessmigError('opencode-failed', 'opencode serve was stopped'));
         return;
       }
-      const request = http.get(url, {
+      const request = http.request(url, {
+        method,
         agent: this.agent,
         signal,
-        headers: { accept: 'application/json', 'accept-encoding': 'identity', ...(authorize ? { authorization: this.authorization } : {}) },
+        headers: {
+          accept: 'application/json',
+          'accept-encoding': 'identity',
+          ...(authorize ? { authorization: this.authorization } : {}),
+          ...(body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }),
+        },
       });
       request.once('response', resolve);
       request.once('error', reject);
+      request.end(body);
     });
   }
 
@@ -469,6 +520,8 @@ export class OpencodeServer {
     });
   }
 }
+
+export type RequestMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
 const OPEN_BRACE = 0x7b;
 const OPEN_BRACKET = 0x5b;
