@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { usageError } from '../core/errors.js';
 import { pull, pullExitCode } from '../core/pull.js';
 import { pullFromTicket } from '../core/ticket.js';
+import { parseReplayMode } from '../opencode/importer.js';
 import { addCommonOptions, printJson, withContext, type CommonOptions, type Io } from './options.js';
 
 interface PullFlags extends CommonOptions {
@@ -11,6 +12,7 @@ interface PullFlags extends CommonOptions {
   keepLocal?: boolean;
   migrate?: boolean;
   fromUrl?: string;
+  replay?: string;
 }
 
 export function registerPull(program: Command, io: Io, done: (code: number) => void): void {
@@ -23,6 +25,7 @@ export function registerPull(program: Command, io: Io, done: (code: number) => v
       .option('-f, --force', 'on a conflict, take the remote copy (the local copy is kept as a backup); with --migrate, also claim from a non-released owner')
       .option('--keep-local', 'on a conflict, keep the local copy')
       .option('-m, --migrate', 'take the sessions over: pull, then claim ownership (a released worktree; with --force, one owned by a host that is gone)')
+      .option('--replay <mode>', 'auto: replay sessions through one opencode serve where the local opencode supports it, else import; always; never (or SESSMIG_REPLAY)')
       .option('--from-url <url>', 'pull through a ticket (the URL `sessmig share` printed on a host with credentials): needs no credentials'),
   ).action(async (flags: PullFlags) => {
     if (flags.force && flags.keepLocal) throw usageError('bad-flag', '--force and --keep-local contradict each other', 'pick one');
@@ -32,15 +35,17 @@ export function registerPull(program: Command, io: Io, done: (code: number) => v
       if (flags.checkpoint !== undefined) throw usageError('bad-flag', '--from-url and --checkpoint contradict each other: the ticket names its checkpoint', 'drop --checkpoint, or ask for a ticket of that checkpoint (sessmig share --checkpoint ID)');
     }
     const fromUrl = flags.fromUrl;
+    const replay = parseReplayMode(flags.replay ?? io.env.SESSMIG_REPLAY);
     const result = await withContext(flags, io, (ctx) =>
       fromUrl !== undefined
-        ? pullFromTicket(ctx, fromUrl, { dryRun: flags.dryRun === true, force: flags.force === true, keepLocal: flags.keepLocal === true })
+        ? pullFromTicket(ctx, fromUrl, { dryRun: flags.dryRun === true, force: flags.force === true, keepLocal: flags.keepLocal === true, replay })
         : pull(ctx, {
             ...(flags.checkpoint !== undefined ? { checkpoint: flags.checkpoint } : {}),
             dryRun: flags.dryRun === true,
             force: flags.force === true,
             keepLocal: flags.keepLocal === true,
             migrate: flags.migrate === true,
+            replay,
           }),
     );
     if (flags.json) {

@@ -7,6 +7,7 @@ import type { Manifest, ManifestSession } from '../format/schema.js';
 import type { SessionRow } from '../opencode/opencode.js';
 import { createBackupDir, writeBackupIndex, type BackupIndex } from './backups.js';
 import type { Context } from './context.js';
+import { openImporter, type ReplayMode } from '../opencode/importer.js';
 import { checkCompatibility } from '../opencode/versions.js';
 import { readTodos, sameTodos, todoTableCompatible, writeTodos, type Todo } from '../opencode/todos.js';
 import { ExitCode, SessmigError, usageError } from './errors.js';
@@ -26,6 +27,8 @@ export interface PullOptions {
   keepLocal?: boolean;
   /** Claim ownership (from a released worktree, or with force from another owner) once the pull succeeded. */
   migrate?: boolean;
+  /** How sessions are brought in: replayed through one opencode serve where safe, or imported. */
+  replay?: ReplayMode;
 }
 
 /**
@@ -47,6 +50,8 @@ export interface PulledSession {
   title: string;
   action: PullAction;
   reason?: string;
+  /** How the session was brought in, when it was. */
+  via?: 'replay' | 'import';
   messages: number;
   directory: string;
   local?: { timeUpdated: number; messages?: number };
@@ -231,6 +236,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
   const journal = new Journal(ctx, backups, localById, backupTodos);
   let verified = new Map<string, { time_updated: number }>();
   const imported = { done: 0, bytes: 0 };
+  const paths = new Map<string, 'replay' | 'import'>();
   try {
     // Delete the topmost replaced sessions (opencode deletes their children with them).
     for (const node of deleting) {
@@ -238,14 +244,19 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
       await timing.time('delete', () => opencode.deleteSession(node.id, worktree.root));
       journal.deleted(node.id);
     }
-    await importInLevels(importing, ctx.jobs, async (plan) => {
+    const importer = await openImporter(opencode, worktree.root, importing.length, options.replay ?? 'auto', report, timing);
+    if (importing.length > 0) timing.note(`brought ${importing.length} session(s) in through ${importer.kind === 'replay' ? 'one `opencode serve` (replay)' : '`opencode import` processes'}`);
+    await importInLevels(importing, importer.kind === 'replay' ? 1 : ctx.jobs, async (plan) => {
       ctx.signal.throwIfAborted();
       journal.importing(plan.session.id);
-      await timing.time('import', () => opencode.importFile(files.get(plan.session.id)!, plan.importDir, plan.session.id));
+      const how = await timing.time(importer.kind === 'replay' ? 'bring-in' : 'import', () =>
+        importer.importSession(files.get(plan.session.id)!, plan.importDir, plan.session.id),
+      );
+      paths.set(plan.session.id, how);
       imported.done++;
       imported.bytes += plan.session.rawBytes;
       report.progress('imported', imported.done, importing.length, imported.bytes);
-    });
+    }).finally(() => importer.close());
     for (const row of orderParentsFirst(restoreFromBackup.map((row) => ({ ...row, parentID: row.parent_id })))) {
       journal.importing(row.id);
       await opencode.importFile(backups.get(row.id)!, existsSync(row.directory) ? row.directory : worktree.root, row.id);
@@ -280,7 +291,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
   }
   await saveSyncState(stateFile, state).catch((error: unknown) => report.warn(`could not save the sync state: ${(error as Error).message}`));
 
-  result.sessions = plans.map(describe);
+  result.sessions = plans.map((plan) => ({ ...describe(plan), ...(paths.has(plan.session.id) ? { via: paths.get(plan.session.id) } : {}) }));
   // Claim last: the pointer moves only after every session is here, so a failed pull leaves it alone.
   if (options.migrate && pointer && pointer.pointer.owner?.hostId !== ctx.host.hostId) {
     const unresolved = result.sessions.filter((session) => session.action === 'conflict' || session.action === 'refused');

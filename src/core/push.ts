@@ -94,10 +94,11 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
   const { remote, worktree, opencode, report } = ctx;
   const only = options.sessions?.map((id) => assertSessionId(id, '--session'));
   const { timing } = ctx;
-  const previous = await timing.time('list', () => readPointer(remote, worktree.key));
+  // One round of independent look-ups: the pointer, opencode's version and its session table.
+  const [previous, opencodeVersion, rows] = await timing.time('list', () =>
+    Promise.all([readPointer(remote, worktree.key), opencode.version(), opencode.listSessions()]),
+  );
   assertMayPush(previous?.pointer, ctx.host, worktree.key);
-  const opencodeVersion = await timing.time('list', () => opencode.version());
-  const rows = await timing.time('list', () => opencode.listSessions());
   const selected = selectSessions(rows, worktree.root, only);
   const result: PushResult = {
     worktree: worktree.key,

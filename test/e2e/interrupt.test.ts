@@ -117,7 +117,7 @@ describe('interrupted pull', () => {
       b,
       ['pull', '--remote', remote, '--opencode', faultyB, '--jobs', '1'],
       repoB,
-      { FAULT_HANG_IMPORT_NTH: '2', FAULT_COUNTER_FILE: path.join(b.root, 'count-int') },
+      { FAULT_HANG_IMPORT_NTH: '2', FAULT_COUNTER_FILE: path.join(b.root, 'count-int'), SESSMIG_REPLAY: 'never' /* the hang is on opencode import */ },
       'SIGINT',
     );
     expect(result.exitCode, String(result.stderr)).toBe(130);
@@ -134,7 +134,7 @@ describe('interrupted pull', () => {
       b,
       ['pull', '--remote', remote, '--opencode', faultyB, '--jobs', '1'],
       repoB,
-      { FAULT_HANG_IMPORT_NTH: '1', FAULT_COUNTER_FILE: path.join(b.root, 'count-kill') },
+      { FAULT_HANG_IMPORT_NTH: '1', FAULT_COUNTER_FILE: path.join(b.root, 'count-kill'), SESSMIG_REPLAY: 'never' /* the hang is on opencode import */ },
       'SIGKILL',
     );
     expect(result.signal).toBe('SIGKILL');

@@ -207,6 +207,7 @@ describe('contention, divergence and faults (file remote)', () => {
     const faulty = await writeFaultyOpencode(w.laptop.root, w.laptop.opencodeBin);
     const run = await on(w, w.laptop, w.repoL, ['pull', '--migrate', '--opencode', faulty, '--jobs', '1'], {
       FAULT_FAIL_IMPORT_NTH: '2',
+      SESSMIG_REPLAY: 'never', // the fault is on opencode import
       FAULT_COUNTER_FILE: path.join(w.laptop.root, 'count'),
     });
     expect(run.exitCode, explain(run)).toBe(1);

@@ -1,0 +1,75 @@
+import type { Reporter } from '../core/context.js';
+import { SessmigError } from '../core/errors.js';
+import type { Timing } from '../core/timing.js';
+import type { Opencode } from './opencode.js';
+import { replayAvailable, replaySession, replaySupported } from './replay.js';
+import { OpencodeServer } from './server.js';
+
+export type ReplayMode = 'auto' | 'always' | 'never';
+
+/** Brings one rebased blob into the local opencode; what pull calls per session. */
+export interface SessionImporter {
+  readonly kind: 'replay' | 'import';
+  importSession(file: string, cwd: string, id: string): Promise<'replay' | 'import'>;
+  close(): Promise<void>;
+}
+
+/**
+ * Chooses how pull brings sessions in: one `opencode serve` replaying synthesized events (one
+ * process for all sessions; only where the destination has the strict replay route, detected
+ * from its version and /doc, never by trial on user data), or one `opencode import` per session.
+ * A replay that fails is cleaned up by the replay module, then the session goes through import.
+ */
+export async function openImporter(
+  opencode: Opencode,
+  cwd: string,
+  count: number,
+  mode: ReplayMode,
+  report: Reporter,
+  timing: Timing,
+): Promise<SessionImporter> {
+  const viaImport: SessionImporter = {
+    kind: 'import',
+    async importSession(file, dir, id) {
+      await opencode.importFile(file, dir, id);
+      return 'import';
+    },
+    close: async () => undefined,
+  };
+  if (mode === 'never' || count === 0) return viaImport;
+  const version = await opencode.version();
+  if (mode === 'auto' && (count < 2 || !replaySupported(version))) return viaImport;
+  let server: OpencodeServer | undefined;
+  try {
+    server = await timing.time('serve-start', () => OpencodeServer.start({ ...opencode.options, cwd }));
+    if (!(await timing.time('serve-start', () => replayAvailable(server!)))) throw new Error(`opencode ${version} has no strict /sync/replay route`);
+  } catch (error) {
+    await server?.stop();
+    if (error instanceof SessmigError && error.code === 'interrupted') throw error;
+    if (mode === 'always') throw new SessmigError('replay-unavailable', `--replay always: ${(error as Error).message}`, { hint: 'use --replay auto' });
+    report.warn(`replay is not available here (${(error as Error).message}); importing one process per session`);
+    return viaImport;
+  }
+  const live = server;
+  return {
+    kind: 'replay',
+    async importSession(file, dir, id) {
+      try {
+        await timing.time('replay', () => replaySession(live, file, { tempDir: opencode.options.tempDir, opencode }));
+        return 'replay';
+      } catch (error) {
+        const cleaned = error instanceof SessmigError && error.code === 'replay-failed' && error.data?.cleaned === true;
+        if (!cleaned) throw error;
+        report.warn(`replay of ${id} failed (${error.message}); importing it instead`);
+        await timing.time('import', () => opencode.importFile(file, dir, id));
+        return 'import';
+      }
+    },
+    close: () => live.stop(),
+  };
+}
+
+export function parseReplayMode(value: string | undefined): ReplayMode {
+  if (value === undefined || value === 'auto' || value === 'always' || value === 'never') return value ?? 'auto';
+  throw new SessmigError('bad-flag', `--replay ${JSON.stringify(value.slice(0, 20))} is not auto, always or never`, { hint: 'use --replay auto', exitCode: 2 });
+}
