@@ -81,7 +81,8 @@ describe('blob scan and rebase', () => {
         const text = JSON.stringify(value, null, pretty ? 2 : undefined);
         const { out, facts } = await scan(Buffer.from(text), '/dest', chunk);
         const parsed = JSON.parse(out);
-        const expected = structuredClone(value) as { info: Record<string, unknown> };
+        // Through JSON itself (-0 becomes 0 in JSON text), then the two fields the rebase owns.
+        const expected = JSON.parse(JSON.stringify(value)) as { info: Record<string, unknown> };
         if ('directory' in expected.info) expected.info.directory = '/dest';
         if ('projectID' in expected.info) expected.info.projectID = '';
         expect(parsed).toEqual(expected);
