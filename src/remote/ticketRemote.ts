@@ -4,7 +4,7 @@ import { blobKey, checkpointKey } from '../format/layout.js';
 import type { PullTicket } from '../format/ticketSchema.js';
 import { redact } from '../util/redact.js';
 import { getStreamFromUrl, httpError, readCapped } from './http.js';
-import type { ListedObject, Remote, StoredObject } from './remote.js';
+import type { ListedObject, PutConditions, Remote, StoredObject } from './remote.js';
 import { notFound } from './remoteErrors.js';
 
 /**
@@ -83,7 +83,7 @@ export class TicketRemote implements Remote {
     }
   }
 
-  async put(key: string): Promise<{ etag: string }> {
+  async put(key: string, _body?: Buffer, _conditions?: PutConditions): Promise<{ etag: string }> {
     throw readOnly(`write ${key}`);
   }
 

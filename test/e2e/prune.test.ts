@@ -14,28 +14,25 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeLlm, type FakeLlm } from '../support/fakeLlm.js';
+import { startScene, type Scene } from '../support/scene.js';
 import { createHost, createRepo, type Host } from '../support/host.js';
 import { startS3rver } from '../support/s3.js';
 import { explain, sessmig, type SessmigRun } from './harness.js';
 
-let llm: FakeLlm;
+let scene: Scene;
 let a: Host;
 let repoA: string;
 const ids = { one: '', two: '' };
 
 beforeAll(async () => {
-  llm = await startFakeLlm();
-  a = await createHost('laptop', { llm });
-  repoA = path.join(a.workDir, 'app');
-  await createRepo(repoA);
+  scene = await startScene(['laptop']);
+  ({ host: a, repo: repoA } = scene.hosts[0]!);
   ids.one = (await a.run(repoA, 'first session MARK-ONE')).sessionID;
   ids.two = (await a.run(repoA, 'second session MARK-TWO')).sessionID;
 }, 240_000);
 
 afterAll(async () => {
-  await a?.cleanup();
-  await llm?.close();
+  await scene?.dispose();
 });
 
 /** Raw access to one remote's objects, behind sessmig's back. Keys are relative to the remote's root. */

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchTicket, parseExpires, parseTicket } from '../../src/core/ticket.js';
 import { TicketRemote } from '../../src/remote/ticketRemote.js';
 import { SessmigError } from '../../src/core/errors.js';
-import { startFakeLlm, type FakeLlm } from '../support/fakeLlm.js';
+import { startScene, type Scene } from '../support/scene.js';
 import { createHost, createRepo, type Host } from '../support/host.js';
 import { describeS3Targets, startS3Target, type S3Target, type S3TargetKind } from '../support/s3.js';
 import { explain, sessmig, type SessmigRun } from './harness.js';
@@ -73,16 +73,14 @@ describe('ticket documents (no server)', () => {
   });
 });
 
-let llm: FakeLlm;
+let scene: Scene;
 let a: Host;
 let repoA: string;
 const made = { plain: '', task: '', child: '' };
 
 beforeAll(async () => {
-  llm = await startFakeLlm();
-  a = await createHost('laptop', { llm });
-  repoA = path.join(a.workDir, 'app');
-  await createRepo(repoA);
+  scene = await startScene(['laptop']);
+  ({ host: a, repo: repoA } = scene.hosts[0]!);
   made.plain = (await a.run(repoA, 'plain session MARK-TICKET')).sessionID;
   made.task = (await a.run(repoA, 'delegate [[task look around MARK-TICKET-CHILD]]')).sessionID;
   const children = await a.children(made.task);
@@ -91,8 +89,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  await a?.cleanup();
-  await llm?.close();
+  await scene?.dispose();
 });
 
 const plan = describeS3Targets();
