@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import type { Reporter } from '../core/context.js';
 import { SessmigError } from '../core/errors.js';
 import type { Timing } from '../core/timing.js';
@@ -6,6 +7,14 @@ import { replayAvailable, replaySession, replaySupported } from './replay.js';
 import { OpencodeServer } from './server.js';
 
 export type ReplayMode = 'auto' | 'always' | 'never';
+
+/**
+ * Blobs larger than this go through `opencode import` even on the replay path: replay holds one
+ * message (and its read-back) in memory at a time, which for a session with a huge message breaks
+ * sessmig's flat memory (measured: 481 MB peak RSS replaying a 53 MB session, against ~140 MB
+ * otherwise), and a large blob replays slower than it imports (32 MiB: 6.3 s vs 3.6 s).
+ */
+export const REPLAY_MAX_BYTES = 8 * 1024 * 1024;
 
 /** Brings one rebased blob into the local opencode; what pull calls per session. */
 export interface SessionImporter {
@@ -54,6 +63,10 @@ export async function openImporter(
   return {
     kind: 'replay',
     async importSession(file, dir, id) {
+      if (mode === 'auto' && (await stat(file)).size > REPLAY_MAX_BYTES) {
+        await timing.time('import', () => opencode.importFile(file, dir, id));
+        return 'import';
+      }
       try {
         await timing.time('replay', () => replaySession(live, file, { tempDir: opencode.options.tempDir, opencode }));
         return 'replay';
