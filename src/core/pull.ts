@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { copyFile } from 'node:fs/promises';
 import path from 'node:path';
 import { downloadRebasedBlob, exportToBlobFile } from '../blob/blobFiles.js';
 import { assertCheckpointId, assertSessionId, newCheckpointId } from '../format/ids.js';
@@ -15,7 +16,7 @@ import { mapPool } from './pool.js';
 import { assertMayClaim } from './ownership.js';
 import { readManifest, readPointer, writePointer } from './remoteStore.js';
 import { orderParentsFirst, withDescendants } from './sessionTree.js';
-import { loadSyncState, saveSyncState, syncStateFile, type SyncState } from './syncState.js';
+import { loadSyncState, localContentHash, saveSyncState, syncStateFile, type LocalExport, type SyncState } from './syncState.js';
 import { isInside } from './worktree.js';
 
 export interface PullOptions {
@@ -79,7 +80,7 @@ interface Plan {
   reason?: string;
   importDir: string;
   /** A fresh export of the local copy (the backup), when one was made. */
-  localExport?: { file: string; contentHash: string; messages: number };
+  localExport?: LocalExport;
 }
 
 export async function pull(ctx: Context, options: PullOptions = {}): Promise<PullResult> {
@@ -209,7 +210,14 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     };
     await mapPool(deleting, ctx.jobs, async (node) => {
       const file = path.join(backupDir!, `${node.id}.json`);
-      const blob = await timing.time('backup', () => exportToBlobFile(opencode, node.id, file, { gzip: false }));
+      // Planning already exported a local copy whose content was unknown: that export is the backup.
+      const planned = planById.get(node.id)?.localExport;
+      const blob = planned
+        ? await timing.time('backup', async () => (await copyFile(planned.file, file), { messages: planned.messages, contentHash: planned.contentHash }))
+        : await timing.time('backup', async () => {
+            const exported = await exportToBlobFile(opencode, node.id, file, { gzip: false });
+            return { messages: exported.facts.messages, contentHash: exported.contentHash };
+          });
       backups.set(node.id, file);
       index!.sessions.push({
         id: node.id,
@@ -218,7 +226,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
         directory: node.directory,
         reason: planById.get(node.id)?.action === 'replace' ? 'replaced by the pull' : 'deleted with its parent',
         file: `${node.id}.json`,
-        messages: blob.facts.messages,
+        messages: blob.messages,
         contentHash: blob.contentHash,
       });
     }, ctx.signal);
@@ -332,16 +340,7 @@ async function planSession(
   const importDir = rebaseDirectory(session.directory, manifest.source.worktreeRoot, ctx.worktree.root);
   if (!local) return { session, local, action: 'new', importDir };
   const base = state.sessions[session.id];
-  let localHash: string;
-  let localExport: Plan['localExport'];
-  if (base && base.localTimeUpdated === local.time_updated) {
-    localHash = base.contentHash;
-  } else {
-    const file = path.join(ctx.tempDir, `local-${index}.json`);
-    const blob = await exportToBlobFile(ctx.opencode, session.id, file, { gzip: false });
-    localHash = blob.contentHash;
-    localExport = { file, contentHash: blob.contentHash, messages: blob.facts.messages };
-  }
+  const { contentHash: localHash, exported: localExport } = await localContentHash(ctx.opencode, local, base, path.join(ctx.tempDir, `local-${index}.json`));
   const plan: Plan = { session, local, action: 'unchanged', importDir, ...(localExport ? { localExport } : {}) };
   if (localHash === session.contentHash) {
     if (local.directory !== importDir) {

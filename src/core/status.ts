@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { exportToBlobFile } from '../blob/blobFiles.js';
 import type { ManifestSession } from '../format/schema.js';
 import type { SessionRow } from '../opencode/opencode.js';
 import { listBackups } from './backups.js';
@@ -8,7 +7,7 @@ import { describeOwner } from './ownership.js';
 import { mapPool } from './pool.js';
 import { selectSessions } from './push.js';
 import { readManifest, readPointer } from './remoteStore.js';
-import { loadSyncState, syncStateFile } from './syncState.js';
+import { loadSyncState, localContentHash, syncStateFile } from './syncState.js';
 
 /**
  * Where each session stands between this host and the remote's current checkpoint, judged against
@@ -56,13 +55,7 @@ export async function status(ctx: Context): Promise<StatusResult> {
     };
     if (!row) return { ...common, state: 'only-remote' as const };
     if (!entry) return { ...common, state: 'only-local' as const };
-    let localHash: string;
-    if (base && base.localTimeUpdated === row.time_updated) {
-      localHash = base.contentHash;
-    } else {
-      const blob = await exportToBlobFile(opencode, id, path.join(ctx.tempDir, `status-${index}.json`), { gzip: false });
-      localHash = blob.contentHash;
-    }
+    const { contentHash: localHash } = await localContentHash(opencode, row, base, path.join(ctx.tempDir, `status-${index}.json`));
     const stateOf = (): SessionState => {
       if (localHash === entry.contentHash) return 'same';
       if (!base) return 'changed-both';

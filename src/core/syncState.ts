@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { exportToBlobFile } from '../blob/blobFiles.js';
+import type { SessionExporter } from '../opencode/exporter.js';
 
 /**
  * What this host remembers per remote and worktree: for each session, its content hash at the last
@@ -46,4 +48,26 @@ export async function saveSyncState(file: string, state: SyncState): Promise<voi
   const temp = `${file}.tmp-${process.pid}`;
   await writeFile(temp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
   await rename(temp, file);
+}
+
+/** A fresh export of a local session, kept as a file (pull reuses it as the backup). */
+export interface LocalExport {
+  file: string;
+  contentHash: string;
+  messages: number;
+}
+
+/**
+ * The content hash of a local session: from the sync base when opencode's time_updated is still
+ * the one recorded there (no export needed), else from a fresh export written to `file`.
+ */
+export async function localContentHash(
+  exporter: SessionExporter,
+  row: { id: string; time_updated: number },
+  base: SyncEntry | undefined,
+  file: string,
+): Promise<{ contentHash: string; exported?: LocalExport }> {
+  if (base && base.localTimeUpdated === row.time_updated) return { contentHash: base.contentHash };
+  const blob = await exportToBlobFile(exporter, row.id, file, { gzip: false });
+  return { contentHash: blob.contentHash, exported: { file, contentHash: blob.contentHash, messages: blob.facts.messages } };
 }
