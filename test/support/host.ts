@@ -21,8 +21,14 @@ import { FAKE_MODEL_ID, FAKE_PROVIDER_ID, type FakeLlm } from "./fakeLlm.js";
 /** Repository root (two levels above test/support/). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 
-/** The opencode binary installed as a devDependency (node_modules/.bin/opencode, symlink resolved). */
+/**
+ * The opencode binary installed as the devDependency `opencode-ai` (1.18.33). Not through
+ * node_modules/.bin/opencode: older builds installed side by side as npm aliases (opencode-1-14, …)
+ * declare the same bin name, and npm links whichever it meets first (see ./opencodeVersions.ts).
+ */
 export function defaultOpencodeBin(): string {
+  const bin = path.join(REPO_ROOT, "node_modules", "opencode-ai", "bin", "opencode.exe");
+  if (existsSync(bin)) return realpathSync(bin);
   const link = path.join(REPO_ROOT, "node_modules", ".bin", "opencode");
   return existsSync(link) ? realpathSync(link) : link;
 }
