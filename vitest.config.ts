@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { ReliabilityReporter } from './test/support/reliabilityReporter.ts';
 
 export default defineConfig({
   test: {
@@ -8,5 +9,7 @@ export default defineConfig({
     // opencode processes are heavy (~350 MB, ~1 s each): two test files at a time on 2 cores.
     maxWorkers: 2,
     fileParallelism: true,
+    // docs/RELIABILITY.md is rendered from what the fault tests record (test/support/reliability.ts).
+    reporters: ['default', new ReliabilityReporter()],
   },
 });

@@ -10,6 +10,7 @@ import type { SessionExporter } from '../opencode/exporter.js';
 import type { Remote } from '../remote/remote.js';
 import { JsonScanError, JsonScanner } from './jsonScan.js';
 import { blobHooks, type BlobFacts } from './sessionBlob.js';
+import { adaptBlobFor, BlobUnfitError } from '../opencode/adapters.js';
 
 /** Counts and hashes the bytes that pass through it. */
 export class Meter extends Transform {
@@ -100,6 +101,9 @@ export interface ExpectedBlob {
 /**
  * Downloads a blob and writes it, rebased onto `directory`, to `file` — verifying the stored size,
  * the raw size and the raw sha256 on the way. A blob that fails any check is deleted and refused.
+ * With `destination` (the local opencode version), the blob is also adapted to what that version
+ * imports, and refused ('blob-unfit', with the field) if it holds what that version would reject
+ * half-way (src/opencode/adapters.ts).
  */
 export async function downloadRebasedBlob(
   remote: Remote,
@@ -107,9 +111,11 @@ export async function downloadRebasedBlob(
   expected: ExpectedBlob,
   directory: string,
   file: string,
-): Promise<{ facts: BlobFacts }> {
+  destination?: string,
+): Promise<{ facts: BlobFacts; adapted: number }> {
   const { hooks, facts } = blobHooks(directory);
-  const scanner = new JsonScanner(hooks);
+  const adaptation = destination === undefined ? undefined : adaptBlobFor(destination);
+  const scanner = new JsonScanner(adaptation ? { ...hooks, ...adaptation.hooks } : hooks);
   const stored = new Meter();
   const raw = new Meter();
   const refuse = async (why: string, cause?: unknown): Promise<never> => {
@@ -129,6 +135,13 @@ export async function downloadRebasedBlob(
   try {
     await pipeline(source, stored, createGunzip(), raw, scanner, createWriteStream(file, { mode: 0o600 }));
   } catch (error) {
+    if (error instanceof BlobUnfitError) {
+      await rm(file, { force: true });
+      throw new SessmigError('blob-unfit', `session ${expected.id} cannot be imported faithfully by opencode ${destination}: ${error.message}`, {
+        hint: 'upgrade opencode on this host to the version that exported it (see `sessmig doctor`); nothing of this session was imported',
+        data: { session: expected.id, field: error.fieldPath, destination },
+      });
+    }
     if (error instanceof SessmigError) {
       await rm(file, { force: true });
       throw error;
@@ -152,5 +165,5 @@ export async function downloadRebasedBlob(
     return refuse(`does not match its checksum (sha256 ${sha256.slice(0, 12)}…, expected ${expected.sha256.slice(0, 12)}…)`);
   }
   if (facts.id !== expected.id) return refuse(`holds session ${String(facts.id)}, not ${expected.id}`);
-  return { facts };
+  return { facts, adapted: adaptation?.counts.legacyDiffsToPatch ?? 0 };
 }

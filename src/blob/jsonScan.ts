@@ -10,7 +10,9 @@ import { Transform, type TransformCallback } from 'node:stream';
  *    object keys do not count (the CLI export and opencode's server print the same value with
  *    different formatting and key order), host-bound values count as null, so equal sessions on
  *    two hosts, through either export path, hash alike.
- * Only scalars are ever buffered, and only at the asked-for paths, so memory stays flat with size.
+ *  - optionally buffers a whole value (object or array) at a path a caller asks for, and writes
+ *    what the caller makes of it instead (the pull adapters: one summary.diffs entry at a time).
+ * Only scalars and those asked-for values are ever buffered, so memory stays flat with size.
  */
 export type PathSegment = string | number;
 export type JsonPath = readonly PathSegment[];
@@ -26,6 +28,14 @@ export interface ScanHooks {
   volatile?(path: JsonPath): boolean;
   /** Called when any value starts at a path at most `valueStartDepth` long. */
   onValueStart?(path: JsonPath): void;
+  /**
+   * Should the whole value at this path (object, array or scalar) be buffered, parsed and offered to
+   * `replaceValue`? For small values deep in a large document; at most MAX_VALUE_CAPTURE_BYTES each.
+   * Values inside a captured one are not offered to `wants` or `captureValue`.
+   */
+  captureValue?(path: JsonPath): boolean;
+  /** JSON text to write instead of a captured value, or undefined to keep its bytes. May throw to refuse the document. */
+  replaceValue?(path: JsonPath, value: unknown): string | undefined;
 }
 
 export class JsonScanError extends Error {}
@@ -35,6 +45,8 @@ const HOOK_DEPTH = 6;
 const MAX_DEPTH = 512;
 const MAX_KEY_BYTES = 4096;
 const MAX_CAPTURE_BYTES = 1024 * 1024;
+/** A value captured whole (captureValue): one summary.diffs entry holds two file texts at most. */
+export const MAX_VALUE_CAPTURE_BYTES = 64 * 1024 * 1024;
 
 const enum Expect {
   Value,
@@ -134,6 +146,10 @@ export class JsonScanner extends Transform {
   /** What the current string or literal is: a key, a captured scalar, or plain. */
   private tokenIsKey = false;
   private capturing = false;
+  /** The capture is a whole value (captureValue), not a wanted scalar. */
+  private capturingValue = false;
+  /** A captured container: the stack depth inside it (0: none). */
+  private valueCaptureDepth = 0;
   private captureParts: Buffer[] = [];
   private captureBytes = 0;
   private capturePath: JsonPath = [];
@@ -289,7 +305,7 @@ export class JsonScanner extends Transform {
         if (this.tokenIsKey) {
           this.appendKey(chunk, keyStart, end);
           this.endKey(digest);
-        } else if (this.capturing) {
+        } else if (this.capturing && this.valueCaptureDepth === 0) {
           this.appendCapture(chunk, capStart, end);
           outStart = this.endCapture(end);
           this.endScalar(digest);
@@ -306,7 +322,7 @@ export class JsonScanner extends Transform {
           continue;
         }
         const digest = this.endToken(chunk, i);
-        if (this.capturing) {
+        if (this.capturing && this.valueCaptureDepth === 0) {
           this.appendCapture(chunk, capStart, i);
           outStart = this.endCapture(i);
         }
@@ -354,6 +370,13 @@ export class JsonScanner extends Transform {
             this.volatileDepth = this.stack.length + 1;
           }
           if (this.stack.length >= MAX_DEPTH) this.fail(`JSON nested deeper than ${MAX_DEPTH} levels`, i);
+          if (path && !this.capturing && this.hooks.captureValue?.(path)) {
+            this.out(chunk.subarray(outStart, i));
+            this.beginCapture(path, true);
+            outStart = i;
+            capStart = i;
+            this.valueCaptureDepth = this.stack.length + 1;
+          }
           const array = c === 0x5b;
           this.openHashFrame(array);
           this.stack.push({ array, key: undefined, index: 0 });
@@ -372,7 +395,13 @@ export class JsonScanner extends Transform {
           }
           this.closeHashFrame();
           if (this.volatileDepth === this.stack.length) this.volatileDepth = 0;
+          const closesCapture = this.valueCaptureDepth === this.stack.length;
           this.stack.pop();
+          if (closesCapture) {
+            this.valueCaptureDepth = 0;
+            this.appendCapture(chunk, capStart, i + 1);
+            outStart = this.endCapture(i + 1);
+          }
           this.afterValue();
           i++;
           continue;
@@ -444,15 +473,23 @@ export class JsonScanner extends Transform {
       if (this.hashing) this.addDigest(NULL_DIGEST);
       this.scalarVolatile = true;
     }
-    if (path && this.hooks.wants?.(path)) {
-      this.out(chunk.subarray(outStart, at));
-      this.capturing = true;
-      this.captureParts = [];
-      this.captureBytes = 0;
-      this.capturePath = path;
-      return { flushedTo: at };
+    if (path && !this.capturing) {
+      const whole = this.hooks.captureValue?.(path) === true;
+      if (whole || this.hooks.wants?.(path)) {
+        this.out(chunk.subarray(outStart, at));
+        this.beginCapture(path, whole);
+        return { flushedTo: at };
+      }
     }
     return {};
+  }
+
+  private beginCapture(path: JsonPath, whole: boolean): void {
+    this.capturing = true;
+    this.capturingValue = whole;
+    this.captureParts = [];
+    this.captureBytes = 0;
+    this.capturePath = path;
   }
 
   private endScalar(digest: Buffer | undefined): void {
@@ -468,8 +505,9 @@ export class JsonScanner extends Transform {
   private appendCapture(chunk: Buffer, start: number, end: number): void {
     if (end <= start) return;
     this.captureBytes += end - start;
-    if (this.captureBytes > MAX_CAPTURE_BYTES) {
-      throw new JsonScanError(`value at ${this.capturePath.join('.')} exceeds ${MAX_CAPTURE_BYTES} bytes`);
+    const limit = this.capturingValue ? MAX_VALUE_CAPTURE_BYTES : MAX_CAPTURE_BYTES;
+    if (this.captureBytes > limit) {
+      throw new JsonScanError(`value at ${this.capturePath.join('.')} exceeds ${limit} bytes`);
     }
     this.captureParts.push(Buffer.from(chunk.subarray(start, end)));
   }
@@ -485,8 +523,10 @@ export class JsonScanner extends Transform {
     } catch {
       throw new JsonScanError(`invalid JSON value at ${this.capturePath.join('.')}`);
     }
-    this.hooks.onScalar?.(this.capturePath, value);
-    const replacement = this.hooks.replace?.(this.capturePath, value);
+    const whole = this.capturingValue;
+    this.capturingValue = false;
+    if (!whole) this.hooks.onScalar?.(this.capturePath, value);
+    const replacement = whole ? this.hooks.replaceValue?.(this.capturePath, value) : this.hooks.replace?.(this.capturePath, value);
     this.out(replacement === undefined ? raw : Buffer.from(replacement, 'utf8'));
     return end;
   }

@@ -136,10 +136,11 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     async (plan, index) => {
       const file = path.join(ctx.tempDir, `pull-${index}.json`);
       try {
-        await timing.time('download', () => downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file));
+        await timing.time('download', () => downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file, localVersion));
         files.set(plan.session.id, file);
       } catch (error) {
-        if (!(error instanceof SessmigError) || error.code !== 'blob-corrupt') throw error;
+        // Damaged, or holding what this opencode would reject half-way (adapters.ts): refused alone.
+        if (!(error instanceof SessmigError) || (error.code !== 'blob-corrupt' && error.code !== 'blob-unfit')) throw error;
         plan.action = 'refused';
         plan.reason = error.message;
         report.warn(error.message);
@@ -173,7 +174,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     if (plan && plan.action === 'unchanged' && !refused.has(id)) {
       // Same content as the remote: bring it back from the remote copy.
       const file = path.join(ctx.tempDir, `pull-cascade-${id}.json`);
-      await downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file);
+      await downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file, localVersion);
       files.set(id, file);
       plan.action = 'replace';
       plan.reason = 'its parent was replaced';

@@ -5,6 +5,9 @@
  *
  * A break names the versions whose exports have a shape (`writtenBy`) and the versions that
  * cannot take that shape faithfully (`refusedBy`: rejected half-way, or silently stripped).
+ * A break with `adaptedBy` is carried across by an adapter on pull (src/opencode/adapters.ts):
+ * pull warns and goes. Any other break refuses the pull before anything is imported (`--force`
+ * imports anyway; blobs that the destination would still reject half-way stay refused, one by one).
  */
 export interface SchemaBreak {
   id: string;
@@ -15,6 +18,8 @@ export interface SchemaBreak {
   refusedBy: VersionRange[];
   /** What to do instead. */
   upgrade: string;
+  /** The adapter that carries sessions across this break, if one does (what it does, in words). */
+  adaptedBy?: string;
 }
 
 export interface VersionRange {
@@ -32,6 +37,15 @@ export const SCHEMA_BREAKS: readonly SchemaBreak[] = [
     writtenBy: { below: '1.4.0' },
     refusedBy: [{ from: '1.4.0' }],
     upgrade: 'export from opencode ≥ 1.4.0 on the source host (upgrade it and push again)',
+    adaptedBy: 'summary.diffs before/after become patch, a unified diff of the two texts',
+  },
+  {
+    id: 'summary-diffs-before-after',
+    description:
+      'opencode before 1.4.0 requires summary.diffs[] entries as {file, before, after} and rejects {file, patch} half-way (measured: 1.3.2); a patch cannot be turned back into the two texts honestly',
+    writtenBy: { from: '1.4.0' },
+    refusedBy: [{ below: '1.4.0' }],
+    upgrade: 'upgrade opencode on this host to ≥ 1.4.0 (1.14.41 and 1.18.33 are tested)',
   },
 ];
 
@@ -57,19 +71,36 @@ export function inRange(version: string, range: VersionRange): boolean {
 
 export type Compatibility =
   | { verdict: 'same'; source: string; destination: string }
-  | { verdict: 'compatible'; source: string; destination: string; note: string }
+  /** `adapted`: the ids of the breaks that pull's adapters carry across (empty: no known break). */
+  | { verdict: 'compatible'; source: string; destination: string; note: string; adapted: string[] }
   | { verdict: 'incompatible'; source: string; destination: string; breaks: SchemaBreak[] };
 
-/** Can sessions exported by `source` be imported faithfully by `destination`? */
+/** The known breaks between sessions exported by `source` and an import by `destination`. */
+export function breaksBetween(source: string, destination: string): SchemaBreak[] {
+  return SCHEMA_BREAKS.filter((item) => inRange(source, item.writtenBy) && item.refusedBy.some((range) => inRange(destination, range)));
+}
+
+/** Can sessions exported by `source` be imported faithfully by `destination` (with pull's adapters)? */
 export function checkCompatibility(source: string, destination: string): Compatibility {
   if (source === destination) return { verdict: 'same', source, destination };
-  const breaks = SCHEMA_BREAKS.filter((item) => inRange(source, item.writtenBy) && item.refusedBy.some((range) => inRange(destination, range)));
-  if (breaks.length > 0) return { verdict: 'incompatible', source, destination, breaks };
+  const all = breaksBetween(source, destination);
+  const refused = all.filter((item) => item.adaptedBy === undefined);
+  if (refused.length > 0) return { verdict: 'incompatible', source, destination, breaks: refused };
+  if (all.length > 0) {
+    return {
+      verdict: 'compatible',
+      source,
+      destination,
+      adapted: all.map((item) => item.id),
+      note: `opencode ${source} exported these sessions and ${destination} imports them once adapted: ${all.map((item) => item.adaptedBy).join('; ')}`,
+    };
+  }
   const unknown = !parseVersion(source) || !parseVersion(destination);
   return {
     verdict: 'compatible',
     source,
     destination,
+    adapted: [],
     note: unknown
       ? `cannot compare opencode versions ${source} and ${destination}; no known break applies`
       : `opencode ${source} exported these sessions and ${destination} imports them; no known schema break between them`,

@@ -1,7 +1,7 @@
 /**
- * Version skew on pull, with the real opencode 1.18.33. Only one opencode build is installed, so
- * an older exporter is represented by its recorded version in the manifest (the field pull and
- * doctor read); the refusal must come before anything is imported.
+ * Version skew on pull, with the real opencode 1.18.33 on both hosts: an older exporter is
+ * represented by its recorded version in the manifest (the field pull and doctor read). Real older
+ * builds, refusals and adapted blobs are in versionMatrix.test.ts.
  */
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -55,19 +55,14 @@ describe('opencode version skew', () => {
     expect(run.json.compatibility.verdict).toBe('same');
   });
 
-  it('a known break refuses the pull before anything is imported, naming both versions; --force overrides', async () => {
+  it('a known break that an adapter carries: doctor says so, the pull adapts and goes', async () => {
     await setSourceVersion('1.3.2');
     const doctor = await sessmig(b, ['doctor', '--remote', url], { cwd: repoB });
-    expect(doctor.exitCode, explain(doctor)).toBe(1);
-    expect(doctor.stdout).toMatch(/compatible\s+NO/);
-    const refused = await sessmig(b, ['pull', '--remote', url], { cwd: repoB });
-    expect(refused.exitCode, explain(refused)).toBe(1);
-    expect(refused.stderr).toMatch(/exported by opencode 1\.3\.2, which opencode 1\.18\.33 here cannot import faithfully/);
-    expect(refused.stderr).toMatch(/hint: .*opencode ≥ 1\.4\.0/);
-    expect(await b.sessions()).toEqual([]);
-    const forced = await sessmig(b, ['pull', '--remote', url, '--force'], { cwd: repoB });
-    expect(forced.exitCode, explain(forced)).toBe(0);
-    expect(forced.stderr).toMatch(/--force: importing sessions exported by opencode 1\.3\.2/);
+    expect(doctor.exitCode, explain(doctor)).toBe(0);
+    expect(doctor.stdout).toMatch(/compatible\s+yes — opencode 1\.3\.2 exported these sessions and 1\.18\.33 imports them once adapted: summary\.diffs before\/after become patch/);
+    const run = await sessmig(b, ['pull', '--remote', url], { cwd: repoB });
+    expect(run.exitCode, explain(run)).toBe(0);
+    expect(run.stderr).toMatch(/warning: opencode 1\.3\.2 exported these sessions and 1\.18\.33 imports them once adapted/);
     expect((await b.sessions()).length).toBe(1);
   });
 

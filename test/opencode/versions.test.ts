@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkCompatibility, compareVersions, inRange } from '../../src/opencode/versions.js';
+import { breaksBetween, checkCompatibility, compareVersions, inRange } from '../../src/opencode/versions.js';
 
 describe('the schema-break table', () => {
   it('compares versions numerically', () => {
@@ -10,13 +10,31 @@ describe('the schema-break table', () => {
     expect(inRange('garbage', { from: '1.0.0' })).toBe(false);
   });
 
-  it('same version: go; no known break: compatible with a note; legacy diffs into 1.4+: incompatible', () => {
+  it('same version: go; no known break: compatible with a note', () => {
     expect(checkCompatibility('1.18.33', '1.18.33').verdict).toBe('same');
     const ok = checkCompatibility('1.14.41', '1.18.33');
-    expect(ok.verdict).toBe('compatible');
-    const bad = checkCompatibility('1.3.2', '1.18.33');
-    expect(bad.verdict).toBe('incompatible');
-    if (bad.verdict === 'incompatible') expect(bad.breaks.map((b) => b.id)).toEqual(['summary-diffs-patch']);
-    expect(checkCompatibility('1.3.2', '1.2.27').verdict).toBe('compatible');
+    expect(ok).toMatchObject({ verdict: 'compatible', adapted: [] });
+    expect(checkCompatibility('1.3.2', '1.2.27')).toMatchObject({ verdict: 'compatible', adapted: [] });
+    expect(checkCompatibility('1.18.33', 'dev-build')).toMatchObject({ verdict: 'compatible', note: expect.stringMatching(/cannot compare/) });
+  });
+
+  it('legacy diffs into 1.4+: a break that the adapter carries, so compatible once adapted', () => {
+    expect(breaksBetween('1.3.2', '1.18.33').map((item) => item.id)).toEqual(['summary-diffs-patch']);
+    for (const destination of ['1.4.0', '1.14.41', '1.17.20', '1.18.33']) {
+      const adapted = checkCompatibility('1.3.2', destination);
+      expect(adapted).toMatchObject({ verdict: 'compatible', adapted: ['summary-diffs-patch'] });
+      if (adapted.verdict === 'compatible') expect(adapted.note).toMatch(/imports them once adapted: summary\.diffs before\/after become patch/);
+    }
+  });
+
+  it('patch diffs into < 1.4: refused (no honest way back), naming the upgrade', () => {
+    for (const source of ['1.4.0', '1.14.41', '1.18.33']) {
+      const refused = checkCompatibility(source, '1.3.2');
+      expect(refused.verdict).toBe('incompatible');
+      if (refused.verdict === 'incompatible') {
+        expect(refused.breaks.map((item) => item.id)).toEqual(['summary-diffs-before-after']);
+        expect(refused.breaks[0]!.upgrade).toMatch(/upgrade opencode on this host to ≥ 1\.4\.0/);
+      }
+    }
   });
 });
