@@ -8,6 +8,7 @@ import { SessmigError } from '../core/errors.js';
 import type { Timing } from '../core/timing.js';
 import type { SessionExporter } from '../opencode/exporter.js';
 import type { Remote } from '../remote/remote.js';
+import { redact } from '../util/redact.js';
 import { JsonScanError, JsonScanner } from './jsonScan.js';
 import { blobHooks, type BlobFacts } from './sessionBlob.js';
 import { adaptBlobFor, BlobUnfitError } from '../opencode/adapters.js';
@@ -132,6 +133,12 @@ export async function downloadRebasedBlob(
     if (error instanceof SessmigError && error.code === 'not-found') return refuse('is missing from the remote');
     throw error;
   }
+  // A download cut off by the network (the server died, the connection reset) is not a damaged
+  // blob: the source stream fails before its end, and not because of what gunzip or the scanner read.
+  let sourceEnded = false;
+  source.once('end', () => {
+    sourceEnded = true;
+  });
   try {
     await pipeline(source, stored, createGunzip(), raw, scanner, createWriteStream(file, { mode: 0o600 }));
   } catch (error) {
@@ -147,6 +154,16 @@ export async function downloadRebasedBlob(
       throw error;
     }
     const code = (error as NodeJS.ErrnoException).code;
+    const readError = error instanceof JsonScanError || (typeof code === 'string' && code.startsWith('Z_'));
+    if (!sourceEnded && !readError && code !== 'ENOSPC' && code !== 'EACCES' && code !== 'EROFS' && code !== 'EDQUOT') {
+      await rm(file, { force: true });
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      const detail = cause?.code ?? cause?.message ?? (error as Error).message;
+      throw new SessmigError('remote-unreachable', `download of the blob of session ${expected.id} (${key}) broke off after ${stored.bytes} of ${expected.storedBytes} bytes (${redact(String(detail))})`, {
+        hint: 'check the network and the remote, then re-run; nothing was imported',
+        cause: error,
+      });
+    }
     if (code === 'ENOSPC' || code === 'EACCES' || code === 'EROFS' || code === 'EDQUOT') {
       await rm(file, { force: true });
       throw new SessmigError('local-io', `cannot write the downloaded session to ${file}: ${(error as Error).message}`, {
