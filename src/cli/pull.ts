@@ -30,7 +30,6 @@ export function registerPull(program: Command, io: Io, done: (code: number) => v
   ).action(async (flags: PullFlags) => {
     if (flags.force && flags.keepLocal) throw usageError('bad-flag', '--force and --keep-local contradict each other', 'pick one');
     if (flags.fromUrl !== undefined) {
-      if (flags.migrate) throw usageError('bad-flag', '--migrate cannot be used with --from-url: claiming ownership writes the pointer, which needs credentials', 'pull without --migrate; the host with credentials keeps (or hands over) ownership');
       if (flags.remote !== undefined) throw usageError('bad-flag', '--from-url and --remote contradict each other: the ticket names its remote', 'drop --remote');
       if (flags.checkpoint !== undefined) throw usageError('bad-flag', '--from-url and --checkpoint contradict each other: the ticket names its checkpoint', 'drop --checkpoint, or ask for a ticket of that checkpoint (sessmig share --checkpoint ID)');
     }
@@ -38,7 +37,7 @@ export function registerPull(program: Command, io: Io, done: (code: number) => v
     const replay = parseReplayMode(flags.replay ?? io.env.SESSMIG_REPLAY);
     const result = await withContext(flags, io, (ctx) =>
       fromUrl !== undefined
-        ? pullFromTicket(ctx, fromUrl, { dryRun: flags.dryRun === true, force: flags.force === true, keepLocal: flags.keepLocal === true, replay })
+        ? pullFromTicket(ctx, fromUrl, { migrate: flags.migrate === true, dryRun: flags.dryRun === true, force: flags.force === true, keepLocal: flags.keepLocal === true, replay })
         : pull(ctx, {
             ...(flags.checkpoint !== undefined ? { checkpoint: flags.checkpoint } : {}),
             dryRun: flags.dryRun === true,
@@ -53,6 +52,9 @@ export function registerPull(program: Command, io: Io, done: (code: number) => v
     } else {
       for (const session of result.sessions) {
         io.stderr(`  ${session.id}  ${session.action.padEnd(10)} ${String(session.messages).padStart(4)} msgs  ${session.parentID ? '└ ' : ''}${session.title}${session.reason ? `  (${session.reason})` : ''}\n`);
+      }
+      for (const upload of 'uploads' in result ? result.uploads : []) {
+        io.stderr(`took in upload ${upload.ticket} from ${upload.from}: ${upload.sessions} session(s) → checkpoint ${upload.checkpoint}\n`);
       }
       if (result.backupDir) io.stderr(`local copies backed up in ${result.backupDir}\n`);
       io.stderr(`worktree ${result.worktree}: ${result.status === 'dry-run' ? 'would pull' : 'pulled'} checkpoint ${result.checkpoint}\n`);

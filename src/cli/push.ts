@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
+import { usageError } from '../core/errors.js';
 import { push, pushExitCode } from '../core/push.js';
+import { pushToTicket } from '../core/uploadTicket.js';
 import { addCommonOptions, formatBytes, printJson, withContext, type CommonOptions, type Io } from './options.js';
 
 interface PushFlags extends CommonOptions {
@@ -7,6 +9,7 @@ interface PushFlags extends CommonOptions {
   dryRun?: boolean;
   migrate?: boolean;
   force?: boolean;
+  toUrl?: string;
 }
 
 export function registerPush(program: Command, io: Io, done: (code: number) => void): void {
@@ -17,8 +20,25 @@ export function registerPush(program: Command, io: Io, done: (code: number) => v
       .option('-s, --session <id>', 'only this session and its children (repeatable)', (value: string, previous: string[] = []) => [...previous, value])
       .option('-n, --dry-run', 'show what would be pushed; write nothing')
       .option('-m, --migrate', 'hand the sessions over: push, then release ownership for another host to claim with `pull --migrate`')
-      .option('-f, --force', 'on a conflict (changed here and in the remote since the last sync), overwrite the remote copy'),
+      .option('-f, --force', 'on a conflict (changed here and in the remote since the last sync), overwrite the remote copy')
+      .option('--to-url <url>', 'push through an upload ticket (the URL `sessmig share --upload` printed on a host with credentials): needs no credentials'),
   ).action(async (flags: PushFlags) => {
+    if (flags.toUrl !== undefined) {
+      if (flags.remote !== undefined) throw usageError('bad-flag', '--to-url and --remote contradict each other: the ticket names its remote', 'drop --remote');
+      if (flags.force) throw usageError('bad-flag', '--force does not apply to --to-url: the host with credentials resolves conflicts when it takes the upload in (sessmig pull --force there)', 'drop --force');
+      const url = flags.toUrl;
+      const result = await withContext(flags, io, (ctx) => pushToTicket(ctx, url, { ...(flags.session ? { sessions: flags.session } : {}), dryRun: flags.dryRun === true, migrate: flags.migrate === true }));
+      if (flags.json) {
+        printJson(io, { command: 'push', ...result });
+      } else {
+        for (const session of result.sessions) {
+          io.stderr(`  ${session.id}  ${result.status === 'dry-run' ? 'would upload' : 'uploaded'}  ${String(session.messages).padStart(4)} msgs  ${formatBytes(session.storedBytes).padStart(10)}  ${session.parentID ? '  └ ' : ''}${session.title}\n`);
+        }
+        if (result.status === 'uploaded') io.stderr(`worktree ${result.worktree}: uploaded through ticket ${result.ticket.id} (checkpoint ${result.checkpoint} once ${result.ticket.issuedBy.hostname} runs sessmig pull)\n`);
+      }
+      done(0);
+      return;
+    }
     const result = await withContext(flags, io, (ctx) => push(ctx, { ...(flags.session ? { sessions: flags.session } : {}), dryRun: flags.dryRun === true, migrate: flags.migrate === true, force: flags.force === true }));
     if (flags.json) {
       printJson(io, { command: 'push', ...result });

@@ -1,23 +1,53 @@
 import type { Command } from 'commander';
 import { usageError } from '../core/errors.js';
 import { mintPullTicket, parseExpires } from '../core/ticket.js';
-import { MAX_TICKET_SECONDS } from '../format/ticketSchema.js';
-import { addCommonOptions, withContext, type CommonOptions, type Io } from './options.js';
+import { DEFAULT_MAX_BYTES, DEFAULT_MAX_SESSIONS, mintPushTicket, parseSize } from '../core/uploadTicket.js';
+import { MAX_SLOTS, MAX_TICKET_SECONDS } from '../format/ticketSchema.js';
+import { addCommonOptions, formatBytes, parsePositiveInt, withContext, type CommonOptions, type Io } from './options.js';
 
 interface ShareFlags extends CommonOptions {
   checkpoint?: string;
   expires?: string;
+  upload?: boolean;
+  maxSessions?: string;
+  maxBytes?: string;
 }
 
 export function registerShare(program: Command, io: Io, done: (code: number) => void): void {
   addCommonOptions(
     program
       .command('share')
-      .description('mint a pull ticket: one URL with which a host without credentials runs `sessmig pull --from-url URL` (s3:// remotes)')
+      .description('mint a ticket: one URL with which a host without credentials runs `sessmig pull --from-url URL` (or, with --upload, `sessmig push --to-url URL`); s3:// remotes')
       .option('-c, --checkpoint <id>', 'share this checkpoint instead of the current one')
-      .option('--expires <duration>', 'how long the URL works: 30s, 15m, 1h, 7d (at most 7 days)', '1h'),
+      .option('--expires <duration>', 'how long the URL works: 30s, 15m, 1h, 7d (at most 7 days)', '1h')
+      .option('--upload', 'mint an upload ticket: the other host pushes its sessions through it; `sessmig pull` here takes them in after verifying them')
+      .option('--max-sessions <n>', `upload ticket: how many sessions (subagent children included) it takes (default ${DEFAULT_MAX_SESSIONS}, at most ${MAX_SLOTS})`)
+      .option('--max-bytes <size>', `upload ticket: the largest compressed session it takes, e.g. 256MiB (default ${formatBytes(DEFAULT_MAX_BYTES)}, at most 5GiB)`),
   ).action(async (flags: ShareFlags) => {
     const seconds = testSeconds(io.env) ?? parseExpires(flags.expires);
+    if (flags.upload) {
+      if (flags.checkpoint !== undefined) throw usageError('bad-flag', '--upload and --checkpoint contradict each other: an upload makes a new checkpoint', 'drop --checkpoint');
+      const maxSessions = parsePositiveInt(flags.maxSessions, '--max-sessions', DEFAULT_MAX_SESSIONS, MAX_SLOTS);
+      const maxBytes = parseSize(flags.maxBytes, '--max-bytes', DEFAULT_MAX_BYTES);
+      const minted = await withContext(flags, io, (ctx) => mintPushTicket(ctx, { expiresInSeconds: seconds, maxSessions, maxBytes }));
+      const { ticket } = minted;
+      if (!flags.quiet) {
+        io.stderr(
+          `upload ticket ${ticket.id}: up to ${maxSessions} session(s) of at most ${formatBytes(maxBytes)} each into worktree ${ticket.worktree}, valid until ${ticket.expiresAt}\n` +
+            'anyone with the URL can upload until then; on the other host: sessmig push --to-url "URL"; then here: sessmig pull (--migrate to take ownership)\n',
+        );
+      }
+      if (flags.json) {
+        io.stdout(`${JSON.stringify({ command: 'share', direction: 'push', url: minted.url, ticket: ticket.id, key: minted.key, remote: ticket.remote, worktree: ticket.worktree, checkpoint: ticket.checkpoint, parent: ticket.parent, maxSessions, maxBytes, bytes: minted.bytes, createdAt: ticket.createdAt, expiresAt: ticket.expiresAt }, null, 2)}\n`);
+      } else {
+        io.stdout(`${minted.url}\n`);
+      }
+      done(0);
+      return;
+    }
+    if (flags.maxSessions !== undefined || flags.maxBytes !== undefined) {
+      throw usageError('bad-flag', '--max-sessions and --max-bytes apply to upload tickets only', 'add --upload, or drop them');
+    }
     const minted = await withContext(flags, io, (ctx) =>
       mintPullTicket(ctx, { ...(flags.checkpoint !== undefined ? { checkpoint: flags.checkpoint } : {}), expiresInSeconds: seconds }),
     );
@@ -34,6 +64,7 @@ export function registerShare(program: Command, io: Io, done: (code: number) => 
         `${JSON.stringify(
           {
             command: 'share',
+            direction: 'pull',
             url: minted.url,
             ticket: ticket.id,
             key: minted.key,

@@ -18,6 +18,8 @@ import { readManifest, readPointer, writePointer } from './remoteStore.js';
 import { orderParentsFirst, withDescendants } from './sessionTree.js';
 import { loadSyncState, localContentHash, saveSyncState, syncStateFile, type LocalExport, type SyncState } from './syncState.js';
 import { isInside } from './worktree.js';
+import { findUploads, takeInUploads, type TakenUpload } from './incoming.js';
+import { TicketRemote } from '../remote/ticketRemote.js';
 
 export interface PullOptions {
   checkpoint?: string;
@@ -71,6 +73,8 @@ export interface PullResult {
   /** Local sessions deleted with a replaced parent and restored from their backup. */
   restored: string[];
   backupDir: string | null;
+  /** Uploads through upload tickets that this pull verified and made current first. */
+  uploads: TakenUpload[];
 }
 
 interface Plan {
@@ -90,7 +94,18 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     throw usageError('bad-flag', '--migrate takes the current checkpoint; it cannot be combined with --checkpoint', 'drop --checkpoint');
   }
   const { timing } = ctx;
-  const pointer = await timing.time('list', () => readPointer(remote, worktree.key));
+  let pointer = await timing.time('list', () => readPointer(remote, worktree.key));
+  if (options.migrate && pointer) assertMayClaim(pointer.pointer, ctx.host, worktree.key, options.force === true);
+  // Uploads through upload tickets become current first (verified), unless a checkpoint is asked for.
+  let taken: TakenUpload[] = [];
+  if (checkpoint === undefined && !(remote instanceof TicketRemote)) {
+    if (options.dryRun) {
+      const { pending } = await timing.time('list', () => findUploads(remote, worktree.key));
+      for (const id of pending) report.info(`would take in upload ${id} (through an upload ticket) before pulling`);
+    } else {
+      ({ pointer, taken } = await takeInUploads(ctx, pointer, { force: options.force === true, claiming: options.migrate === true }));
+    }
+  }
   if (checkpoint === undefined) {
     if (!pointer) {
       throw new SessmigError('nothing-pushed', `nothing was pushed for worktree ${worktree.key} to ${remote.display}`, {
@@ -99,7 +114,6 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     }
     checkpoint = pointer.pointer.checkpoint;
   }
-  if (options.migrate) assertMayClaim(pointer!.pointer, ctx.host, worktree.key, options.force === true);
   const manifest = await timing.time('list', () => readManifest(remote, worktree.key, checkpoint));
   const stateFile = syncStateFile(ctx.paths.state, remote.display, worktree.key);
   const state = await loadSyncState(stateFile, remote.display, worktree.key);
@@ -121,6 +135,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     sessions: [],
     restored: [],
     backupDir: null,
+    uploads: taken,
   };
   if (options.dryRun) {
     result.sessions = plans.map(describe);

@@ -6,7 +6,7 @@ import { blobKey } from '../format/layout.js';
 import { FORMAT_VERSION, type Manifest, type ManifestSession, type SkippedSession } from '../format/schema.js';
 import type { SessionRow } from '../opencode/opencode.js';
 import { openExporter, parseExportVia } from '../opencode/exporter.js';
-import { readTodos } from '../opencode/todos.js';
+import { readTodos, type Todo } from '../opencode/todos.js';
 import { SESSMIG_VERSION } from '../version.js';
 import type { Context } from './context.js';
 import { ExitCode, SessmigError, usageError } from './errors.js';
@@ -183,21 +183,7 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
 
   const done = exported.filter((item): item is NonNullable<typeof item> => item !== undefined);
   const todos = await timing.time('todos', () => readTodos(opencode, done.map((item) => item.row.id)));
-  const fresh: ManifestSession[] = done.map(({ row, blob }) => ({
-    id: row.id,
-    parentID: blob.facts.parentID ?? null,
-    title: blob.facts.title ?? row.title,
-    directory: blob.facts.directory ?? row.directory,
-    version: blob.facts.version ?? 'unknown',
-    sha256: blob.sha256,
-    contentHash: blob.contentHash,
-    rawBytes: blob.rawBytes,
-    storedBytes: blob.storedBytes,
-    timeUpdated: blob.facts.timeUpdated ?? row.time_updated,
-    messages: blob.facts.messages,
-    busy: isBusy(blob.facts),
-    ...(todos.has(row.id) ? { todos: todos.get(row.id) } : {}),
-  }));
+  const fresh: ManifestSession[] = done.map(({ row, blob }) => manifestEntry(row, blob, todos));
   // --session pushes some sessions: the checkpoint keeps the others as the current one had them.
   const selectedIds = new Set(selected.map((row) => row.id));
   const carried = only ? (current?.sessions ?? []).filter((session) => !selectedIds.has(session.id)) : [];
@@ -258,6 +244,25 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
     }
   }
   return { ...result, status: 'pushed', owner, checkpoint: manifest.id, skipped: manifest.skipped, sessions: pushed };
+}
+
+/** A session's manifest entry, from its opencode row and its exported blob. */
+export function manifestEntry(row: SessionRow, blob: ExportedBlob, todos: Map<string, Todo[]>): ManifestSession {
+  return {
+    id: row.id,
+    parentID: blob.facts.parentID ?? null,
+    title: blob.facts.title ?? row.title,
+    directory: blob.facts.directory ?? row.directory,
+    version: blob.facts.version ?? 'unknown',
+    sha256: blob.sha256,
+    contentHash: blob.contentHash,
+    rawBytes: blob.rawBytes,
+    storedBytes: blob.storedBytes,
+    timeUpdated: blob.facts.timeUpdated ?? row.time_updated,
+    messages: blob.facts.messages,
+    busy: isBusy(blob.facts),
+    ...(todos.has(row.id) ? { todos: todos.get(row.id) } : {}),
+  };
 }
 
 /** Uploads a blob unless the remote already has it; verifies it is there. Returns whether it uploaded. */

@@ -7,9 +7,11 @@ import {
   MAX_TICKET_BYTES,
   MAX_TICKET_SECONDS,
   PullTicket,
+  PushTicket,
   TICKET_ID,
   TICKET_KIND,
   TicketHeader,
+  incomingPrefix,
   ticketKey,
   ticketsPrefix,
 } from '../format/ticketSchema.js';
@@ -130,32 +132,47 @@ export async function mintPullTicket(ctx: MintContext, options: MintOptions): Pr
   if (ctx.env.AWS_SESSION_TOKEN) {
     report.warn(`the URLs are signed with temporary credentials (AWS_SESSION_TOKEN): they stop working when those expire, which may be before ${ticket.expiresAt}`);
   }
-  await pruneExpiredTickets(remote, worktree.key, now).catch((error: unknown) =>
-    report.warn(`could not remove expired tickets: ${redact((error as Error).message)}`),
-  );
+  await pruneExpiredTickets(remote, worktree.key, now, report);
   return { url, ticket, key, sessions: manifest.sessions.length, bytes: body.length };
 }
 
-/** Removes ticket documents older than the longest lifetime (their names start with their creation time). */
-async function pruneExpiredTickets(remote: Remote, worktree: string, now: Date): Promise<number> {
-  const prefix = ticketsPrefix(worktree);
+/**
+ * Removes ticket documents older than the longest lifetime (their names start with their creation
+ * time), and what was uploaded through such tickets but never taken in. Failures only warn.
+ */
+export async function pruneExpiredTickets(remote: Remote, worktree: string, now: Date, report: Context['report']): Promise<number> {
   const cutoff = now.getTime() - MAX_TICKET_SECONDS * 1000 - 3600_000;
   const stale: string[] = [];
-  for await (const item of remote.list(prefix)) {
-    const name = item.key.slice(prefix.length);
-    if (!name.endsWith('.json') || !TICKET_ID.test(name.slice(0, -'.json'.length))) continue;
-    const created = Date.parse(name.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z.*$/, '$1-$2-$3T$4:$5:$6.$7Z'));
-    if (Number.isFinite(created) && created < cutoff) stale.push(item.key);
+  try {
+    for (const prefix of [ticketsPrefix(worktree), incomingPrefix(worktree)]) {
+      for await (const item of remote.list(prefix)) {
+        const name = item.key.slice(prefix.length);
+        const id = /^(\d{8}T\d{9}Z-[0-9a-f]{16})(?:\.json$|\/)/.exec(name)?.[1];
+        if (id === undefined || !TICKET_ID.test(id)) continue;
+        if (ticketTime(id) < cutoff) stale.push(item.key);
+      }
+    }
+    for (const key of stale) await remote.delete(key);
+  } catch (error) {
+    report.warn(`could not remove expired tickets: ${redact((error as Error).message)}`);
   }
-  for (const key of stale) await remote.delete(key);
   return stale.length;
+}
+
+/** When a ticket was minted, from its id. */
+export function ticketTime(id: string): number {
+  const match = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z/.exec(id);
+  return match ? Date.parse(`${match[1]}-${match[2]}-${match[3]}T${match[4]}:${match[5]}:${match[6]}.${match[7]}Z`) : NaN;
 }
 
 /**
  * Reads a ticket document: refuses it when it is not JSON, not a ticket, from a future format,
  * not a pull ticket, off its schema, or expired — each with its own message.
  */
-export function parseTicket(bytes: Buffer, now = new Date()): PullTicket {
+export function parseTicket(bytes: Buffer, now?: Date): PullTicket;
+export function parseTicket(bytes: Buffer, now: Date | undefined, direction: 'push'): PushTicket;
+export function parseTicket(bytes: Buffer, now: Date | undefined, direction: 'pull'): PullTicket;
+export function parseTicket(bytes: Buffer, now = new Date(), direction: 'pull' | 'push' = 'pull'): PullTicket | PushTicket {
   const again = 'ask the host that shared it for a new ticket (sessmig share there) and re-run';
   if (bytes.length > MAX_TICKET_BYTES) {
     throw new SessmigError('document-too-large', `ticket is ${bytes.length} bytes, which exceeds ${MAX_TICKET_BYTES} bytes`, { hint: again });
@@ -180,14 +197,19 @@ export function parseTicket(bytes: Buffer, now = new Date()): PullTicket {
       { hint: 'upgrade sessmig on this host (npm i -g sessmig@latest)' },
     );
   }
-  if (header.data.direction !== 'pull') {
+  if (header.data.direction !== direction) {
+    const known = header.data.direction === 'pull' || header.data.direction === 'push';
     throw usageError(
       'ticket-wrong-direction',
-      `the ticket is a ${JSON.stringify(header.data.direction ?? null)} ticket, not a pull ticket`,
-      'sessmig pull --from-url takes the URL printed by `sessmig share`',
+      known
+        ? `the URL is ${header.data.direction === 'push' ? 'an upload ticket (for `sessmig push --to-url`)' : 'a pull ticket (for `sessmig pull --from-url`)'}, not ${direction === 'push' ? 'an upload' : 'a pull'} ticket`
+        : `the ticket has direction ${JSON.stringify(header.data.direction ?? null)}, which this sessmig does not know: upgrade sessmig`,
+      direction === 'pull'
+        ? 'sessmig pull --from-url takes the URL printed by `sessmig share`; an upload ticket (`sessmig share --upload`) goes to `sessmig push --to-url`'
+        : 'sessmig push --to-url takes the URL printed by `sessmig share --upload`; a pull ticket (`sessmig share`) goes to `sessmig pull --from-url`',
     );
   }
-  const parsed = PullTicket.safeParse(value);
+  const parsed = (direction === 'pull' ? PullTicket : PushTicket).safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue && issue.path.length > 0 ? issue.path.join('.') : '(root)';
@@ -196,7 +218,7 @@ export function parseTicket(bytes: Buffer, now = new Date()): PullTicket {
   const ticket = parsed.data;
   const expires = Date.parse(ticket.expiresAt);
   if (!(expires > now.getTime())) {
-    throw new SessmigError('ticket-expired', `ticket ${ticket.id} expired at ${ticket.expiresAt} (${ago(now.getTime() - expires)} ago); nothing was downloaded`, {
+    throw new SessmigError('ticket-expired', `ticket ${ticket.id} expired at ${ticket.expiresAt} (${ago(now.getTime() - expires)} ago); nothing was ${direction === 'push' ? 'uploaded' : 'downloaded'}`, {
       hint: again,
     });
   }
@@ -204,7 +226,10 @@ export function parseTicket(bytes: Buffer, now = new Date()): PullTicket {
 }
 
 /** Downloads a ticket document (at most MAX_TICKET_BYTES) from its presigned URL and parses it. */
-export async function fetchTicket(url: string, now?: () => Date): Promise<PullTicket> {
+export async function fetchTicket(url: string, now?: () => Date): Promise<PullTicket>;
+export async function fetchTicket(url: string, now: (() => Date) | undefined, direction: 'push'): Promise<PushTicket>;
+export async function fetchTicket(url: string, now?: () => Date, direction: 'pull' | 'push' = 'pull'): Promise<PullTicket | PushTicket> {
+  const flag = direction === 'pull' ? '--from-url' : '--to-url';
   let parsed: URL | undefined;
   try {
     parsed = new URL(url);
@@ -212,12 +237,12 @@ export async function fetchTicket(url: string, now?: () => Date): Promise<PullTi
     parsed = undefined;
   }
   if (!parsed || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')) {
-    throw usageError('bad-ticket-url', '--from-url takes an http(s) URL (the one `sessmig share` printed)', 'quote the URL in the shell: its & would split the command');
+    throw usageError('bad-ticket-url', `${flag} takes an http(s) URL (the one \`sessmig share${direction === 'push' ? ' --upload' : ''}\` printed)`, 'quote the URL in the shell: its & would split the command');
   }
   const clock = now ?? (() => new Date());
   const urlExpiry = presignedExpiry(parsed);
   if (urlExpiry !== undefined && urlExpiry <= clock().getTime()) {
-    throw new SessmigError('ticket-expired', `the ticket URL expired at ${new Date(urlExpiry).toISOString()} (${ago(clock().getTime() - urlExpiry)} ago); nothing was downloaded`, {
+    throw new SessmigError('ticket-expired', `the ticket URL expired at ${new Date(urlExpiry).toISOString()} (${ago(clock().getTime() - urlExpiry)} ago); nothing was ${direction === 'push' ? 'uploaded' : 'downloaded'}`, {
       hint: 'ask the host that shared it for a new ticket (sessmig share there) and re-run',
     });
   }
@@ -240,7 +265,7 @@ export async function fetchTicket(url: string, now?: () => Date): Promise<PullTi
     }
     throw error;
   }
-  return parseTicket(bytes, clock());
+  return direction === 'push' ? parseTicket(bytes, clock(), 'push') : parseTicket(bytes, clock());
 }
 
 export interface TicketPullResult extends PullResult {
@@ -251,27 +276,38 @@ export interface TicketPullResult extends PullResult {
 export async function pullFromTicket(
   ctx: Context,
   url: string,
-  options: Omit<PullOptions, 'checkpoint' | 'migrate'> = {},
+  options: Omit<PullOptions, 'checkpoint'> = {},
 ): Promise<TicketPullResult> {
   const ticket = await ctx.timing.time('list', () => fetchTicket(url));
-  if (ticket.worktree !== ctx.worktree.key) {
-    throw usageError(
-      'ticket-other-worktree',
-      `the ticket is for worktree ${ticket.worktree}, but this worktree's key is ${ctx.worktree.key}; nothing was pulled`,
-      ctx.worktree.keySource === 'flag'
-        ? `run it with --worktree ${ticket.worktree}, or ask for a ticket of worktree ${ctx.worktree.key}`
-        : `run it inside a clone of the repository it was shared from, or pass --worktree ${ticket.worktree} to take those sessions into this folder`,
-    );
-  }
+  assertTicketWorktree(ctx, ticket, 'pulled');
   ctx.report.info(
     `ticket ${ticket.id} from ${ticket.issuedBy.hostname}: checkpoint ${ticket.checkpoint} of ${ticket.remote}, valid until ${ticket.expiresAt}`,
   );
   const remote = new TicketRemote(ticket);
-  const result = await pull({ ...ctx, remote }, { ...options, checkpoint: ticket.checkpoint });
+  const { migrate, ...rest } = options;
+  const result = await pull({ ...ctx, remote }, { ...rest, checkpoint: ticket.checkpoint });
+  if (migrate) {
+    // The pointer needs credentials: ownership stays where the host that shared the ticket left it.
+    ctx.report.info(
+      `took the sessions over through a ticket; the remote's ownership is left to ${ticket.issuedBy.hostname}, which shared it: hand them back with \`sessmig push --to-url URL --migrate\` (URL from \`sessmig share --upload\` there), then \`sessmig pull --migrate\` there`,
+    );
+  }
   return { ...result, ticket: { id: ticket.id, expiresAt: ticket.expiresAt, issuedBy: ticket.issuedBy } };
 }
 
-function ago(ms: number): string {
+/** A ticket works for the worktree it was minted for only. */
+export function assertTicketWorktree(ctx: Pick<Context, 'worktree'>, ticket: { worktree: string }, done: 'pulled' | 'uploaded'): void {
+  if (ticket.worktree === ctx.worktree.key) return;
+  throw usageError(
+    'ticket-other-worktree',
+    `the ticket is for worktree ${ticket.worktree}, but this worktree's key is ${ctx.worktree.key}; nothing was ${done}`,
+    ctx.worktree.keySource === 'flag'
+      ? `run it with --worktree ${ticket.worktree}, or ask for a ticket of worktree ${ctx.worktree.key}`
+      : `run it inside a clone of the repository it was shared from, or pass --worktree ${ticket.worktree}`,
+  );
+}
+
+export function ago(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000));
   if (s < 120) return `${s} s`;
   if (s < 7200) return `${Math.round(s / 60)} min`;

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { CHECKPOINT_ID, SHA256, WORKTREE_KEY } from './ids.js';
 import { worktreePrefix } from './layout.js';
 import { FORMAT_VERSION, Host } from './schema.js';
+import { MAX_MANIFEST_BYTES } from './layout.js';
 
 /**
  * Tickets (docs/FORMAT.md, "Tickets"): a document of presigned URLs that lets a host without
@@ -12,7 +13,7 @@ import { FORMAT_VERSION, Host } from './schema.js';
  * refuses a direction it does not know with its own message, before the schema check.
  */
 export const TICKET_KIND = 'sessmig.ticket';
-export const TICKET_DIRECTIONS = ['pull'] as const;
+export const TICKET_DIRECTIONS = ['pull', 'push'] as const;
 
 /** A ticket id: UTC creation time to the millisecond (sortable), then 16 random hex digits. */
 export const TICKET_ID = /^\d{8}T\d{9}Z-[0-9a-f]{16}$/;
@@ -57,6 +58,60 @@ export const PullTicket = z.looseObject({
 });
 export type PullTicket = z.infer<typeof PullTicket>;
 
+/** Upload size classes start here and double up to the ticket's per-upload cap. */
+export const MIN_SLOT_CLASS = 16 * 1024;
+/** At most this many upload slots per ticket (`share --upload --max-sessions`). */
+export const MAX_SLOTS = 1000;
+/** The largest single upload (S3's single-PUT limit). */
+export const MAX_UPLOAD_BYTES = 5 * 1024 ** 3;
+
+/**
+ * The sizes an upload slot accepts: a presigned PUT signs one exact Content-Length, so a slot holds
+ * one URL per size class (16 KiB, doubling, capped by `max`); the uploader pads its object with zero
+ * bytes (blobs) or spaces (the manifest) up to the smallest class that fits.
+ */
+export function sizeClasses(max: number): number[] {
+  const classes: number[] = [];
+  for (let size = MIN_SLOT_CLASS; size < max; size *= 2) classes.push(size);
+  classes.push(max);
+  return classes;
+}
+
+/** One upload slot: a presigned PUT per size class, keyed by the class in bytes (decimal). */
+const slotUrls = z.record(z.string().regex(/^[1-9]\d{0,10}$/, 'not a size in bytes'), presignedUrl);
+
+export const PushTicket = z.looseObject({
+  formatVersion: z.literal(FORMAT_VERSION),
+  kind: z.literal(TICKET_KIND),
+  direction: z.literal('push'),
+  id: z.string().regex(TICKET_ID, 'not a ticket id'),
+  worktree: z.string().regex(WORKTREE_KEY, 'not a worktree key'),
+  /** The checkpoint an upload through this ticket becomes, once verified by a host with credentials. */
+  checkpoint: z.string().regex(CHECKPOINT_ID, 'not a checkpoint id'),
+  /** The worktree's current checkpoint when the ticket was minted (null: nothing pushed yet). */
+  parent: z.string().regex(CHECKPOINT_ID, 'not a checkpoint id').nullable(),
+  createdAt: z.iso.datetime({ offset: true }),
+  expiresAt: z.iso.datetime({ offset: true }),
+  remote: z.string().max(1100).regex(/^s3:\/\/[^\s?#]+$/, 'not an s3:// remote'),
+  issuedBy: Host,
+  limits: z.looseObject({
+    /** Upload slots: sessions (children included) one push through the ticket may carry. */
+    maxSessions: z.number().int().min(1).max(MAX_SLOTS),
+    /** The largest stored (gzip) blob one slot takes. */
+    maxBytes: z.number().int().min(MIN_SLOT_CLASS).max(MAX_UPLOAD_BYTES),
+  }),
+  urls: z.looseObject({
+    /** Presigned PUTs of incoming/<ticket>/manifest.json, one per size class. */
+    manifest: slotUrls,
+    /** Slot n: presigned PUTs of incoming/<ticket>/slots/<n>.json.gz, one per size class. */
+    slots: z.array(slotUrls).max(MAX_SLOTS),
+  }),
+});
+export type PushTicket = z.infer<typeof PushTicket>;
+
+/** The size classes of an upload's manifest. */
+export const MANIFEST_CLASSES = sizeClasses(MAX_MANIFEST_BYTES);
+
 /** The first fields of any ticket, read before the full schema so each mismatch has its own message. */
 export const TicketHeader = z.looseObject({
   formatVersion: z.number().int(),
@@ -71,4 +126,23 @@ export function ticketsPrefix(worktree: string): string {
 export function ticketKey(worktree: string, id: string): string {
   if (!TICKET_ID.test(id)) throw new Error('internal: refusing to build a key from an invalid ticket id');
   return `${ticketsPrefix(worktree)}${id}.json`;
+}
+
+/** Uploads through push tickets: incoming/<ticket>/{manifest.json,slots/<n>.json.gz}. */
+export function incomingPrefix(worktree: string): string {
+  return `${worktreePrefix(worktree)}incoming/`;
+}
+
+export function uploadPrefix(worktree: string, id: string): string {
+  if (!TICKET_ID.test(id)) throw new Error('internal: refusing to build a key from an invalid ticket id');
+  return `${incomingPrefix(worktree)}${id}/`;
+}
+
+export function uploadManifestKey(worktree: string, id: string): string {
+  return `${uploadPrefix(worktree, id)}manifest.json`;
+}
+
+export function uploadSlotKey(worktree: string, id: string, slot: number): string {
+  if (!Number.isInteger(slot) || slot < 0 || slot >= MAX_SLOTS) throw new Error('internal: refusing to build a key from an invalid slot');
+  return `${uploadPrefix(worktree, id)}slots/${slot}.json.gz`;
 }

@@ -19,18 +19,33 @@ export interface TransferOptions {
 const MAX_ERROR_PREVIEW = 4096;
 const DEFAULT_ATTEMPTS = 4;
 
-export async function putFileToUrl(url: string, file: string, size: number, options: TransferOptions): Promise<void> {
+export interface Padding {
+  /** The object's length: the file, then `byte` repeated up to it (upload slots sign one exact size). */
+  to: number;
+  byte: number;
+}
+
+export async function putFileToUrl(url: string, file: string, size: number, options: TransferOptions & { pad?: Padding }): Promise<void> {
+  const length = options.pad ? options.pad.to : size;
+  if (length < size) throw new Error('internal: padding shorter than the file');
   await withRetries(url, options, async (current) => {
-    const body = Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>;
+    const source = options.pad ? Readable.from(padded(file, length - size, options.pad.byte)) : createReadStream(file);
+    const body = Readable.toWeb(source) as ReadableStream<Uint8Array>;
     const response = await fetch(current, {
       method: 'PUT',
       body,
-      headers: { 'content-length': String(size) },
+      headers: { 'content-length': String(length) },
       duplex: 'half',
     } as RequestInit);
     if (!response.ok) throw await httpError(response, options.what, 'upload');
     await response.body?.cancel();
   });
+}
+
+async function* padded(file: string, extra: number, byte: number): AsyncGenerator<Buffer> {
+  for await (const chunk of createReadStream(file)) yield chunk as Buffer;
+  const block = Buffer.alloc(Math.min(extra, 1024 * 1024), byte);
+  for (let left = extra; left > 0; left -= block.length) yield left >= block.length ? block : block.subarray(0, left);
 }
 
 export async function putBytesToUrl(url: string, body: Buffer, options: TransferOptions): Promise<void> {

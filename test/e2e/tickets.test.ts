@@ -15,7 +15,7 @@ import { TicketRemote } from '../../src/remote/ticketRemote.js';
 import { SessmigError } from '../../src/core/errors.js';
 import { startScene, type Scene } from '../support/scene.js';
 import { createHost, createRepo, type Host } from '../support/host.js';
-import { describeS3Targets, startS3Target, type S3Target, type S3TargetKind } from '../support/s3.js';
+import { e2eS3Kinds, startS3Target, type S3Target } from '../support/s3.js';
 import { explain, sessmig, type SessmigRun } from './harness.js';
 
 /** A signature value that was not redacted. */
@@ -61,6 +61,7 @@ describe('ticket documents (no server)', () => {
     expect(codeOf(() => parseTicket(bytes({ formatVersion: 1, kind: 'sessmig.checkpoint' }), before))?.code).toBe('not-a-ticket');
     expect(codeOf(() => parseTicket(bytes({ ...ticket, formatVersion: 2 }), before))?.message).toMatch(/upgrade sessmig/);
     expect(codeOf(() => parseTicket(bytes({ ...ticket, direction: 'push' }), before))?.code).toBe('ticket-wrong-direction');
+    expect(codeOf(() => parseTicket(bytes({ ...ticket, direction: 'sideways' }), before))?.message).toMatch(/direction "sideways", which this sessmig does not know: upgrade sessmig/);
     const bad = codeOf(() => parseTicket(bytes({ ...ticket, urls: { ...ticket.urls, manifest: 'file:///etc/passwd' } }), before));
     expect(bad).toMatchObject({ code: 'ticket-invalid' });
     expect(bad?.message).toMatch(/urls\.manifest: not an http\(s\) URL/);
@@ -92,11 +93,10 @@ afterAll(async () => {
   await scene?.dispose();
 });
 
-const plan = describeS3Targets();
-const kinds = plan.run.map((target) => target.kind).filter((kind): kind is S3TargetKind => kind === 's3rver' || kind === 'ceph');
-for (const skipped of plan.skipped.filter((target) => target.kind === 'ceph')) {
-  console.warn(`[tickets] ceph target skipped: ${skipped.why}`);
-  describe('pull tickets (ceph remote)', () => {
+const plan = e2eS3Kinds();
+const kinds = plan.run;
+for (const skipped of plan.skipped) {
+  describe(`pull tickets (${skipped.kind} remote)`, () => {
     it.skip(`skipped: ${skipped.why}`, () => {});
   });
 }
@@ -261,13 +261,13 @@ describe.each(kinds)('pull tickets (%s remote)', (kind) => {
     expect(await b.sessions()).toEqual([]);
   });
 
-  it('--migrate and --remote are refused with --from-url', async (ctx) => {
+  it('--remote and --checkpoint are refused with --from-url', async (ctx) => {
     need(ctx);
     // Refused before any request: even a URL that names no server shows the flag checks.
     const ticketUrl = `http://127.0.0.1:9/nowhere.json?X-Amz-Signature=${'f'.repeat(64)}`;
-    const migrate = await onB(['pull', '--from-url', ticketUrl, '--migrate']);
-    expect(migrate.exitCode, explain(migrate)).toBe(2);
-    expect(migrate.stderr).toMatch(/--migrate cannot be used with --from-url: claiming ownership writes the pointer, which needs credentials/);
+    const checkpoint = await onB(['pull', '--from-url', ticketUrl, '--checkpoint', '20261125T214617123Z-1a2b3c4d']);
+    expect(checkpoint.exitCode, explain(checkpoint)).toBe(2);
+    expect(checkpoint.stderr).toMatch(/--from-url and --checkpoint contradict each other/);
     const remote = await onB(['pull', '--from-url', ticketUrl, '--remote', url]);
     expect(remote.exitCode, explain(remote)).toBe(2);
     expect(remote.stderr).toMatch(/--from-url and --remote contradict each other/);

@@ -197,6 +197,24 @@ export function describeS3Targets(): S3TargetPlan {
   return { run, skipped };
 }
 
+/**
+ * The S3 targets end-to-end files run against: the strictest one available (ceph when its binaries
+ * exist, else s3rver), or every target with SESSMIG_TEST_E2E_TARGETS=all. Remote contract tests
+ * always run against every target; end-to-end flows on a lenient store as well as a strict one
+ * would double the suite's time for nothing the strict one does not show.
+ */
+export function e2eS3Kinds(): { run: S3TargetKind[]; skipped: { kind: S3TargetKind; why: string }[] } {
+  const plan = describeS3Targets();
+  const kinds = plan.run.map((target) => target.kind).filter((kind) => kind === 's3rver' || kind === 'ceph');
+  if (process.env.SESSMIG_TEST_E2E_TARGETS === 'all' || kinds.length < 2) {
+    return { run: kinds, skipped: plan.skipped.filter((target) => target.kind === 'ceph') };
+  }
+  return {
+    run: ['ceph'],
+    skipped: [{ kind: 's3rver', why: 'the strict target (ceph) runs the end-to-end flows; SESSMIG_TEST_E2E_TARGETS=all adds s3rver' }],
+  };
+}
+
 /** The targets the suite runs against: always s3rver; ceph when its binaries exist (or
  *  SESSMIG_TEST_CEPH=1; never with SESSMIG_TEST_CEPH=0); external when SESSMIG_TEST_S3_ENDPOINT is set. */
 export function s3TargetsFromEnv(): { kind: S3TargetKind; why?: string }[] {

@@ -1,0 +1,283 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rm, truncate } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Writable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { z } from 'zod';
+import { Meter } from '../blob/blobFiles.js';
+import { parseDocument, serializeDocument } from '../format/document.js';
+import { blobKey, checkpointKey, MAX_MANIFEST_BYTES } from '../format/layout.js';
+import { Manifest, type ManifestSession } from '../format/schema.js';
+import {
+  incomingPrefix,
+  MAX_TICKET_BYTES,
+  sizeClasses,
+  TICKET_ID,
+  ticketKey,
+  uploadManifestKey,
+  uploadPrefix,
+  uploadSlotKey,
+  type PushTicket,
+} from '../format/ticketSchema.js';
+import type { Remote } from '../remote/remote.js';
+import { redact } from '../util/redact.js';
+import type { Context } from './context.js';
+import { ExitCode, SessmigError } from './errors.js';
+import { describeOwner } from './ownership.js';
+import { mapPool } from './pool.js';
+import { readManifest, writeManifest, writePointer, type PointerState } from './remoteStore.js';
+import { orderParentsFirst } from './sessionTree.js';
+import { parseTicket } from './ticket.js';
+
+/**
+ * Taking in uploads (docs/FORMAT.md, "Upload tickets"): on a host with credentials, `sessmig pull`
+ * looks under the worktree's `incoming/` for uploads that arrived through its upload tickets. An
+ * upload counts once its manifest is there (uploaders write it last). Each is verified against the
+ * ticket document this side wrote — manifest schema, worktree, checkpoint, slots within the ticket,
+ * every blob's size and sha256, zero padding — then its blobs move under `blobs/`, its manifest
+ * becomes a checkpoint and the pointer moves onto it (compare-and-swap). Nothing uploaded becomes
+ * current without that verification; an upload that fails it is marked rejected and never read again.
+ */
+
+const UploadManifest = z.looseObject({
+  ticket: z.string().regex(TICKET_ID, 'not a ticket id'),
+  sessions: z.array(z.looseObject({ slot: z.number().int().nonnegative() })),
+});
+
+export interface TakenUpload {
+  ticket: string;
+  checkpoint: string;
+  from: string;
+  sessions: number;
+  /** Sessions of the remote's checkpoint that the upload did not carry, kept in the new checkpoint. */
+  carried: number;
+}
+
+export interface PendingUploads {
+  /** Complete uploads not yet taken in, oldest first. */
+  pending: string[];
+  /** Uploads marked rejected earlier (ignored). */
+  rejected: string[];
+}
+
+export async function findUploads(remote: Remote, worktree: string): Promise<PendingUploads> {
+  const prefix = incomingPrefix(worktree);
+  const manifests = new Set<string>();
+  const rejected = new Set<string>();
+  for await (const item of remote.list(prefix)) {
+    const [id, rest] = splitOnce(item.key.slice(prefix.length), '/');
+    if (!TICKET_ID.test(id)) continue;
+    if (rest === 'manifest.json') manifests.add(id);
+    if (rest === 'rejected.json') rejected.add(id);
+  }
+  return { pending: [...manifests].filter((id) => !rejected.has(id)).sort(), rejected: [...rejected].sort() };
+}
+
+/**
+ * Takes in every complete upload, oldest first; returns the pointer as it is afterwards. A failed
+ * verification marks that upload rejected and throws: nothing of it is committed.
+ */
+export async function takeInUploads(
+  ctx: Context,
+  pointer: PointerState | undefined,
+  options: { force: boolean; claiming: boolean },
+): Promise<{ pointer: PointerState | undefined; taken: TakenUpload[] }> {
+  const { remote, worktree, report } = ctx;
+  const { pending, rejected } = await ctx.timing.time('list', () => findUploads(remote, worktree.key));
+  if (rejected.length > 0) report.warn(`${rejected.length} upload(s) under ${incomingPrefix(worktree.key)} were rejected earlier and are ignored: ${rejected.join(', ')}`);
+  const taken: TakenUpload[] = [];
+  let current = pointer;
+  for (const id of pending) {
+    const owner = current?.pointer.owner ?? null;
+    if (owner !== null && owner.hostId !== ctx.host.hostId && !options.claiming) {
+      report.warn(`upload ${id} waits in ${uploadPrefix(worktree.key, id)}: worktree ${worktree.key} is owned by ${describeOwner(owner)}, and only its owner (or \`pull --migrate\`) takes uploads in`);
+      continue;
+    }
+    const outcome = await takeIn(ctx, id, current, options.force);
+    current = outcome.pointer;
+    if (outcome.taken) taken.push(outcome.taken);
+  }
+  return { pointer: current, taken };
+}
+
+async function takeIn(
+  ctx: Context,
+  id: string,
+  pointer: PointerState | undefined,
+  force: boolean,
+): Promise<{ pointer: PointerState | undefined; taken?: TakenUpload }> {
+  const { remote, worktree, report } = ctx;
+  const reject = async (why: string): Promise<never> => {
+    const body = serializeDocument({ ticket: id, rejectedAt: new Date().toISOString(), by: ctx.host, reason: why });
+    await remote.put(`${uploadPrefix(worktree.key, id)}rejected.json`, body).catch((error: unknown) =>
+      report.warn(`could not mark upload ${id} rejected: ${redact((error as Error).message)}`),
+    );
+    throw new SessmigError('upload-rejected', `upload ${id} (through an upload ticket) was refused: ${why}; nothing of it was taken in`, {
+      hint: 'it is marked rejected and will be ignored; on the uploading host, ask for a new ticket (sessmig share --upload) and push again',
+      exitCode: ExitCode.failed,
+    });
+  };
+
+  // The ticket document this side wrote is the trust anchor: the uploader cannot write it.
+  const stored = await remote.get(ticketKey(worktree.key, id), MAX_TICKET_BYTES);
+  if (!stored) return reject(`its ticket document ${ticketKey(worktree.key, id)} is missing (not minted for this remote, or removed)`);
+  let ticket: PushTicket;
+  try {
+    // Expiry does not matter here: S3 enforced it when the bytes were uploaded.
+    ticket = parseTicket(stored.body, new Date(0), 'push');
+  } catch (error) {
+    return reject(`its ticket document is unreadable (${(error as Error).message})`);
+  }
+  if (ticket.worktree !== worktree.key || ticket.id !== id) return reject(`its ticket document names worktree ${ticket.worktree}, ticket ${ticket.id}`);
+
+  const manifestBytes = await remote.get(uploadManifestKey(worktree.key, id), MAX_MANIFEST_BYTES);
+  if (!manifestBytes) return { pointer };
+  let manifest: Manifest;
+  let slots: number[];
+  try {
+    manifest = parseDocument(manifestBytes.body, Manifest, `upload manifest ${uploadManifestKey(worktree.key, id)}`, MAX_MANIFEST_BYTES);
+    const upload = parseDocument(manifestBytes.body, UploadManifest, `upload manifest ${uploadManifestKey(worktree.key, id)}`, MAX_MANIFEST_BYTES);
+    slots = upload.sessions.map((session) => session.slot);
+    if (upload.ticket !== id) throw new Error(`it names ticket ${upload.ticket}`);
+  } catch (error) {
+    return reject(`its manifest is invalid: ${(error as Error).message}`);
+  }
+  if (manifest.worktree !== worktree.key) return reject(`its manifest names worktree ${manifest.worktree}`);
+  if (manifest.id !== ticket.checkpoint) return reject(`its manifest names checkpoint ${manifest.id}, not the ticket's ${ticket.checkpoint}`);
+  if (manifest.parent !== ticket.parent) return reject(`its manifest names parent ${String(manifest.parent)}, not the ticket's ${String(ticket.parent)}`);
+  if (manifest.sessions.length > ticket.limits.maxSessions) return reject(`it holds ${manifest.sessions.length} sessions, the ticket ${ticket.limits.maxSessions} slots`);
+  if (new Set(manifest.sessions.map((session) => session.id)).size !== manifest.sessions.length) return reject('its manifest names a session twice');
+  if (new Set(slots).size !== slots.length || slots.some((slot) => slot >= ticket.limits.maxSessions)) return reject('its manifest names a slot twice or a slot outside the ticket');
+  const oversized = manifest.sessions.find((session) => session.storedBytes > ticket.limits.maxBytes);
+  if (oversized) return reject(`session ${oversized.id} is ${oversized.storedBytes} bytes, over the ticket's cap of ${ticket.limits.maxBytes}`);
+
+  // Already taken in (a run that stopped before cleaning up), or a second upload through a used ticket?
+  const existing = await remote.head(checkpointKey(worktree.key, manifest.id));
+  if (existing) {
+    if (pointer?.pointer.checkpoint === manifest.id) {
+      await cleanUp(remote, worktree.key, id, slots, report);
+      return { pointer };
+    }
+    const written = await readManifest(remote, worktree.key, manifest.id);
+    if (written.parent !== (pointer?.pointer.checkpoint ?? null)) return reject(`ticket ${id} was used already (checkpoint ${manifest.id} exists)`);
+  }
+
+  // Verify every slot; move its blob under blobs/ (unless the remote has it already).
+  const classes = new Set(sizeClasses(ticket.limits.maxBytes));
+  await ctx.timing.time('take-in', () =>
+    mapPool(
+      manifest.sessions,
+      ctx.jobs,
+      async (session, index) => {
+        const target = blobKey(worktree.key, session.sha256);
+        const have = await remote.head(target);
+        if (have && have.size === session.storedBytes) return remote.touch(target);
+        const file = path.join(ctx.tempDir, `incoming-${index}.json.gz`);
+        const why = await verifySlot(remote, uploadSlotKey(worktree.key, id, slots[index]!), session, classes, file);
+        if (why !== undefined) return reject(`session ${session.id} (slot ${slots[index]}) ${why}`);
+        await remote.putFile(target, file, session.storedBytes);
+        await rm(file, { force: true });
+      },
+      ctx.signal,
+    ),
+  );
+
+  // The new checkpoint: the upload's sessions, plus the current checkpoint's others (never dropped).
+  const current = pointer ? await readManifest(remote, worktree.key, pointer.pointer.checkpoint) : undefined;
+  const moved = (pointer?.pointer.checkpoint ?? null) !== ticket.parent;
+  const base = moved && ticket.parent ? await readManifest(remote, worktree.key, ticket.parent).catch(() => undefined) : undefined;
+  const uploaded = new Map(manifest.sessions.map((session) => [session.id, stripSlot(session)]));
+  const conflicts: string[] = [];
+  const sessions: ManifestSession[] = [];
+  for (const session of current?.sessions ?? []) {
+    const incoming = uploaded.get(session.id);
+    if (!incoming) {
+      sessions.push(session);
+      continue;
+    }
+    const changedHere = moved && incoming.contentHash !== session.contentHash && base?.sessions.find((item) => item.id === session.id)?.contentHash !== session.contentHash;
+    if (changedHere && !force) conflicts.push(session.id);
+  }
+  if (conflicts.length > 0) {
+    throw new SessmigError(
+      'upload-conflict',
+      `upload ${id} from ${manifest.source.host.hostname} changes ${conflicts.length} session(s) that also changed in the remote since its ticket was minted (${conflicts.join(', ')}); nothing was taken in`,
+      {
+        hint: `pull --force takes the uploaded copies (the remote's stay in checkpoint ${pointer?.pointer.checkpoint}); the upload waits in ${uploadPrefix(worktree.key, id)}`,
+        exitCode: ExitCode.partial,
+      },
+    );
+  }
+  const carried = sessions.length;
+  sessions.push(...uploaded.values());
+  const checkpoint: Manifest = {
+    ...manifest,
+    parent: pointer?.pointer.checkpoint ?? null,
+    sessions: orderParentsFirst(sessions.map((session) => ({ ...session, parentID: session.parentID }))),
+  };
+  if (!existing) await writeManifest(remote, checkpoint);
+  const moveTo = await ctx.timing.time('pointer', () =>
+    writePointer(remote, worktree.key, pointer, { checkpoint: manifest.id, owner: pointer ? pointer.pointer.owner : ctx.host }, ctx.host),
+  );
+  report.info(`took in upload ${id} from ${manifest.source.host.hostname}: ${uploaded.size} session(s)${carried > 0 ? `, ${carried} kept from checkpoint ${pointer?.pointer.checkpoint}` : ''}; checkpoint ${manifest.id} is now current`);
+  await cleanUp(remote, worktree.key, id, slots, report);
+  return { pointer: moveTo, taken: { ticket: id, checkpoint: manifest.id, from: manifest.source.host.hostname, sessions: uploaded.size, carried } };
+}
+
+function stripSlot(session: ManifestSession): ManifestSession {
+  const { slot: _slot, ...rest } = session as ManifestSession & { slot?: number };
+  return rest as ManifestSession;
+}
+
+/**
+ * Downloads one slot to `file` and checks it: a size class of the ticket, the blob's stored size
+ * and sha256 (of the gunzipped bytes), then only zero bytes. Leaves the file cut to the blob.
+ * Returns why it is refused, or undefined.
+ */
+async function verifySlot(remote: Remote, key: string, session: ManifestSession, classes: Set<number>, file: string): Promise<string | undefined> {
+  let source;
+  try {
+    source = await remote.getStream(key);
+  } catch (error) {
+    if (error instanceof SessmigError && (error.code === 'not-found' || error.code === 'access-denied')) return 'is missing from its slot';
+    throw error;
+  }
+  const whole = new Meter();
+  await pipeline(source, whole, createWriteStream(file, { mode: 0o600 }));
+  if (!classes.has(whole.bytes) || whole.bytes < session.storedBytes) return `is ${whole.bytes} bytes in its slot, not a size the ticket allows for ${session.storedBytes} bytes`;
+  const raw = new Meter();
+  try {
+    await pipeline(createReadStream(file, { start: 0, end: session.storedBytes - 1 }), createGunzip(), raw, devNull());
+  } catch (error) {
+    return `is not a gzip stream of ${session.storedBytes} bytes (${(error as Error).message})`;
+  }
+  if (raw.bytes !== session.rawBytes || raw.digest() !== session.sha256) return 'does not match its sha256 and size in the manifest';
+  let padding = true;
+  if (whole.bytes > session.storedBytes) {
+    for await (const chunk of createReadStream(file, { start: session.storedBytes })) {
+      if ((chunk as Buffer).some((byte) => byte !== 0)) padding = false;
+    }
+  }
+  if (!padding) return 'has bytes other than zero padding after its blob';
+  await truncate(file, session.storedBytes);
+  return undefined;
+}
+
+async function cleanUp(remote: Remote, worktree: string, id: string, slots: number[], report: Context['report']): Promise<void> {
+  try {
+    for (const slot of slots) await remote.delete(uploadSlotKey(worktree, id, slot));
+    await remote.delete(uploadManifestKey(worktree, id));
+  } catch (error) {
+    report.warn(`could not remove upload ${id} after taking it in (harmless; the next pull retries): ${redact((error as Error).message)}`);
+  }
+}
+
+function devNull(): Writable {
+  return new Writable({ write: (_chunk, _encoding, callback) => callback() });
+}
+
+function splitOnce(value: string, separator: string): [string, string] {
+  const at = value.indexOf(separator);
+  return at < 0 ? [value, ''] : [value.slice(0, at), value.slice(at + separator.length)];
+}

@@ -1,0 +1,294 @@
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { exportToBlobFile, type ExportedBlob } from '../blob/blobFiles.js';
+import { serializeDocument } from '../format/document.js';
+import { assertSessionId, newCheckpointId } from '../format/ids.js';
+import { FORMAT_VERSION, type Manifest, type ManifestSession } from '../format/schema.js';
+import {
+  MANIFEST_CLASSES,
+  MAX_SLOTS,
+  MAX_TICKET_BYTES,
+  MAX_UPLOAD_BYTES,
+  MIN_SLOT_CLASS,
+  PushTicket,
+  sizeClasses,
+  TICKET_KIND,
+  ticketKey,
+  uploadManifestKey,
+  uploadSlotKey,
+} from '../format/ticketSchema.js';
+import { openExporter, parseExportVia } from '../opencode/exporter.js';
+import { readTodos } from '../opencode/todos.js';
+import { putFileToUrl } from '../remote/http.js';
+import { S3Remote } from '../remote/s3Remote.js';
+import { explainExpired } from '../remote/ticketRemote.js';
+import { SESSMIG_VERSION } from '../version.js';
+import type { Context } from './context.js';
+import { SessmigError, usageError } from './errors.js';
+import { mapPool } from './pool.js';
+import { manifestEntry, selectSessions } from './push.js';
+import { readPointer } from './remoteStore.js';
+import { loadSyncState, saveSyncState, syncStateFile } from './syncState.js';
+import { assertTicketWorktree, fetchTicket, pruneExpiredTickets } from './ticket.js';
+
+/**
+ * Upload tickets (docs/FORMAT.md, "Upload tickets"): `mintPushTicket` runs on a host with
+ * credentials and stores a document of presigned PUTs — a bounded set of slots, each with one URL
+ * per size class, plus the upload's manifest — for one new checkpoint; `pushToTicket` runs on a host
+ * without credentials and uploads its sessions through them. Nothing uploaded becomes current until
+ * a host with credentials verifies it (src/core/incoming.ts, on `sessmig pull`).
+ */
+
+export const DEFAULT_MAX_SESSIONS = 100;
+export const DEFAULT_MAX_BYTES = 1024 ** 3;
+
+const SIZE = /^(\d{1,13})(?:\.(\d{1,3}))?\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i;
+const UNIT_BYTES: Record<string, number> = { b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1000 ** 3, gib: 1024 ** 3 };
+
+/** Parses `--max-bytes`: bytes, or a number with a unit (k, KiB, MB, MiB, G, GB, GiB), 16 KiB to 5 GiB. */
+export function parseSize(value: string | undefined, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const match = SIZE.exec(value.trim());
+  const bytes = match ? Math.floor(Number(`${match[1]}.${match[2] ?? '0'}`) * UNIT_BYTES[(match[3] ?? 'b').toLowerCase()]!) : NaN;
+  if (!(bytes >= MIN_SLOT_CLASS && bytes <= MAX_UPLOAD_BYTES)) {
+    throw usageError(
+      'bad-flag',
+      `${flag} ${JSON.stringify(value.slice(0, 40))} is not a size from 16KiB to 5GiB`,
+      `give bytes or a number with a unit: ${flag} 256MiB, ${flag} 2G (S3 takes at most 5 GiB in one PUT)`,
+    );
+  }
+  return bytes;
+}
+
+export interface MintPushOptions {
+  expiresInSeconds: number;
+  maxSessions: number;
+  maxBytes: number;
+}
+
+export interface MintedPushTicket {
+  url: string;
+  ticket: PushTicket;
+  key: string;
+  bytes: number;
+}
+
+type MintContext = Pick<Context, 'remote' | 'worktree' | 'host' | 'report' | 'env'>;
+
+export async function mintPushTicket(ctx: MintContext, options: MintPushOptions): Promise<MintedPushTicket> {
+  const { remote, worktree } = ctx;
+  if (!(remote instanceof S3Remote)) {
+    throw usageError(
+      'ticket-needs-s3',
+      `tickets need an s3:// remote; ${remote.display} is a local folder`,
+      'a host that can write the folder pushes to it directly (--remote file://…)',
+    );
+  }
+  if (!Number.isInteger(options.maxSessions) || options.maxSessions < 1 || options.maxSessions > MAX_SLOTS) {
+    throw usageError('bad-flag', `--max-sessions takes 1 to ${MAX_SLOTS}`, 'count the sessions with their subagent children');
+  }
+  const pointer = await readPointer(remote, worktree.key);
+  const now = new Date(Math.floor(Date.now() / 1000) * 1000);
+  const seconds = options.expiresInSeconds;
+  const id = `${now.toISOString().replace(/[-:]/g, '').replace('.', '')}-${randomBytes(8).toString('hex')}`;
+  const classes = sizeClasses(options.maxBytes);
+  const signSlot = async (key: string, sizes: number[]): Promise<Record<string, string>> => {
+    const urls = await Promise.all(sizes.map((size) => remote.presignPut(key, size, seconds)));
+    return Object.fromEntries(sizes.map((size, index) => [String(size), urls[index]!]));
+  };
+  const slots: Record<string, string>[] = [];
+  for (let slot = 0; slot < options.maxSessions; slot++) slots.push(await signSlot(uploadSlotKey(worktree.key, id, slot), classes));
+  const ticket: PushTicket = {
+    formatVersion: FORMAT_VERSION,
+    kind: TICKET_KIND,
+    direction: 'push',
+    id,
+    worktree: worktree.key,
+    checkpoint: newCheckpointId(now),
+    parent: pointer?.pointer.checkpoint ?? null,
+    createdAt: now.toISOString(),
+    expiresAt: new Date(now.getTime() + seconds * 1000).toISOString(),
+    remote: remote.display,
+    issuedBy: { hostId: ctx.host.hostId, hostname: ctx.host.hostname },
+    limits: { maxSessions: options.maxSessions, maxBytes: options.maxBytes },
+    urls: { manifest: await signSlot(uploadManifestKey(worktree.key, id), MANIFEST_CLASSES), slots },
+  };
+  const body = serializeDocument(ticket);
+  if (body.length > MAX_TICKET_BYTES) {
+    throw new SessmigError(
+      'ticket-too-large',
+      `an upload ticket with ${options.maxSessions} slot(s) of ${classes.length} size classes would be ${body.length} bytes, which exceeds ${MAX_TICKET_BYTES} bytes`,
+      { hint: 'lower --max-sessions or --max-bytes' },
+    );
+  }
+  const key = ticketKey(worktree.key, id);
+  await remote.put(key, body, { ifNoneMatch: true });
+  const url = await remote.presignGet(key, seconds);
+  if (ctx.env.AWS_SESSION_TOKEN) {
+    ctx.report.warn(`the URLs are signed with temporary credentials (AWS_SESSION_TOKEN): they stop working when those expire, which may be before ${ticket.expiresAt}`);
+  }
+  await pruneExpiredTickets(remote, worktree.key, now, ctx.report);
+  return { url, ticket, key, bytes: body.length };
+}
+
+export interface TicketPushOptions {
+  sessions?: string[];
+  dryRun?: boolean;
+  /** Hand the sessions over: recorded here; the host with credentials claims them with `pull --migrate`. */
+  migrate?: boolean;
+}
+
+export interface TicketPushResult {
+  worktree: string;
+  remote: string;
+  status: 'uploaded' | 'nothing' | 'dry-run';
+  ticket: { id: string; expiresAt: string; issuedBy: { hostId: string; hostname: string } };
+  /** The checkpoint the upload becomes once the host with credentials takes it in. */
+  checkpoint: string;
+  sessions: { id: string; parentID: string | null; title: string; messages: number; storedBytes: number; slot: number; uploadedBytes: number }[];
+}
+
+/** `sessmig push --to-url`: exports this worktree's sessions and uploads them through an upload ticket's slots. */
+export async function pushToTicket(ctx: Context, url: string, options: TicketPushOptions = {}): Promise<TicketPushResult> {
+  const { worktree, opencode, report, timing } = ctx;
+  const only = options.sessions?.map((id) => assertSessionId(id, '--session'));
+  const ticket = await timing.time('list', () => fetchTicket(url, undefined, 'push'));
+  assertTicketWorktree(ctx, ticket, 'uploaded');
+  const [opencodeVersion, rows] = await timing.time('list', () => Promise.all([opencode.version(), opencode.listSessions()]));
+  const selected = selectSessions(rows, worktree.root, only);
+  const result: TicketPushResult = {
+    worktree: worktree.key,
+    remote: ticket.remote,
+    status: 'nothing',
+    ticket: { id: ticket.id, expiresAt: ticket.expiresAt, issuedBy: ticket.issuedBy },
+    checkpoint: ticket.checkpoint,
+    sessions: [],
+  };
+  if (selected.length === 0) {
+    report.info(`worktree ${worktree.key}: no opencode sessions in ${worktree.root}; nothing to upload`);
+    return result;
+  }
+  const slots = Math.min(ticket.limits.maxSessions, ticket.urls.slots.length);
+  if (selected.length > slots) {
+    throw usageError(
+      'ticket-too-small',
+      `this worktree has ${selected.length} session(s) (subagent children included), but upload ticket ${ticket.id} holds ${slots} slot(s); nothing was uploaded`,
+      `ask for a ticket with room for them (sessmig share --upload --max-sessions ${selected.length}), or upload some with --session ID`,
+    );
+  }
+  if (options.dryRun) {
+    report.info(`worktree ${worktree.key}: would upload ${selected.length} session(s) through ticket ${ticket.id}`);
+    return { ...result, status: 'dry-run', sessions: selected.map((row, slot) => ({ id: row.id, parentID: row.parent_id, title: row.title, messages: 0, storedBytes: 0, slot, uploadedBytes: 0 })) };
+  }
+  report.info(`worktree ${worktree.key}: uploading ${selected.length} session(s) through ticket ${ticket.id} from ${ticket.issuedBy.hostname}`);
+
+  // Export everything first: a blob over the ticket's cap is refused before any byte is uploaded.
+  const source = await timing.time('serve-start', () => openExporter(opencode, worktree.root, selected.length, parseExportVia(ctx.env.SESSMIG_EXPORT_VIA), report));
+  const blobs = await mapPool(
+    selected,
+    ctx.jobs,
+    (row, index) => exportToBlobFile(source.exporter, row.id, path.join(ctx.tempDir, `upload-${index}.json.gz`), { timing }),
+    ctx.signal,
+  ).finally(() => source.close());
+  const classes = (urls: Record<string, string>) => Object.keys(urls).map(Number).sort((a, b) => a - b);
+  const fits = (urls: Record<string, string>, size: number) => classes(urls).find((candidate) => candidate >= size);
+  for (const [index, blob] of blobs.entries()) {
+    if (fits(ticket.urls.slots[index]!, blob.storedBytes) === undefined || blob.storedBytes > ticket.limits.maxBytes) {
+      throw new SessmigError(
+        'blob-too-large',
+        `session ${selected[index]!.id} is ${blob.storedBytes} bytes compressed, over upload ticket ${ticket.id}'s cap of ${ticket.limits.maxBytes} bytes per session; nothing was uploaded`,
+        { hint: `ask for a ticket with a larger cap (sessmig share --upload --max-bytes ${Math.ceil(blob.storedBytes / 1024 ** 2)}MiB)`, exitCode: 2 },
+      );
+    }
+  }
+  const todos = await timing.time('todos', () => readTodos(opencode, selected.map((row) => row.id)));
+  const entries: (ManifestSession & { slot: number })[] = selected.map((row, slot) => ({ ...manifestEntry(row, blobs[slot]!, todos), slot }));
+  const manifest: Manifest & { ticket: string } = {
+    formatVersion: FORMAT_VERSION,
+    kind: 'sessmig.checkpoint',
+    id: ticket.checkpoint,
+    worktree: worktree.key,
+    parent: ticket.parent,
+    createdAt: new Date().toISOString(),
+    source: { host: ctx.host, worktreeRoot: worktree.root, opencodeVersion, sessmigVersion: SESSMIG_VERSION },
+    sessions: entries,
+    skipped: [],
+    ticket: ticket.id,
+  };
+  const manifestBody = serializeDocument(manifest);
+  const manifestClass = fits(ticket.urls.manifest, manifestBody.length);
+  if (manifestClass === undefined) {
+    throw new SessmigError('manifest-too-large', `the upload's manifest is ${manifestBody.length} bytes, larger than the ticket allows; nothing was uploaded`, {
+      hint: 'upload fewer sessions at a time (--session ID)',
+    });
+  }
+
+  const progress = { done: 0, bytes: 0 };
+  const uploaded = await mapPool(
+    blobs,
+    ctx.jobs,
+    async (blob: ExportedBlob, slot) => {
+      ctx.signal.throwIfAborted();
+      const urls = ticket.urls.slots[slot]!;
+      const size = fits(urls, blob.storedBytes)!;
+      await timing.time('upload', () => putThroughTicket(urls[String(size)]!, blob.file, blob.storedBytes, size, 0, `upload of session ${selected[slot]!.id} (slot ${slot})`));
+      progress.done++;
+      progress.bytes += size;
+      report.progress('uploaded', progress.done, blobs.length, progress.bytes);
+      return size;
+    },
+    ctx.signal,
+  );
+  // The manifest last: its presence tells the host with credentials that the upload is complete.
+  ctx.signal.throwIfAborted();
+  const manifestFile = path.join(ctx.tempDir, 'upload-manifest.json');
+  await writeFile(manifestFile, manifestBody, { mode: 0o600 });
+  await timing.time('manifest', () =>
+    putThroughTicket(ticket.urls.manifest[String(manifestClass)]!, manifestFile, manifestBody.length, manifestClass, 0x20, 'upload of the manifest'),
+  );
+  report.info(
+    `uploaded ${selected.length} session(s) through ticket ${ticket.id}; on ${ticket.issuedBy.hostname} run \`sessmig pull${options.migrate ? ' --migrate' : ''}\` to take them in (checkpoint ${ticket.checkpoint})`,
+  );
+
+  // What this host pushed is its sync base for the next pull through a ticket.
+  const stateFile = syncStateFile(ctx.paths.state, ticket.remote, worktree.key);
+  const state = await loadSyncState(stateFile, ticket.remote, worktree.key);
+  state.checkpoint = ticket.checkpoint;
+  for (const [index, row] of selected.entries()) {
+    const blob = blobs[index]!;
+    state.sessions[row.id] = { contentHash: blob.contentHash, sha256: blob.sha256, localTimeUpdated: blob.facts.timeUpdated ?? row.time_updated };
+  }
+  state.handedAway = options.migrate ? { checkpoint: ticket.checkpoint, at: new Date().toISOString() } : null;
+  await saveSyncState(stateFile, state).catch((error: unknown) => report.warn(`could not save the sync state: ${(error as Error).message}`));
+
+  return {
+    ...result,
+    status: 'uploaded',
+    sessions: entries.map((entry, index) => ({
+      id: entry.id,
+      parentID: entry.parentID,
+      title: entry.title,
+      messages: entry.messages,
+      storedBytes: entry.storedBytes,
+      slot: entry.slot,
+      uploadedBytes: uploaded[index]!,
+    })),
+  };
+}
+
+async function putThroughTicket(url: string, file: string, size: number, padTo: number, byte: number, what: string): Promise<void> {
+  try {
+    // No refresh: a host without credentials cannot re-sign an expired URL.
+    await putFileToUrl(url, file, size, { what, pad: { to: padTo, byte } });
+  } catch (error) {
+    const explained = explainExpired(error, url);
+    if (explained instanceof SessmigError && explained.code === 'url-expired') {
+      throw new SessmigError('url-expired', `${explained.message}; the upload is incomplete and will not be taken in`, {
+        hint: 'ask the host with credentials for a new upload ticket (sessmig share --upload) and push again',
+        ...(explained.data ? { data: explained.data } : {}),
+      });
+    }
+    throw explained;
+  }
+}
