@@ -61,7 +61,10 @@ function on(w: World, host: Host, repo: string, args: string[], env: Record<stri
   return sessmig(host, [...args, '--remote', w.url, '--json'], { cwd: repo, env: { ...w.env, ...env } });
 }
 
-describe.each(['file', 's3'] as const)('the migrate round trip (%s remote)', (kind) => {
+// The round trip on S3 (conditional writes through the SDK); the file remote's ownership and CAS
+// are covered by the contention tests below and the remote contract tests.
+const roundTripKinds = process.env.SESSMIG_TEST_E2E_TARGETS === 'all' ? (['file', 's3'] as const) : (['s3'] as const);
+describe.each(roundTripKinds)('the migrate round trip (%s remote)', (kind) => {
   let w: World;
   let main: string;
   let child: string;

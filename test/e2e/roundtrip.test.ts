@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Host } from '../support/host.js';
 import { hostWithRepo, startScene, type Scene } from '../support/scene.js';
-import { describeS3Targets, startS3rver, startS3Target, type S3Target } from '../support/s3.js';
+import { e2eS3Kinds, startS3Target } from '../support/s3.js';
 import { explain, sessmig } from './harness.js';
 
 let a: Host;
@@ -47,26 +47,17 @@ const remotes: RemoteKind[] = [
       return { url: pathToFileURL(dir).href, env: {}, dispose: () => rm(dir, { recursive: true, force: true }) };
     },
   },
-  {
-    name: 's3',
+  // The strictest S3 target available (ceph when installed, else s3rver; SESSMIG_TEST_E2E_TARGETS=all: both).
+  ...e2eS3Kinds().run.map((kind) => ({
+    name: kind === 's3rver' ? 's3' : kind,
     async setup() {
-      const target: S3Target = await startS3rver();
+      const target = await startS3Target(kind);
+      if ('skipped' in target) throw new Error(target.skipped);
       return { url: target.remoteUrl('team/'), env: target.env, dispose: () => target.dispose() };
     },
-  },
-  // The strict target (real signatures and conditional writes) when Ceph is installed.
-  ...describeS3Targets()
-    .run.filter((t) => t.kind !== 's3rver')
-    .map((t) => ({
-      name: t.kind,
-      async setup() {
-        const target = await startS3Target(t.kind);
-        if ('skipped' in target) throw new Error(target.skipped);
-        return { url: target.remoteUrl('team/'), env: target.env, dispose: () => target.dispose() };
-      },
-    })),
+  })),
 ];
-for (const skipped of describeS3Targets().skipped) console.warn(`[roundtrip] ${skipped.kind} target skipped: ${skipped.why}`);
+for (const skipped of e2eS3Kinds().skipped) console.warn(`[roundtrip] ${skipped.kind} target skipped: ${skipped.why}`);
 
 describe.each(remotes)('push and pull through the $name remote', (kind) => {
   let remote: { url: string; env: Record<string, string>; dispose(): Promise<void> };
