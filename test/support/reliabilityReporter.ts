@@ -2,9 +2,12 @@
  * Renders docs/RELIABILITY.md from the cases the tests recorded (test/support/reliability.ts).
  *
  * Runs in vitest's main process: onInit makes a fresh folder for the run's records and provides
- * it to the tests; onTestRunEnd renders the table — only when the run was full and green: every
- * test file of the suite ran, those that record cases passed, and no test name filter was set. A partial run
- * (one file, `-t`, a failure) leaves the document as it was and says so on stderr.
+ * it to the tests; onTestRunEnd merges them into the document. The document keeps, for every
+ * test file that records cases, the rows of the last run of that file that passed: a file that
+ * ran and passed replaces its rows; a file that did not run, or failed, keeps its old ones; a
+ * file that no longer records anything loses them. So a partial run (one file) updates that
+ * file's rows and never shrinks the table to itself. A run with a test name filter (-t) changes
+ * nothing. The raw rows ride along at the end of the document in a comment, for the next merge.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,21 +21,33 @@ const REPO = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '')
 /** The run's records, one JSON line per recorded case, in the folder provided as `reliabilityRun`. */
 export const RECORDS_FILE = 'records.jsonl';
 export const RELIABILITY_DOC = path.join(REPO, 'docs', 'RELIABILITY.md');
+const DATA_START = '<!-- reliability-data';
+const DATA_END = '-->';
 
-/** Every test file of the suite (relative, sorted), and whether its source records cases. */
-export function suiteFiles(root = path.join(REPO, 'test')): { file: string; records: boolean }[] {
-  const out: { file: string; records: boolean }[] = [];
+/** A recorded case and the run of its file that produced it. */
+export interface DocumentRecord extends StoredRecord {
+  date: string;
+  commit: string;
+}
+
+/** Test files (relative, sorted) whose source records cases. */
+export function recordingFiles(root = path.join(REPO, 'test')): string[] {
+  const out: string[] = [];
   const walk = (dir: string) => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const full = path.join(dir, entry.name);
       if (entry.isDirectory()) walk(full);
-      else if (entry.name.endsWith('.test.ts')) {
-        out.push({ file: path.relative(REPO, full).split(path.sep).join('/'), records: /\brecordFault\(/.test(readFileSync(full, 'utf8')) });
+      else if (entry.name.endsWith('.test.ts') && /\brecordFault\(/.test(readFileSync(full, 'utf8'))) {
+        out.push(relative(full));
       }
     }
   };
   walk(root);
-  return out.sort((a, b) => (a.file < b.file ? -1 : 1));
+  return out.sort();
+}
+
+function relative(file: string): string {
+  return path.relative(REPO, file).split(path.sep).join('/');
 }
 
 export class ReliabilityReporter implements Reporter {
@@ -45,35 +60,42 @@ export class ReliabilityReporter implements Reporter {
     vitest.provide('reliabilityRun', this.dir);
   }
 
-  onTestRunEnd(testModules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<unknown>, reason: TestRunEndReason): void {
+  onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
     if (!this.dir) return;
     try {
-      const why = this.partial(testModules, unhandledErrors, reason);
-      if (why) {
-        process.stderr.write(`\ndocs/RELIABILITY.md not rewritten: ${why}\n`);
+      if (this.vitest?.config.testNamePattern) {
+        process.stderr.write('\ndocs/RELIABILITY.md unchanged: a test name filter (-t) was set\n');
         return;
       }
-      const records = readRecords(path.join(this.dir, RECORDS_FILE));
-      writeFileSync(RELIABILITY_DOC, renderReliability(records, runFacts()));
-      process.stderr.write(`\ndocs/RELIABILITY.md rewritten: ${records.length} recorded case(s)\n`);
+      const passed = new Set(testModules.filter((module) => module.state() === 'passed').map((module) => relative(module.moduleId)));
+      const recording = new Set(recordingFiles());
+      const updated = [...passed].filter((file) => recording.has(file)).sort();
+      let previous: DocumentRecord[] = [];
+      let old = '';
+      try {
+        old = readFileSync(RELIABILITY_DOC, 'utf8');
+        previous = parseDocumentRecords(old);
+      } catch {
+        // no document yet
+      }
+      const facts = runFacts();
+      const fresh = readRecords(path.join(this.dir, RECORDS_FILE))
+        .filter((record) => updated.includes(record.file))
+        .map((record) => ({ ...record, date: facts.date, commit: facts.commit }));
+      const kept = previous.filter((record) => recording.has(record.file) && !updated.includes(record.file));
+      const merged = [...kept, ...fresh];
+      const text = renderReliability(merged);
+      if (text !== old) writeFileSync(RELIABILITY_DOC, text);
+      const notRun = [...recording].filter((file) => !passed.has(file));
+      process.stderr.write(
+        `\ndocs/RELIABILITY.md: ${fresh.length} case(s) from ${updated.length} file(s) of this run` +
+          (notRun.length > 0 ? `; rows of ${notRun.length} file(s) that did not run or pass here left as they were (${notRun.join(', ')})` : '') +
+          '\n',
+      );
     } finally {
       rmSync(this.dir, { recursive: true, force: true });
       this.dir = undefined;
     }
-  }
-
-  /** Why this run cannot produce the table, or undefined when it can. */
-  private partial(testModules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<unknown>, reason: TestRunEndReason): string | undefined {
-    if (reason !== 'passed' || unhandledErrors.length > 0) return `the run ${reason === 'passed' ? 'had unhandled errors' : reason}`;
-    if (this.vitest?.config.testNamePattern) return 'a test name filter (-t) was set';
-    const ran = new Map(testModules.map((module) => [path.relative(REPO, module.moduleId).split(path.sep).join('/'), module.state()]));
-    const files = suiteFiles();
-    if (!files.some((entry) => entry.records)) return 'no test file records cases';
-    const missing = files.filter((entry) => !ran.has(entry.file)).map((entry) => entry.file);
-    if (missing.length > 0) return `partial run (${missing.length} of ${files.length} test files did not run: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''})`;
-    const notPassed = files.filter((entry) => entry.records && ran.get(entry.file) !== 'passed').map((entry) => entry.file);
-    if (notPassed.length > 0) return `these recording files did not pass: ${notPassed.join(', ')}`;
-    return undefined;
   }
 }
 
@@ -90,10 +112,9 @@ function readRecords(file: string): StoredRecord[] {
     .map((line) => JSON.parse(line) as StoredRecord);
 }
 
-export interface RunFacts {
+interface RunFacts {
   date: string;
   commit: string;
-  node: string;
 }
 
 function runFacts(): RunFacts {
@@ -103,7 +124,7 @@ function runFacts(): RunFacts {
   } catch {
     // not a git checkout
   }
-  return { date: new Date().toISOString().slice(0, 10), commit, node: process.version };
+  return { date: new Date().toISOString().slice(0, 10), commit };
 }
 
 const AREAS: { area: StoredRecord['area']; title: string }[] = [
@@ -116,10 +137,29 @@ function cell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\s+/g, ' ').trim();
 }
 
+/** The raw rows a document carries (its last comment), for the next merge. */
+export function parseDocumentRecords(text: string): DocumentRecord[] {
+  const at = text.lastIndexOf(DATA_START);
+  if (at < 0) return [];
+  const body = text.slice(at + DATA_START.length, text.indexOf(DATA_END, at));
+  return body
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as DocumentRecord);
+}
+
+function compare(a: string | number, b: string | number): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 /** The document, deterministic for a given set of records (sorted; duplicates merged). */
-export function renderReliability(records: StoredRecord[], facts: RunFacts): string {
-  const rows = new Map<string, StoredRecord & { tests: Set<string> }>();
-  for (const record of records) {
+export function renderReliability(records: DocumentRecord[]): string {
+  const sortedRecords = [...records].sort(
+    (a, b) => compare(a.file, b.file) || compare(a.test, b.test) || compare(a.fault, b.fault) || compare(a.target, b.target) || compare(a.outcome, b.outcome),
+  );
+  const rows = new Map<string, DocumentRecord & { tests: Set<string> }>();
+  for (const record of sortedRecords) {
     const key = JSON.stringify([record.area, record.fault, record.target, record.outcome]);
     const row = rows.get(key);
     if (row) {
@@ -129,25 +169,30 @@ export function renderReliability(records: StoredRecord[], facts: RunFacts): str
       rows.set(key, { ...record, tests: new Set([record.file]) });
     }
   }
-  const sorted = [...rows.values()].sort((a, b) =>
-    a.fault === b.fault ? (a.target === b.target ? (a.outcome < b.outcome ? -1 : 1) : a.target < b.target ? -1 : 1) : a.fault < b.fault ? -1 : 1,
-  );
+  const sorted = [...rows.values()].sort((a, b) => compare(a.fault, b.fault) || compare(a.target, b.target) || compare(a.outcome, b.outcome));
   const lost = sorted.reduce((sum, row) => sum + row.lost, 0);
   const targets = [...new Set(sorted.map((row) => row.target))].sort();
+  const runs = new Map<string, { date: string; commit: string; cases: number }>();
+  for (const record of sortedRecords) {
+    const run = runs.get(record.file) ?? { date: record.date, commit: record.commit, cases: 0 };
+    run.cases++;
+    runs.set(record.file, run);
+  }
+  const dates = [...new Set(sortedRecords.map((record) => record.date))].sort();
   const lines: string[] = [
     '# Reliability: faults and bad input tried, and what happened',
     '',
     '<!-- Generated by the test run (test/support/reliabilityReporter.ts) from the cases the tests',
     '     record with recordFault() after their assertions pass. Do not edit by hand: run `npm test`. -->',
     '',
-    `Produced by a full, passing \`npm test\` on ${facts.date}, commit \`${facts.commit}\`, Node ${facts.node}.`,
-    `**${sorted.length} cases** (${records.length} recorded runs) on ${targets.length} targets (${targets.map((t) => `\`${t}\``).join(', ')}); ` +
+    `Produced by the test runs of ${dates.length === 0 ? '—' : dates.length === 1 ? dates[0] : `${dates[0]} to ${dates[dates.length - 1]}`} (each test file's last passing run; see "Runs" below).`,
+    `**${sorted.length} cases** (${records.length} recorded) on ${targets.length} targets (${targets.map((t) => `\`${t}\``).join(', ')}); ` +
       `**sessions lost: ${lost}**.`,
     '',
     'Targets: `file` a local-folder remote; `s3rver` a lenient S3 on loopback; `ceph` a real Ceph RGW on',
     'loopback (strict: signatures, expiry, conditional writes); `local` no remote involved. Every case',
-    'runs the real sessmig CLI or its real parsers against real opencode; "sessions lost" counts sessions',
-    'missing or changed on either host after the case, as the test checked.',
+    'runs the real sessmig CLI, or its real parsers, with real opencode; "sessions lost" counts sessions',
+    'missing or changed on either host after the case, as the test checked before recording it.',
   ];
   for (const { area, title } of AREAS) {
     const inArea = sorted.filter((row) => row.area === area);
@@ -158,6 +203,8 @@ export function renderReliability(records: StoredRecord[], facts: RunFacts): str
       lines.push(`| ${cell(row.fault)} | ${cell(row.target)} | ${cell(row.outcome)} | ${row.lost} | ${tests} |`);
     }
   }
-  lines.push('');
+  lines.push('', '## Runs', '', '| test file | last passing run | commit | cases |', '| --- | --- | --- | ---: |');
+  for (const [file, run] of [...runs].sort((a, b) => compare(a[0], b[0]))) lines.push(`| \`${file}\` | ${run.date} | \`${run.commit}\` | ${run.cases} |`);
+  lines.push('', DATA_START, ...sortedRecords.map((record) => JSON.stringify(record).replace(/--/g, '-\\u002d')), DATA_END, '');
   return lines.join('\n');
 }
