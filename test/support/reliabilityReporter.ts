@@ -70,6 +70,7 @@ export class ReliabilityReporter implements Reporter {
       const passed = new Set(testModules.filter((module) => module.state() === 'passed').map((module) => relative(module.moduleId)));
       const recording = new Set(recordingFiles());
       const updated = [...passed].filter((file) => recording.has(file)).sort();
+      if (updated.length === 0) return; // no file that records cases ran: nothing to say
       let previous: DocumentRecord[] = [];
       let old = '';
       try {
