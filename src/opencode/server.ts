@@ -71,6 +71,8 @@ const SESSION_NOT_FOUND = /Session not found/i;
 const START_ATTEMPTS = 3;
 const POLL_MS = 50;
 const KILL_GRACE_MS = 2000;
+/** How long stop() waits for the server it SIGKILLed to be reaped. */
+const REAP_LIMIT_MS = 30_000;
 const HEAD_BYTES = 64 * 1024;
 const MAX_SMALL_BODY = 16 * 1024 * 1024;
 const USERNAME = 'opencode';
@@ -371,7 +373,7 @@ export class OpencodeServer {
     return true;
   }
 
-  /** Stops the server: SIGTERM, then SIGKILL after 2 s. Idempotent; safe to call in `finally`. */
+  /** Stops the server: SIGTERM, then SIGKILL after 2 s, and waits until it is gone. Idempotent; safe to call in `finally`. */
   stop(): Promise<void> {
     this.stopping ??= this.shutdown();
     return this.stopping;
@@ -389,6 +391,13 @@ export class OpencodeServer {
     if (group !== undefined) {
       if (signalGroup(group, 'SIGTERM') && !(await this.groupGone(group, KILL_GRACE_MS))) {
         signalGroup(group, 'SIGKILL');
+        // SIGKILL cannot be caught, but on a loaded machine a 350 MB process can take longer than
+        // the grace to die (it was seen alive, port open, after stop() returned). Our own child is
+        // reaped by us, so wait for its exit (bounded, should it hang in the kernel); only a
+        // grandchild that a busy init has not reaped yet gets the short grace.
+        const reaped = delay(REAP_LIMIT_MS);
+        await Promise.race([this.exited, reaped]);
+        reaped.cancel();
         await this.groupGone(group, KILL_GRACE_MS);
       }
       running.delete(group);

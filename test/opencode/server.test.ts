@@ -4,7 +4,7 @@
  * demand (hangs, crashes, an unguarded server, a lost port race).
  */
 import { execa } from 'execa';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -74,6 +74,59 @@ function portOpen(url: string): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+/**
+ * The processes listening on a loopback TCP port (Linux: /proc/net/tcp, then whose fd is that
+ * socket); undefined where /proc cannot tell. A closed port can be bound again at once by any
+ * other process (the suite runs test files in parallel), so "port closed" is checked as "no
+ * process of the server listens on it", not as "nothing answers".
+ */
+function listenersOn(port: number): number[] | undefined {
+  let table: string;
+  try {
+    table = readFileSync('/proc/net/tcp', 'utf8');
+  } catch {
+    return undefined;
+  }
+  const inodes = new Set<string>();
+  for (const line of table.split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 10 || fields[3] !== '0A') continue; // LISTEN
+    if (Number.parseInt(fields[1]!.split(':')[1]!, 16) === port) inodes.add(`socket:[${fields[9]}]`);
+  }
+  const pids: number[] = [];
+  if (inodes.size === 0) return pids;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${entry}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        if (inodes.has(readlinkSync(`/proc/${entry}/fd/${fd}`))) {
+          pids.push(Number(entry));
+          break;
+        }
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return pids;
+}
+
+/** The process group of a pid, or undefined when it is gone. */
+function groupOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The adapter's temp files left in `dir` (removal on stream close is asynchronous: give it a moment). */
@@ -230,9 +283,13 @@ describe('OpencodeServer on real opencode', () => {
     const pid = server.pid!;
     expect(isAlive(pid)).toBe(true);
     expect(await portOpen(server.url)).toBe(true);
+    const port = Number(new URL(server.url).port);
+    expect(listenersOn(port) ?? [pid]).toContain(pid);
     await server.stop();
-    expect(isAlive(pid)).toBe(false);
-    expect(await portOpen(server.url)).toBe(false);
+    expect(isAlive(pid), 'the server process is alive after stop()').toBe(false);
+    const listeners = listenersOn(port);
+    if (listeners === undefined) expect(await portOpen(server.url)).toBe(false);
+    else expect(listeners.filter((other) => other === pid || groupOf(other) === pid), 'a process of the server still listens').toEqual([]);
     await server.stop();
     expect((await rejection(server.exportSession(sessions[0]!.id))).code).toBe('opencode-failed');
     expect(await leftovers(tempDir)).toEqual([]);
