@@ -5,7 +5,7 @@ import { ExitCode, usageError } from '../core/errors.js';
 import { findWorktree } from '../core/worktree.js';
 import { assertWorktreeKey } from '../format/ids.js';
 import { redact } from '../util/redact.js';
-import { addCommonOptions, formatBytes, parsePositiveInt, printJson, remoteFrom, type CommonOptions, type Io } from './options.js';
+import { addCommonOptions, formatBytes, parsePositiveInt, openerFor, printJson, remoteFrom, type CommonOptions, type Io } from './options.js';
 
 interface CheckFlags extends CommonOptions {
   all?: boolean;
@@ -40,6 +40,7 @@ export function registerCheck(program: Command, io: Io, done: (code: number) => 
     const result = await checkRemote(remote, {
       ...(worktrees ? { worktrees } : {}),
       readData: flags.readData === true,
+      remoteFor: await openerFor(remote, io),
       jobs,
       signal: io.signal,
       progress: (line) => {

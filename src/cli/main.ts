@@ -1,9 +1,10 @@
 import { Command, CommanderError } from 'commander';
-import { ExitCode, InterruptedError, isSessmigError } from '../core/errors.js';
+import { ExitCode, InterruptedError, isSessmigError, usageError } from '../core/errors.js';
 import { SESSMIG_VERSION } from '../version.js';
 import { redact } from '../util/redact.js';
 import { registerCheck } from './check.js';
 import { registerDoctor } from './doctor.js';
+import { registerKey } from './key.js';
 import { registerLs } from './ls.js';
 import type { Io } from './options.js';
 import { registerPrune } from './prune.js';
@@ -14,7 +15,7 @@ import { registerStatus } from './status.js';
 import { registerUndo } from './undo.js';
 
 /** Runs sessmig with argv; returns the exit code. The one place errors become exit codes. */
-export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
+export async function main(argv: string[], io?: Partial<Io> & { stdin?: () => Promise<string> }): Promise<number> {
   const controller = new AbortController();
   const onSigint = () => {
     if (controller.signal.aborted) process.exit(ExitCode.interrupted);
@@ -48,6 +49,7 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
   registerDoctor(program, full, done);
   registerPrune(program, full, done);
   registerShare(program, full, done);
+  registerKey(program, full, done, io?.stdin ?? readProcessStdin);
   try {
     await program.parseAsync(argv);
     if (controller.signal.aborted) throw controller.signal.reason;
@@ -57,6 +59,18 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+async function readProcessStdin(): Promise<string> {
+  if (process.stdin.isTTY) process.stderr.write('paste the key, then press Enter and Ctrl-D\n');
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of process.stdin) {
+    total += (chunk as Buffer).length;
+    if (total > 4096) throw usageError('bad-key', 'stdin exceeds 4096 bytes: that is not a key', 'pipe in what `sessmig key show` printed');
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function report(error: unknown, io: Io, json: boolean, signal: AbortSignal): number {

@@ -6,6 +6,7 @@ import { makeReporter, type Context } from '../core/context.js';
 import { usageError } from '../core/errors.js';
 import { Timing } from '../core/timing.js';
 import { findWorktree } from '../core/worktree.js';
+import { encryptRequested, resolveEncryption, worktreeOpener } from '../crypto/encryption.js';
 import { loadHostIdentity } from '../host/identity.js';
 import { hostPaths } from '../host/paths.js';
 import { Opencode } from '../opencode/opencode.js';
@@ -24,6 +25,8 @@ export interface CommonOptions {
   opencodeTimeout?: string;
   quiet?: boolean;
   timing?: boolean;
+  /** push only: seal everything written (or SESSMIG_ENCRYPT=1). */
+  encrypt?: boolean;
 }
 
 export function addCommonOptions(command: Command): Command {
@@ -69,7 +72,13 @@ export function opencodeFrom(options: CommonOptions, io: Io, tempDir: string): O
 }
 
 /** Builds a Context for a command that works on this worktree, runs fn, and cleans up. */
-export async function withContext<T>(options: CommonOptions, io: Io, fn: (ctx: Context) => Promise<T>): Promise<T> {
+export async function withContext<T>(
+  options: CommonOptions,
+  io: Io,
+  fn: (ctx: Context) => Promise<T>,
+  /** Commands that read and write through a ticket instead of the remote skip its encryption marker. */
+  how: { remote: boolean } = { remote: true },
+): Promise<T> {
   const paths = hostPaths(io.env);
   const remote = remoteFrom(options, io);
   const jobs = parsePositiveInt(options.jobs, '--jobs', Math.max(1, Math.min(4, os.availableParallelism())), 64);
@@ -89,7 +98,10 @@ export async function withContext<T>(options: CommonOptions, io: Io, fn: (ctx: C
   const opencode = opencodeFrom(options, io, tempDir);
   const timing = new Timing();
   try {
-    return await fn({ cwd: io.cwd, env: io.env, paths, host, remote, worktree, opencode, report, jobs, signal: io.signal, tempDir, timing });
+    const sealed = how.remote
+      ? await resolveEncryption(remote, worktree.key, { configDir: paths.config, env: io.env, encrypt: encryptRequested(options.encrypt, io.env), tempDir, hostId: host.hostId })
+      : remote;
+    return await fn({ cwd: io.cwd, env: io.env, paths, host, remote: sealed, worktree, opencode, report, jobs, signal: io.signal, tempDir, timing });
   } finally {
     await rm(tempDir, { recursive: true, force: true });
     if (options.timing) io.stderr(timing.format());
@@ -110,4 +122,12 @@ export function formatBytes(bytes: number): string {
     unit++;
   }
   return `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** For commands on a raw remote (check, prune): opens each worktree, sealed where it is encrypted. */
+export async function openerFor(remote: Remote, io: Io): Promise<(worktree: string) => Promise<Remote>> {
+  const paths = hostPaths(io.env);
+  const host = await loadHostIdentity(paths.config);
+  // Reading never seals a blob, so no private temp folder is needed.
+  return worktreeOpener(remote, { configDir: paths.config, env: io.env, tempDir: os.tmpdir(), hostId: host.hostId });
 }

@@ -16,7 +16,7 @@ import { findWorktree } from '../core/worktree.js';
 import { assertWorktreeKey } from '../format/ids.js';
 import { hostPaths } from '../host/paths.js';
 import { redact } from '../util/redact.js';
-import { addCommonOptions, formatBytes, parsePositiveInt, printJson, remoteFrom, type CommonOptions, type Io } from './options.js';
+import { addCommonOptions, formatBytes, parsePositiveInt, openerFor, printJson, remoteFrom, type CommonOptions, type Io } from './options.js';
 
 interface PruneFlags extends CommonOptions {
   keepLast?: string;
@@ -90,7 +90,8 @@ export function registerPrune(program: Command, io: Io, done: (code: number) => 
     const remote = remoteFrom(flags, io);
     const worktree = await worktreeKey(flags, io);
     const jobs = parsePositiveInt(flags.jobs, '--jobs', Math.max(1, Math.min(4, os.availableParallelism())), 64);
-    const result = await pruneRemote(remote, worktree, { policy, dryRun, jobs, signal: io.signal, progress });
+    const reader = await (await openerFor(remote, io))(worktree);
+    const result = await pruneRemote(reader, worktree, { policy, dryRun, jobs, signal: io.signal, progress });
     if (flags.json) {
       printJson(io, { command: 'prune', mode: 'remote', ...result });
     } else {

@@ -35,7 +35,10 @@ export function registerPull(program: Command, io: Io, done: (code: number) => v
     }
     const fromUrl = flags.fromUrl;
     const replay = parseReplayMode(flags.replay ?? io.env.SESSMIG_REPLAY);
-    const result = await withContext(flags, io, (ctx) =>
+    const result = await withContext(
+      flags,
+      io,
+      (ctx) =>
       fromUrl !== undefined
         ? pullFromTicket(ctx, fromUrl, { migrate: flags.migrate === true, dryRun: flags.dryRun === true, force: flags.force === true, keepLocal: flags.keepLocal === true, replay })
         : pull(ctx, {
@@ -46,6 +49,7 @@ export function registerPull(program: Command, io: Io, done: (code: number) => v
             migrate: flags.migrate === true,
             replay,
           }),
+      { remote: fromUrl === undefined },
     );
     if (flags.json) {
       printJson(io, { command: 'pull', ...result });

@@ -10,6 +10,7 @@ interface PushFlags extends CommonOptions {
   migrate?: boolean;
   force?: boolean;
   toUrl?: string;
+  encrypt?: boolean;
 }
 
 export function registerPush(program: Command, io: Io, done: (code: number) => void): void {
@@ -21,13 +22,19 @@ export function registerPush(program: Command, io: Io, done: (code: number) => v
       .option('-n, --dry-run', 'show what would be pushed; write nothing')
       .option('-m, --migrate', 'hand the sessions over: push, then release ownership for another host to claim with `pull --migrate`')
       .option('-f, --force', 'on a conflict (changed here and in the remote since the last sync), overwrite the remote copy')
+      .option('--encrypt', 'encrypt everything this push writes with this host\'s key (sessmig key new); the worktree stays encrypted from then on (or SESSMIG_ENCRYPT=1)')
       .option('--to-url <url>', 'push through an upload ticket (the URL `sessmig share --upload` printed on a host with credentials): needs no credentials'),
   ).action(async (flags: PushFlags) => {
     if (flags.toUrl !== undefined) {
       if (flags.remote !== undefined) throw usageError('bad-flag', '--to-url and --remote contradict each other: the ticket names its remote', 'drop --remote');
       if (flags.force) throw usageError('bad-flag', '--force does not apply to --to-url: the host with credentials resolves conflicts when it takes the upload in (sessmig pull --force there)', 'drop --force');
       const url = flags.toUrl;
-      const result = await withContext(flags, io, (ctx) => pushToTicket(ctx, url, { ...(flags.session ? { sessions: flags.session } : {}), dryRun: flags.dryRun === true, migrate: flags.migrate === true }));
+      const result = await withContext(
+        flags,
+        io,
+        (ctx) => pushToTicket(ctx, url, { ...(flags.session ? { sessions: flags.session } : {}), dryRun: flags.dryRun === true, migrate: flags.migrate === true }),
+        { remote: false },
+      );
       if (flags.json) {
         printJson(io, { command: 'push', ...result });
       } else {

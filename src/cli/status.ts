@@ -13,6 +13,7 @@ export function registerStatus(program: Command, io: Io, done: (code: number) =>
       const out = (line: string) => io.stdout(`${line}\n`);
       out(`worktree ${result.worktree} (${result.worktreeRoot})`);
       out(`remote   ${result.remote}`);
+      out(`stored   ${result.encrypted ? `encrypted (key ${result.encrypted.keyId})` : 'in the clear (push --encrypt to encrypt)'}`);
       out(`owner    ${result.ownerDescription}${result.ownedByThisHost ? '  ← this host' : ''}`);
       out(`current  ${result.checkpoint ?? '-'}${result.generation ? ` (generation ${result.generation})` : ''}`);
       if (result.handedAway) out(`handed away from this host by push --migrate at ${result.handedAway.at} (checkpoint ${result.handedAway.checkpoint})`);

@@ -1,3 +1,4 @@
+import { markerKey } from '../crypto/sealedRemote.js';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -85,6 +86,8 @@ export interface CheckOptions {
   signal?: AbortSignal;
   /** Progress lines (for stderr). */
   progress?: (line: string) => void;
+  /** The remote to read one worktree through (an encrypted worktree opens with this host's key). */
+  remoteFor?: (worktree: string) => Promise<Remote>;
 }
 
 /** SessmigError codes that mean "the remote holds bad data" (a finding), not "the remote cannot be reached" (a failure). */
@@ -140,7 +143,16 @@ export async function checkRemote(remote: Remote, options: CheckOptions): Promis
   for (const worktree of [...byWorktree.keys()].sort()) {
     options.signal?.throwIfAborted();
     const found: CheckProblem[] = [];
-    worktrees.push(await checkWorktree(remote, worktree, byWorktree.get(worktree)!, options, found));
+    let reader = remote;
+    try {
+      if (options.remoteFor) reader = await options.remoteFor(worktree);
+    } catch (error) {
+      if (!(error instanceof SessmigError)) throw error;
+      // An encrypted worktree without this host's key: nothing in it can be checked here.
+      problems.push(problem('error', error.code, worktree, markerKey(worktree), error.message, error.hint ? { hint: error.hint } : {}));
+      continue;
+    }
+    worktrees.push(await checkWorktree(reader, worktree, byWorktree.get(worktree)!, options, found));
     problems.push(...found);
   }
   const errors = problems.filter((p) => p.severity === 'error').length;
@@ -183,6 +195,8 @@ async function checkWorktree(remote: Remote, worktree: string, listed: Listed[],
     if (cp && CHECKPOINT_ID.test(cp[1]!)) checkpointIds.push(cp[1]!);
     else if (blob && SHA256.test(blob[1]!)) storedBlobs.set(blob[1]!, item);
     else if (name.startsWith('tickets/') || name.startsWith('incoming/') || name === 'ENCRYPTION.json') summary.reserved++;
+    // A sealed blob (encrypted worktree): checked through the manifests that name it (the name is keyed).
+    else if (/^blobs\/[0-9a-f]{64}\.age$/.test(name)) summary.reserved++;
     else {
       add('warning', 'unknown-object', item.key, `object ${item.key} matches no name of the remote format; no sessmig reads it`, {
         hint: 'it was not written by this version of sessmig; delete it if nobody needs it',

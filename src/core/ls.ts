@@ -2,6 +2,7 @@ import { worktreesPrefix } from '../format/layout.js';
 import { WORKTREE_KEY } from '../format/ids.js';
 import type { Remote } from '../remote/remote.js';
 import { SessmigError } from './errors.js';
+import { readMarker, type EncryptionMarker } from '../crypto/sealedRemote.js';
 import { listCheckpointIds, readManifest, readPointer } from './remoteStore.js';
 
 export interface CheckpointSummary {
@@ -23,15 +24,34 @@ export interface WorktreeSummary {
   ownerHostId: string | null;
   generation: number | null;
   checkpoints: CheckpointSummary[];
+  /** Sealed with the key of this id (null: in the clear); `readable`: this host has that key. */
+  encrypted: { keyId: string; readable: boolean } | null;
   error?: string;
 }
 
 /** Every worktree in the remote (or just one), with its checkpoints, newest last. */
-export async function listRemote(remote: Remote, only?: string): Promise<WorktreeSummary[]> {
+export async function listRemote(
+  remote: Remote,
+  only?: string,
+  /** Opens an encrypted worktree with this host's key, when it has the right one. */
+  unseal?: (worktree: string, marker: EncryptionMarker) => Promise<Remote | undefined>,
+): Promise<WorktreeSummary[]> {
   const keys = only ? [only] : await listWorktreeKeys(remote);
   const out: WorktreeSummary[] = [];
   for (const worktree of keys) {
-    const summary: WorktreeSummary = { worktree, checkpoint: null, owner: null, ownerHostId: null, generation: null, checkpoints: [] };
+    const summary: WorktreeSummary = { worktree, checkpoint: null, owner: null, ownerHostId: null, generation: null, checkpoints: [], encrypted: null };
+    let reader = remote;
+    try {
+      const marker = await readMarker(remote, worktree);
+      if (marker) {
+        const opened = unseal ? await unseal(worktree, marker) : undefined;
+        summary.encrypted = { keyId: marker.keyId, readable: opened !== undefined };
+        if (opened) reader = opened;
+      }
+    } catch (error) {
+      if (!(error instanceof SessmigError)) throw error;
+      summary.error = error.message;
+    }
     try {
       const pointer = await readPointer(remote, worktree);
       if (pointer) {
@@ -46,8 +66,12 @@ export async function listRemote(remote: Remote, only?: string): Promise<Worktre
     }
     for (const id of await listCheckpointIds(remote, worktree)) {
       const item: CheckpointSummary = { id, current: id === summary.checkpoint, createdAt: null, host: null, hostId: null, sessions: null, storedBytes: null, rawBytes: null };
+      if (summary.encrypted && !summary.encrypted.readable) {
+        summary.checkpoints.push(item);
+        continue;
+      }
       try {
-        const manifest = await readManifest(remote, worktree, id);
+        const manifest = await readManifest(reader, worktree, id);
         item.createdAt = manifest.createdAt;
         item.host = manifest.source.host.hostname;
         item.hostId = manifest.source.host.hostId;

@@ -3,7 +3,9 @@ import { SessmigError } from './errors.js';
 
 /** Who may write a worktree's pointer (docs/FORMAT.md, "Ownership"). */
 export function describeOwner(owner: Host | null): string {
-  return owner ? `${owner.hostname} (host ${owner.hostId})` : 'nobody (released by `push --migrate`, in transit)';
+  if (!owner) return 'nobody (released by `push --migrate`, in transit)';
+  // An encrypted worktree's pointer names hosts by id only.
+  return owner.hostname ? `${owner.hostname} (host ${owner.hostId})` : `host ${owner.hostId}`;
 }
 
 export function ownsWorktree(pointer: Pointer | undefined, host: Host): boolean {
@@ -16,7 +18,7 @@ export function assertMayPush(pointer: Pointer | undefined, host: Host, worktree
   const owner = pointer!.owner;
   throw new SessmigError('not-owner', `worktree ${worktree} is owned by ${describeOwner(owner)}, not by this host; push refused`, {
     hint: owner
-      ? `on ${owner.hostname} run \`sessmig push --migrate\` to hand the sessions over, then here \`sessmig pull --migrate\`; if that host is gone, \`sessmig pull --migrate --force\` takes ownership`
+      ? `on ${hostLabel(owner)} run \`sessmig push --migrate\` to hand the sessions over, then here \`sessmig pull --migrate\`; if that host is gone, \`sessmig pull --migrate --force\` takes ownership`
       : 'take ownership first with `sessmig pull --migrate` (it pulls the current sessions, then makes this host the owner)',
     exitCode: 1,
     data: { owner },
@@ -27,8 +29,13 @@ export function assertMayPush(pointer: Pointer | undefined, host: Host, worktree
 export function assertMayClaim(pointer: Pointer, host: Host, worktree: string, force: boolean): void {
   if (pointer.owner === null || pointer.owner.hostId === host.hostId || force) return;
   throw new SessmigError('owned-elsewhere', `worktree ${worktree} is owned by ${describeOwner(pointer.owner)}; it has not been released`, {
-    hint: `on ${pointer.owner.hostname} run \`sessmig push --migrate\` first; if that host is gone for good, add --force to take ownership from it`,
+    hint: `on ${hostLabel(pointer.owner)} run \`sessmig push --migrate\` first; if that host is gone for good, add --force to take ownership from it`,
     exitCode: 1,
     data: { owner: pointer.owner },
   });
+}
+
+/** A host for a hint: its name, or its id where the pointer keeps none (encrypted worktrees). */
+export function hostLabel(host: Host): string {
+  return host.hostname || `host ${host.hostId}`;
 }

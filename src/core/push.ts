@@ -16,6 +16,7 @@ import { readManifest, readPointer, writeManifest, writePointer } from './remote
 import { orderParentsFirst, withDescendants } from './sessionTree.js';
 import { loadSyncState, saveSyncState, syncStateFile } from './syncState.js';
 import { isInside } from './worktree.js';
+import { SealedRemote } from '../crypto/sealedRemote.js';
 
 export interface PushOptions {
   /** Limit to these sessions (and their children). */
@@ -188,6 +189,12 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
   const selectedIds = new Set(selected.map((row) => row.id));
   const carried = only ? (current?.sessions ?? []).filter((session) => !selectedIds.has(session.id)) : [];
   const sessions = [...fresh, ...[...kept.values()].map((item) => item.entry), ...carried];
+  if (remote instanceof SealedRemote) {
+    // The first encrypted push of a worktree seals the blobs it reuses from plaintext checkpoints.
+    const reused = [...kept.values()].map((item) => item.entry).concat(carried);
+    const adopted = await mapPool(reused, ctx.jobs, (entry, index) => remote.adoptPlainBlob(entry.sha256, `adopt-${index}.json.gz`), ctx.signal);
+    if (adopted.some(Boolean)) report.info(`sealed ${adopted.filter(Boolean).length} blob(s) this worktree had in plaintext`);
+  }
   if (sessions.length === 0) {
     report.warn('every session was deleted while pushing; nothing was pushed');
     return { ...result, skipped: sortSkipped(skipped) };

@@ -1,3 +1,4 @@
+import { SealedRemote } from '../crypto/sealedRemote.js';
 import path from 'node:path';
 import type { ManifestSession } from '../format/schema.js';
 import type { SessionRow } from '../opencode/opencode.js';
@@ -30,6 +31,8 @@ export interface StatusResult {
   lastSyncedCheckpoint: string | null;
   sessions: { id: string; parentID: string | null; title: string; state: SessionState; local?: { timeUpdated: number }; remote?: { timeUpdated: number; messages: number } }[];
   backups: { pullId: string; createdAt: string; dir: string; sessions: string[] }[];
+  /** The worktree's objects are sealed with the key of this id (null: stored in the clear). */
+  encrypted: { keyId: string } | null;
 }
 
 export async function status(ctx: Context): Promise<StatusResult> {
@@ -89,5 +92,6 @@ export async function status(ctx: Context): Promise<StatusResult> {
     lastSyncedCheckpoint: state.checkpoint,
     sessions,
     backups,
+    encrypted: remote instanceof SealedRemote ? { keyId: remote.key.keyId() } : null,
   };
 }

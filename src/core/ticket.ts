@@ -18,6 +18,7 @@ import {
 import { getBytesFromUrl } from '../remote/http.js';
 import type { Remote } from '../remote/remote.js';
 import { S3Remote } from '../remote/s3Remote.js';
+import { SealedRemote } from '../crypto/sealedRemote.js';
 import { explainExpired, presignedExpiry, TicketRemote } from '../remote/ticketRemote.js';
 import { redact } from '../util/redact.js';
 import type { Context } from './context.js';
@@ -73,6 +74,13 @@ type MintContext = Pick<Context, 'remote' | 'worktree' | 'host' | 'report' | 'en
 
 export async function mintPullTicket(ctx: MintContext, options: MintOptions): Promise<MintedTicket> {
   const { remote, worktree, report } = ctx;
+  if (remote instanceof SealedRemote) {
+    throw usageError(
+      'ticket-encrypted',
+      `worktree ${worktree.key} is encrypted, and this sessmig cannot mint tickets for encrypted worktrees yet`,
+      'pull and push on hosts that have the key (sessmig key show / key import)',
+    );
+  }
   if (!(remote instanceof S3Remote)) {
     throw usageError(
       'ticket-needs-s3',

@@ -22,6 +22,7 @@ import { openExporter, parseExportVia } from '../opencode/exporter.js';
 import { readTodos } from '../opencode/todos.js';
 import { putFileToUrl } from '../remote/http.js';
 import { S3Remote } from '../remote/s3Remote.js';
+import { SealedRemote } from '../crypto/sealedRemote.js';
 import { explainExpired } from '../remote/ticketRemote.js';
 import { SESSMIG_VERSION } from '../version.js';
 import type { Context } from './context.js';
@@ -78,6 +79,13 @@ type MintContext = Pick<Context, 'remote' | 'worktree' | 'host' | 'report' | 'en
 
 export async function mintPushTicket(ctx: MintContext, options: MintPushOptions): Promise<MintedPushTicket> {
   const { remote, worktree } = ctx;
+  if (remote instanceof SealedRemote) {
+    throw usageError(
+      'ticket-encrypted',
+      `worktree ${worktree.key} is encrypted, and this sessmig cannot mint tickets for encrypted worktrees yet`,
+      'pull and push on hosts that have the key (sessmig key show / key import)',
+    );
+  }
   if (!(remote instanceof S3Remote)) {
     throw usageError(
       'ticket-needs-s3',

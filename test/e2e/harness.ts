@@ -21,7 +21,7 @@ export const allOutput: string[] = [];
 export async function sessmig(
   host: Host,
   args: string[],
-  options: { cwd: string; env?: Record<string, string>; timeoutMs?: number },
+  options: { cwd: string; env?: Record<string, string>; timeoutMs?: number; input?: string },
 ): Promise<SessmigRun> {
   const result = await execa(process.execPath, [SESSMIG_BIN, ...args], {
     cwd: options.cwd,
@@ -29,7 +29,7 @@ export async function sessmig(
     extendEnv: false,
     reject: false,
     timeout: options.timeoutMs ?? 300_000,
-    stdin: 'ignore',
+    ...(options.input !== undefined ? { input: options.input } : { stdin: 'ignore' as const }),
   });
   const stdout = String(result.stdout);
   const stderr = String(result.stderr);
@@ -54,6 +54,8 @@ export function assertNoSecrets(args: string[], stdout: string, stderr: string, 
   const printsTicket = args[0] === 'share';
   const checked = printsTicket ? stderr : `${stdout}\n${stderr}`;
   const leaks: string[] = [];
+  const printsKey = args[0] === 'key' && args[1] === 'show';
+  if (/AGE-SECRET-KEY-(?:PQ-)?1[0-9A-Z]{20,}/.test(printsKey ? stderr : `${stdout}\n${stderr}`)) leaks.push('an age secret key');
   if (/X-Amz-Signature=(?!REDACTED)/i.test(checked)) leaks.push('an X-Amz-Signature');
   if (/X-Amz-Credential=(?!REDACTED)/i.test(checked)) leaks.push('an X-Amz-Credential');
   if (/X-Amz-Security-Token=(?!REDACTED)/i.test(checked)) leaks.push('an X-Amz-Security-Token');

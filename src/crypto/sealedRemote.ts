@@ -1,0 +1,221 @@
+import { identityToRecipient } from 'age-encryption';
+import { createWriteStream } from 'node:fs';
+import { rm, stat } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import { SessmigError, usageError } from '../core/errors.js';
+import { parseDocument, serializeDocument } from '../format/document.js';
+import { CHECKPOINT_ID, HOST_ID, SHA256 } from '../format/ids.js';
+import { worktreePrefix } from '../format/layout.js';
+import { FORMAT_VERSION } from '../format/schema.js';
+import type { ListedObject, PutConditions, Remote, StoredObject } from '../remote/remote.js';
+import { headerBytes, isSealed, openBytes, openStream, plainSize, sealBytes, sealFile } from './seal.js';
+import type { UserKey } from './keys.js';
+
+/**
+ * An encrypted worktree (docs/FORMAT.md, "Encryption"): a Remote that seals what sessmig writes
+ * under one worktree and opens what it reads, so push, pull and every other command work
+ * unchanged on top of it.
+ * - `checkpoints/<id>.json`: sealed whole to the user's recipient.
+ * - `blobs/<sha256>.json.gz` is stored as `blobs/<HMAC name>.age`, sealed (streaming) to the
+ *   blob's own derived recipient; sizes read back as the plaintext's.
+ * - `HEAD.json` stays readable (ownership and compare-and-swap need it) but without host names.
+ * - `ENCRYPTION.json` (the marker) is written before the first sealed checkpoint.
+ * A plaintext checkpoint in an encrypted worktree is refused: it predates encryption or was planted.
+ */
+export const ENCRYPTION_MARKER = 'ENCRYPTION.json';
+export const MAX_MARKER_BYTES = 16 * 1024;
+
+export const EncryptionMarker = z.looseObject({
+  formatVersion: z.literal(FORMAT_VERSION),
+  kind: z.literal('sessmig.encryption'),
+  scheme: z.literal('age-x25519-v1'),
+  /** A public fingerprint of the key (see UserKey.keyId). */
+  keyId: z.string().regex(/^[0-9a-f]{16}$/),
+  createdAt: z.iso.datetime({ offset: true }),
+  createdBy: z.looseObject({ hostId: z.string().regex(HOST_ID) }),
+});
+export type EncryptionMarker = z.infer<typeof EncryptionMarker>;
+
+export function markerKey(worktree: string): string {
+  return `${worktreePrefix(worktree)}${ENCRYPTION_MARKER}`;
+}
+
+export async function readMarker(remote: Remote, worktree: string): Promise<EncryptionMarker | undefined> {
+  const stored = await remote.get(markerKey(worktree), MAX_MARKER_BYTES);
+  return stored ? parseDocument(stored.body, EncryptionMarker, `encryption marker ${markerKey(worktree)}`, MAX_MARKER_BYTES) : undefined;
+}
+
+export class SealedRemote implements Remote {
+  readonly display: string;
+  readonly conditionalWrites: boolean;
+  private marked: boolean;
+  private readonly prefix: string;
+
+  private constructor(
+    readonly inner: Remote,
+    readonly key: UserKey,
+    readonly worktree: string,
+    private readonly recipient: string,
+    private readonly header: number,
+    private readonly tempDir: string,
+    private readonly hostId: string,
+    marker: EncryptionMarker | undefined,
+  ) {
+    this.display = inner.display;
+    this.conditionalWrites = inner.conditionalWrites;
+    this.marked = marker !== undefined;
+    this.prefix = worktreePrefix(worktree);
+  }
+
+  static async open(inner: Remote, key: UserKey, worktree: string, options: { tempDir: string; hostId: string; marker: EncryptionMarker | undefined }): Promise<SealedRemote> {
+    const recipient = await key.recipient();
+    return new SealedRemote(inner, key, worktree, recipient, await headerBytes(recipient), options.tempDir, options.hostId, options.marker);
+  }
+
+  /** Keys of this worktree's checkpoints and blobs; anything else passes through unchanged. */
+  private classify(key: string): { kind: 'checkpoint' } | { kind: 'blob'; sha256: string; stored: string } | { kind: 'pointer' } | { kind: 'other' } {
+    if (!key.startsWith(this.prefix)) return { kind: 'other' };
+    const rest = key.slice(this.prefix.length);
+    if (rest === 'HEAD.json') return { kind: 'pointer' };
+    const checkpoint = /^checkpoints\/(.+)\.json$/.exec(rest)?.[1];
+    if (checkpoint !== undefined && CHECKPOINT_ID.test(checkpoint)) return { kind: 'checkpoint' };
+    const sha256 = /^blobs\/(.+)\.json\.gz$/.exec(rest)?.[1];
+    if (sha256 !== undefined && SHA256.test(sha256)) return { kind: 'blob', sha256, stored: this.storedBlobKey(sha256) };
+    return { kind: 'other' };
+  }
+
+  /** Where the blob with this plaintext sha256 is stored: its keyed name, never the hash itself. */
+  storedBlobKey(sha256: string): string {
+    return `${this.prefix}blobs/${this.key.blobName(sha256)}.age`;
+  }
+
+  async get(key: string, maxBytes: number): Promise<StoredObject | undefined> {
+    const kind = this.classify(key).kind;
+    if (kind !== 'checkpoint') return this.inner.get(key, maxBytes);
+    const stored = await this.inner.get(key, maxBytes + this.header + 16 * Math.ceil(maxBytes / 65536 + 1));
+    if (!stored) return undefined;
+    if (!isSealed(stored.body)) {
+      throw new SessmigError('not-encrypted', `checkpoint ${key} is not encrypted, but worktree ${this.worktree} is: it was written before encryption was turned on, or planted`, {
+        hint: 'pull the current checkpoint instead; `sessmig prune` removes old checkpoints',
+      });
+    }
+    return { body: await openBytes(stored.body, this.key.reveal(), `checkpoint ${key}`), etag: stored.etag };
+  }
+
+  async put(key: string, body: Buffer, conditions?: PutConditions): Promise<{ etag: string }> {
+    const kind = this.classify(key).kind;
+    if (kind === 'checkpoint') {
+      await this.ensureMarker();
+      return this.inner.put(key, await sealBytes(body, this.recipient), conditions);
+    }
+    if (kind === 'pointer') return this.inner.put(key, withoutHostNames(body), conditions);
+    return this.inner.put(key, body, conditions);
+  }
+
+  async head(key: string): Promise<{ size: number; etag: string } | undefined> {
+    const kind = this.classify(key);
+    if (kind.kind !== 'blob') return this.inner.head(key);
+    const stored = await this.inner.head(kind.stored);
+    return stored ? { size: plainSize(stored.size, this.header), etag: stored.etag } : undefined;
+  }
+
+  async putFile(key: string, file: string, size: number): Promise<void> {
+    const kind = this.classify(key);
+    if (kind.kind !== 'blob') return this.inner.putFile(key, file, size);
+    const sealed = path.join(this.tempDir, `${path.basename(file)}.age`);
+    try {
+      const sealedSize = await sealFile(file, sealed, await this.blobRecipient(kind.sha256));
+      await this.inner.putFile(kind.stored, sealed, sealedSize);
+    } finally {
+      await rm(sealed, { force: true });
+    }
+  }
+
+  async getStream(key: string): Promise<Readable> {
+    const kind = this.classify(key);
+    if (kind.kind !== 'blob') return this.inner.getStream(key);
+    return openStream(await this.inner.getStream(kind.stored), this.key.blobIdentity(kind.sha256), `blob ${kind.stored}`);
+  }
+
+  list(prefix: string): AsyncIterable<ListedObject> {
+    return this.inner.list(prefix);
+  }
+
+  async delete(key: string): Promise<void> {
+    const kind = this.classify(key);
+    return this.inner.delete(kind.kind === 'blob' ? kind.stored : key);
+  }
+
+  async touch(key: string): Promise<void> {
+    const kind = this.classify(key);
+    return this.inner.touch(kind.kind === 'blob' ? kind.stored : key);
+  }
+
+  private blobRecipient(sha256: string): Promise<string> {
+    return identityToRecipient(this.key.blobIdentity(sha256));
+  }
+
+  /** Records that the worktree is encrypted, before its first sealed checkpoint. */
+  private async ensureMarker(): Promise<void> {
+    if (this.marked) return;
+    const marker: EncryptionMarker = {
+      formatVersion: FORMAT_VERSION,
+      kind: 'sessmig.encryption',
+      scheme: 'age-x25519-v1',
+      keyId: this.key.keyId(),
+      createdAt: new Date().toISOString(),
+      createdBy: { hostId: this.hostId },
+    };
+    try {
+      await this.inner.put(markerKey(this.worktree), serializeDocument(marker), { ifNoneMatch: true });
+    } catch (error) {
+      if (!(error instanceof SessmigError && error.code === 'precondition-failed')) throw error;
+      const other = await readMarker(this.inner, this.worktree);
+      if (other && other.keyId !== marker.keyId) throw wrongKey(this.worktree, other.keyId, marker.keyId);
+    }
+    this.marked = true;
+  }
+
+  /** Seals a plaintext blob of this worktree in place (the first encrypted push of a worktree). */
+  async adoptPlainBlob(sha256: string, tempName: string): Promise<boolean> {
+    const plainKey = `${this.prefix}blobs/${sha256}.json.gz`;
+    if (await this.inner.head(this.storedBlobKey(sha256))) return false;
+    const plain = await this.inner.head(plainKey);
+    if (!plain) return false;
+    const file = path.join(this.tempDir, tempName);
+    try {
+      await pipeline(await this.inner.getStream(plainKey), createWriteStream(file, { mode: 0o600 }));
+      await this.putFile(`${this.prefix}blobs/${sha256}.json.gz`, file, (await stat(file)).size);
+    } finally {
+      await rm(file, { force: true });
+    }
+    return true;
+  }
+}
+
+export function wrongKey(worktree: string, expected: string, actual: string): SessmigError {
+  return new SessmigError('wrong-key', `worktree ${worktree} is encrypted with key ${expected}; this host's key is ${actual}`, {
+    hint: 'import the key it was encrypted with (on a host that has it: sessmig key show; here: sessmig key import), or set SESSMIG_KEY',
+    exitCode: 2,
+  });
+}
+
+export function missingKey(worktree: string, keyId: string): SessmigError {
+  return usageError(
+    'no-key',
+    `worktree ${worktree} is encrypted (key ${keyId}) and this host has no key; nothing was read or written`,
+    'copy the key from a host that has it (sessmig key show there, then here: sessmig key import) or set SESSMIG_KEY',
+  );
+}
+
+/** The pointer of an encrypted worktree names hosts by id only. */
+function withoutHostNames(body: Buffer): Buffer {
+  const value = JSON.parse(body.toString('utf8')) as { owner?: { hostname?: string } | null; updatedBy?: { hostname?: string } };
+  if (value.owner) value.owner.hostname = '';
+  if (value.updatedBy) value.updatedBy.hostname = '';
+  return serializeDocument(value);
+}
+
