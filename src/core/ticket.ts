@@ -21,8 +21,10 @@ import { S3Remote } from '../remote/s3Remote.js';
 import { SealedRemote } from '../crypto/sealedRemote.js';
 import { explainExpired, presignedExpiry, TicketRemote } from '../remote/ticketRemote.js';
 import { redact } from '../util/redact.js';
+import { generateX25519Identity, identityToRecipient } from 'age-encryption';
+import { isSealed, openBytes, sealBytes } from '../crypto/seal.js';
 import type { Context } from './context.js';
-import { SessmigError, usageError } from './errors.js';
+import { ExitCode, SessmigError, usageError } from './errors.js';
 import { pull, type PullOptions, type PullResult } from './pull.js';
 import { readManifest, readPointer } from './remoteStore.js';
 
@@ -73,14 +75,10 @@ export interface MintedTicket {
 type MintContext = Pick<Context, 'remote' | 'worktree' | 'host' | 'report' | 'env'>;
 
 export async function mintPullTicket(ctx: MintContext, options: MintOptions): Promise<MintedTicket> {
-  const { remote, worktree, report } = ctx;
-  if (remote instanceof SealedRemote) {
-    throw usageError(
-      'ticket-encrypted',
-      `worktree ${worktree.key} is encrypted, and this sessmig cannot mint tickets for encrypted worktrees yet`,
-      'pull and push on hosts that have the key (sessmig key show / key import)',
-    );
-  }
+  const { worktree, report } = ctx;
+  // An encrypted worktree: documents read through the key, URLs signed for the sealed objects.
+  const sealing = ctx.remote instanceof SealedRemote ? ctx.remote : undefined;
+  const remote = sealing ? sealing.inner : ctx.remote;
   if (!(remote instanceof S3Remote)) {
     throw usageError(
       'ticket-needs-s3',
@@ -93,7 +91,7 @@ export async function mintPullTicket(ctx: MintContext, options: MintOptions): Pr
   }
   let checkpoint = options.checkpoint === undefined ? undefined : assertCheckpointId(options.checkpoint);
   if (checkpoint === undefined) {
-    const pointer = await readPointer(remote, worktree.key);
+    const pointer = await readPointer(ctx.remote, worktree.key);
     if (!pointer) {
       throw new SessmigError('nothing-pushed', `nothing was pushed for worktree ${worktree.key} to ${remote.display}`, {
         hint: 'push first (sessmig push), or check --remote and --worktree (see `sessmig ls`)',
@@ -101,7 +99,7 @@ export async function mintPullTicket(ctx: MintContext, options: MintOptions): Pr
     }
     checkpoint = pointer.pointer.checkpoint;
   }
-  const manifest = await readManifest(remote, worktree.key, checkpoint);
+  const manifest = await readManifest(ctx.remote, worktree.key, checkpoint);
 
   // SigV4 dates have whole seconds: starting from a whole second, every URL lives at least until expiresAt.
   const now = new Date(Math.floor(Date.now() / 1000) * 1000);
@@ -109,7 +107,7 @@ export async function mintPullTicket(ctx: MintContext, options: MintOptions): Pr
   const id = `${now.toISOString().replace(/[-:]/g, '').replace('.', '')}-${randomBytes(8).toString('hex')}`;
   const shas = [...new Set(manifest.sessions.map((session) => session.sha256))];
   const blobs: Record<string, string> = {};
-  const signed = await Promise.all(shas.map((sha) => remote.presignGet(blobKey(worktree.key, sha), seconds)));
+  const signed = await Promise.all(shas.map((sha) => remote.presignGet(sealing ? sealing.storedBlobKey(sha) : blobKey(worktree.key, sha), seconds)));
   shas.forEach((sha, index) => {
     blobs[sha] = signed[index]!;
   });
@@ -125,8 +123,11 @@ export async function mintPullTicket(ctx: MintContext, options: MintOptions): Pr
     remote: remote.display,
     issuedBy: { hostId: ctx.host.hostId, hostname: ctx.host.hostname },
     urls: { manifest: await remote.presignGet(checkpointKey(worktree.key, manifest.id), seconds), blobs },
+    ...(sealing ? { sealed: { manifest, blobKeys: Object.fromEntries(shas.map((sha) => [sha, sealing.key.blobIdentity(sha)])) } } : {}),
   };
-  const body = serializeDocument(ticket);
+  // Sealed to a key of its own, which travels in the URL's fragment (never sent to a server).
+  const ticketKeyPair = sealing ? await generateX25519Identity() : undefined;
+  const body = ticketKeyPair ? await sealBytes(serializeDocument(ticket), await identityToRecipient(ticketKeyPair)) : serializeDocument(ticket);
   if (body.length > MAX_TICKET_BYTES) {
     throw new SessmigError(
       'ticket-too-large',
@@ -136,7 +137,7 @@ export async function mintPullTicket(ctx: MintContext, options: MintOptions): Pr
   }
   const key = ticketKey(worktree.key, id);
   await remote.put(key, body, { ifNoneMatch: true });
-  const url = await remote.presignGet(key, seconds);
+  const url = `${await remote.presignGet(key, seconds)}${ticketKeyPair ? `#${ticketKeyPair}` : ''}`;
   if (ctx.env.AWS_SESSION_TOKEN) {
     report.warn(`the URLs are signed with temporary credentials (AWS_SESSION_TOKEN): they stop working when those expire, which may be before ${ticket.expiresAt}`);
   }
@@ -254,9 +255,16 @@ export async function fetchTicket(url: string, now?: () => Date, direction: 'pul
       hint: 'ask the host that shared it for a new ticket (sessmig share there) and re-run',
     });
   }
+  // The fragment (an encrypted worktree's ticket key) is never sent: fetch the URL without it.
+  const hash = url.indexOf('#');
+  const fragment = hash >= 0 ? decodeURIComponent(url.slice(hash + 1)) : undefined;
+  const bare = hash >= 0 ? url.slice(0, hash) : url;
+  if (fragment !== undefined && fragment !== '' && !/^AGE-SECRET-KEY-1[0-9A-Z]{58}$/.test(fragment)) {
+    throw usageError('ticket-key-damaged', `the URL's #key part is damaged (it is not an age identity); nothing was ${direction === 'push' ? 'uploaded' : 'downloaded'}`, 'copy the whole URL again, with everything after the #');
+  }
   let bytes: Buffer;
   try {
-    bytes = await getBytesFromUrl(url, MAX_TICKET_BYTES, { what: 'ticket' });
+    bytes = await getBytesFromUrl(bare, MAX_TICKET_BYTES, { what: 'ticket' });
   } catch (caught) {
     const error = explainExpired(caught, url);
     if (error instanceof SessmigError && error.code === 'not-found') {
@@ -272,6 +280,23 @@ export async function fetchTicket(url: string, now?: () => Date, direction: 'pul
       });
     }
     throw error;
+  }
+  if (isSealed(bytes)) {
+    if (!fragment) {
+      throw usageError(
+        'ticket-key-missing',
+        'the ticket is encrypted, and the URL has no #key part to open it with; nothing was downloaded',
+        'copy the whole URL, with everything after the # (quote it in the shell)',
+      );
+    }
+    try {
+      bytes = await openBytes(bytes, fragment, 'the ticket');
+    } catch (error) {
+      throw new SessmigError('ticket-key-wrong', `the ticket cannot be opened with the URL's #key part (${(error as Error).message}); nothing was downloaded`, {
+        hint: 'copy the whole URL again (the part after # belongs to this ticket), or ask for a new ticket',
+        exitCode: ExitCode.usage,
+      });
+    }
   }
   return direction === 'push' ? parseTicket(bytes, clock(), 'push') : parseTicket(bytes, clock());
 }

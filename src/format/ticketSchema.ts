@@ -55,6 +55,16 @@ export const PullTicket = z.looseObject({
     /** One presigned GET per blob of the checkpoint (children included), by sha256. */
     blobs: z.record(z.string().regex(SHA256, 'not a sha256 hex digest'), presignedUrl),
   }),
+  /**
+   * Encrypted worktrees only (the whole ticket document is then sealed to the key in the URL's
+   * fragment): the checkpoint's manifest, and the age identity of each of its blobs.
+   */
+  sealed: z
+    .looseObject({
+      manifest: z.unknown(),
+      blobKeys: z.record(z.string().regex(SHA256, 'not a sha256 hex digest'), z.string().regex(/^AGE-SECRET-KEY-1[0-9A-Z]{58}$/, 'not an age identity')),
+    })
+    .optional(),
 });
 export type PullTicket = z.infer<typeof PullTicket>;
 

@@ -3,6 +3,9 @@ import { ExitCode, SessmigError } from '../core/errors.js';
 import { blobKey, checkpointKey } from '../format/layout.js';
 import type { PullTicket } from '../format/ticketSchema.js';
 import { redact } from '../util/redact.js';
+import { identityToRecipient } from 'age-encryption';
+import { headerBytes, openStream, plainSize } from '../crypto/seal.js';
+import { serializeDocument } from '../format/document.js';
 import { getStreamFromUrl, httpError, readCapped } from './http.js';
 import type { ListedObject, PutConditions, Remote, StoredObject } from './remote.js';
 import { notFound } from './remoteErrors.js';
@@ -30,6 +33,10 @@ export class TicketRemote implements Remote {
   }
 
   async get(key: string, maxBytes: number): Promise<StoredObject | undefined> {
+    // An encrypted worktree's ticket carries its manifest (the checkpoint object is sealed to the user's key).
+    if (this.ticket.sealed && key === checkpointKey(this.ticket.worktree, this.ticket.checkpoint)) {
+      return { body: serializeDocument(this.ticket.sealed.manifest), etag: '' };
+    }
     const url = this.urls.get(key);
     if (url === undefined) return undefined;
     let stream: Readable;
@@ -64,14 +71,23 @@ export class TicketRemote implements Remote {
     if (!response.ok) throw explainExpired(await httpError(response, `stat of ${key}`, 'download'), url);
     await response.body?.cancel();
     const range = /\/(\d+)$/.exec(response.headers.get('content-range') ?? '')?.[1];
-    const size = range !== undefined ? Number(range) : Number(response.headers.get('content-length') ?? 0);
+    let size = range !== undefined ? Number(range) : Number(response.headers.get('content-length') ?? 0);
+    const identity = this.blobIdentity(key);
+    if (identity) size = plainSize(size, await headerBytes(await identityToRecipient(identity)));
     return { size, etag: (response.headers.get('etag') ?? '').replace(/^W\//, '').replace(/^"|"$/g, '') };
   }
 
   async getStream(key: string): Promise<Readable> {
     const url = this.urls.get(key);
     if (url === undefined) throw notFound(key);
-    return this.download(key, url);
+    const identity = this.blobIdentity(key);
+    return identity ? openStream(await this.download(key, url), identity, `blob ${key}`) : this.download(key, url);
+  }
+
+  /** An encrypted ticket's key for the blob at `key` (the format's blob key), if it has one. */
+  private blobIdentity(key: string): string | undefined {
+    const sha = /\/blobs\/([0-9a-f]{64})\.json\.gz$/.exec(key)?.[1];
+    return sha && this.ticket.sealed ? this.ticket.sealed.blobKeys[sha] : undefined;
   }
 
   private async download(key: string, url: string): Promise<Readable> {

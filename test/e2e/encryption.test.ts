@@ -11,7 +11,7 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Host } from '../support/host.js';
-import { startScene, type Scene } from '../support/scene.js';
+import { hostWithRepo, startScene, type Scene } from '../support/scene.js';
 import { e2eS3Kinds, startS3Target, type S3Target } from '../support/s3.js';
 import { explain, sessmig } from './harness.js';
 
@@ -52,6 +52,7 @@ afterAll(async () => {
 const onLaptop = (args: string[], env: Record<string, string> = {}) => sessmig(laptop, [...args, '--remote', url], { cwd: repoL, env: { ...target!.env, ...env } });
 const onBox = (args: string[], env: Record<string, string> = {}) => sessmig(box, [...args, '--remote', url], { cwd: repoB, env: { ...target!.env, ...env } });
 
+const stored_ = () => stored();
 async function stored(): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
   const list = await target!.client.send(new ListObjectsV2Command({ Bucket: target!.bucket, Prefix: prefix }));
@@ -170,5 +171,55 @@ describe('end-to-end encryption', () => {
     const back = await onBox(['push', '--json']);
     expect(back.exitCode, explain(back)).toBe(0);
     for (const [key, body] of await stored()) expect(body.includes(Buffer.from(MARK)), key).toBe(false);
+  });
+
+  it('a ticket carries the checkpoint key in its fragment: a host with no AWS variables and no key pulls; without the fragment, or with a flipped byte, it is refused', async (ctx) => {
+    if (skipped) ctx.skip(skipped);
+    const guest = await hostWithRepo('guest');
+    try {
+      expect(Object.keys(guest.host.env).filter((name) => name.startsWith('AWS_') || name === 'SESSMIG_KEY')).toEqual([]);
+      const shared = await onLaptop(['share', '--json']);
+      expect(shared.exitCode, explain(shared)).toBe(0);
+      const doc = JSON.parse(shared.stdout);
+      const ticketUrl = doc.url as string;
+      const [bare, fragment] = ticketUrl.split('#');
+      expect(fragment).toMatch(/^AGE-SECRET-KEY-1[0-9A-Z]{58}$/);
+      expect(fragment).not.toBe(laptopKey);
+      const onGuest = (args: string[]) => sessmig(guest.host, args, { cwd: guest.repo });
+      // The ticket object itself is ciphertext.
+      const stored = await target!.client.send(new GetObjectCommand({ Bucket: target!.bucket, Key: `${prefix}${doc.key}` }));
+      const ticketBytes = Buffer.from(await stored.Body!.transformToByteArray());
+      expect(ticketBytes.subarray(0, 21).toString()).toBe('age-encryption.org/v1');
+      for (const needle of [MARK, made.plain, 'X-Amz-Signature']) expect(ticketBytes.includes(Buffer.from(needle)), needle).toBe(false);
+
+      const noKey = await onGuest(['pull', '--from-url', bare!, '--json']);
+      expect(noKey.exitCode, explain(noKey)).toBe(2);
+      expect(noKey.json.error.code).toBe('ticket-key-missing');
+      expect(await guest.host.sessions()).toEqual([]);
+
+      const objects = await stored_();
+      const [blobKey, body] = [...objects].find(([name]) => name.includes('/blobs/'))!;
+      const flipped = Buffer.from(body);
+      flipped[flipped.length - 20]! ^= 0x01;
+      await target!.client.send(new PutObjectCommand({ Bucket: target!.bucket, Key: prefix + blobKey, Body: flipped }));
+      try {
+        const bad = await onGuest(['pull', '--from-url', ticketUrl, '--json']);
+        expect(bad.exitCode, explain(bad)).not.toBe(0);
+        expect(bad.stderr).toMatch(/failed authentication/);
+        expect(await guest.host.sessions()).toEqual([]);
+      } finally {
+        await target!.client.send(new PutObjectCommand({ Bucket: target!.bucket, Key: prefix + blobKey, Body: body }));
+      }
+
+      const good = await onGuest(['pull', '--from-url', ticketUrl, '--json']);
+      expect(good.exitCode, explain(good)).toBe(0);
+      expect(good.json.sessions).toHaveLength(3);
+      const view = await guest.host.view(made.plain);
+      expect(view.messages).toBe((await box.view(made.plain)).messages);
+      expect(view.directory).toBe(guest.repo);
+      expect(JSON.stringify(await guest.host.exportSession(made.plain))).toContain(MARK);
+    } finally {
+      await guest.host.cleanup();
+    }
   });
 });
