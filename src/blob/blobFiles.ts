@@ -1,6 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, statfs } from 'node:fs/promises';
+import path from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
@@ -12,6 +13,18 @@ import { redact } from '../util/redact.js';
 import { JsonScanError, JsonScanner } from './jsonScan.js';
 import { blobHooks, type BlobFacts } from './sessionBlob.js';
 import { adaptBlobFor, BlobUnfitError } from '../opencode/adapters.js';
+
+/** Below this much free space in the temp folder, a cut-short export is blamed on the disk. */
+const LOW_SPACE_BYTES = 1024 * 1024;
+
+async function freeBytes(dir: string): Promise<number | undefined> {
+  try {
+    const stats = await statfs(dir);
+    return stats.bavail * stats.bsize;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Counts and hashes the bytes that pass through it. */
 export class Meter extends Transform {
@@ -65,6 +78,16 @@ export async function exportToBlobFile(
     source.destroy();
     await rm(file, { force: true });
     if (error instanceof JsonScanError) {
+      // opencode exits 0 when its output file hits a full disk (measured on 1.18.33): the JSON is
+      // merely cut short. Say so rather than blame opencode.
+      const free = await freeBytes(path.dirname(file));
+      if (free !== undefined && free < LOW_SPACE_BYTES) {
+        throw new SessmigError('local-io', `the export of ${id} was cut short: the temp folder ${path.dirname(file)} is full (${free} bytes free)`, {
+          hint: 'free disk space (or point TMPDIR at a folder with room) and re-run; nothing was committed',
+          exitCode: 2,
+          cause: error,
+        });
+      }
       throw new SessmigError('export-malformed', `opencode export of ${id} printed invalid JSON: ${error.message}`, {
         hint: 'run `opencode export <id>` by hand to see its output',
       });

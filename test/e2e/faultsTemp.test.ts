@@ -1,7 +1,9 @@
 /**
- * The pulling host's temp space: temp files are private (a 0700 folder, 0600 files) and removed
- * after success and after failure; an unwritable or full TMPDIR is a clear error that leaves the
- * local sessions as they were. Real opencode on two hosts, a local-folder remote.
+ * A host's temp space: temp files are private (a 0700 folder, 0600 files) and removed after
+ * success and after failure; an unwritable or full TMPDIR on the pulling host is a clear error that
+ * leaves the local sessions as they were, and a full one on the pushing host (where opencode's
+ * export output is cut short, exit 0) a clear error that leaves the pointer where it was. Real
+ * opencode on two hosts, a local-folder remote.
  *
  * The temp folder is watched two ways: a wrapper around the real opencode lists it each time
  * sessmig starts opencode (exact moments: every blob is on disk before the first import), and
@@ -203,7 +205,7 @@ describe('temp files', () => {
   });
 });
 
-describe('the pulling host cannot write its temp files', () => {
+describe('a host cannot write its temp files', () => {
   it('a read-only TMPDIR: exit 2, says so, nothing imported', async (ctx) => {
     const dir = path.join(b.root, 'tmp-readonly');
     await mkdir(dir);
@@ -237,5 +239,22 @@ describe('the pulling host cannot write its temp files', () => {
     expect(again.json.sessions.find((s: { id: string }) => s.id === ids.big).action).toBe('replace');
     expect(await b.messageCounts(ids.big)).toEqual(await a.messageCounts(ids.big));
     recordFault({ area: 'fault', fault: 'TMPDIR full on the pulling host (ENOSPC while downloading)', target: 'file', outcome: 'exit 2, "no space left on device", nothing imported; re-run with space pulls all' });
+  });
+
+  it('a full TMPDIR on the pushing host (opencode export cut short): exit 2, says so, pointer unchanged', async (ctx) => {
+    const dir = path.join(a.root, 'tmp-full');
+    await mkdir(dir);
+    const why = mountTmpfs(dir, 'size=64k,mode=1777');
+    if (why) return ctx.skip(why);
+    const before = await sessmig(a, ['ls', '--remote', remote, '--json'], { cwd: repoA });
+    await a.run(repoA, 'changed again', { session: ids.big });
+    // One `opencode export` process: opencode exits 0 with its output cut at the full disk.
+    const run = await sessmig(a, ['push', '--remote', remote], { cwd: repoA, env: { TMPDIR: dir, SESSMIG_EXPORT_VIA: 'cli' } });
+    expectCleanError(run, 2, /cut short: the temp folder .* is full|no space left on device/i);
+    expect(run.stderr).not.toMatch(/printed invalid JSON/);
+    expect((await readdir(dir)).filter((name) => name.startsWith('sessmig-'))).toEqual([]);
+    const after = await sessmig(a, ['ls', '--remote', remote, '--json'], { cwd: repoA });
+    expect(after.json.worktrees).toEqual(before.json.worktrees);
+    recordFault({ area: 'fault', fault: 'TMPDIR full on the pushing host (opencode export output cut short)', target: 'file', outcome: 'exit 2, "the temp folder … is full"; pointer unchanged' });
   });
 });
