@@ -16,6 +16,7 @@ import { startScene, type Scene } from '../support/scene.js';
 import { createHost, createRepo, type Host } from '../support/host.js';
 import { startS3rver } from '../support/s3.js';
 import { explain, sessmig, type SessmigRun } from './harness.js';
+import { recordFault } from '../support/reliability.js';
 
 let scene: Scene;
 let a: Host;
@@ -198,6 +199,7 @@ describe.each(kinds)('sessmig check on the $name remote', (kind) => {
       expect(human.stdout).toContain(`error: checkpoint ${checkpoint} (current), session ${victim.id}: blob ${key} is ${victim.storedBytes - 7} bytes, the manifest records ${victim.storedBytes} (truncated?)`);
       expect(human.stderr).toContain('check FAILED: 1 error(s)');
     });
+    recordFault({ area: 'fault', fault: 'blob truncated in the remote (check)', target: kind.name === 's3' ? 's3rver' : 'file', outcome: 'check exit 1, blob-size error naming checkpoint and session' });
   });
 
   it('catches flipped bytes of the right size only with --read-data', async () => {
@@ -220,6 +222,7 @@ describe.each(kinds)('sessmig check on the $name remote', (kind) => {
         expect(run.json.worktrees[0].blobs.verified).toBe(2);
       },
     );
+    recordFault({ area: 'fault', fault: 'blob bytes flipped, same size (check --read-data)', target: kind.name === 's3' ? 's3rver' : 'file', outcome: 'check --read-data exit 1, blob-corrupt' });
   });
 
   it('catches a valid gzip of valid JSON whose sha256 is not its name (manifest size patched to match)', async () => {
@@ -240,6 +243,7 @@ describe.each(kinds)('sessmig check on the $name remote', (kind) => {
         expect(errorsOf(run)[0]!.message).toContain('does not match its checksum');
       }),
     );
+    recordFault({ area: 'fault', fault: 'blob replaced by valid JSON of another sha256 (check --read-data)', target: kind.name === 's3' ? 's3rver' : 'file', outcome: 'check --read-data exit 1, "does not match its checksum"' });
   });
 
   it('catches a missing blob', async () => {
@@ -251,6 +255,7 @@ describe.each(kinds)('sessmig check on the $name remote', (kind) => {
       expect(errorsOf(run)).toEqual([expect.objectContaining({ code: 'blob-missing', key, checkpoint, session: victim.id })]);
       expect(errorsOf(run)[0]!.message).toBe(`checkpoint ${checkpoint} (current), session ${victim.id}: blob ${key} is missing`);
     });
+    recordFault({ area: 'fault', fault: 'blob missing from the remote (check)', target: kind.name === 's3' ? 's3rver' : 'file', outcome: 'check exit 1, blob-missing' });
   });
 
   it('catches a manifest that names a blob the remote does not have (and reports the one it no longer names)', async () => {
@@ -263,6 +268,7 @@ describe.each(kinds)('sessmig check on the $name remote', (kind) => {
       const warnings = (run.json.problems as Problem[]).filter((p) => p.severity === 'warning');
       expect(warnings).toEqual([expect.objectContaining({ code: 'orphan-blob', key: blobKeyOf(victim.sha256) })]);
     });
+    recordFault({ area: 'fault', fault: 'manifest names a blob the remote does not have (check)', target: kind.name === 's3' ? 's3rver' : 'file', outcome: 'check exit 1; the orphaned blob reported as a warning' });
   });
 
   it('reports an orphan blob (and an unknown object) as warnings, exit 0', async () => {
@@ -308,6 +314,7 @@ describe.each(kinds)('sessmig check on the $name remote', (kind) => {
       expect(errorsOf(run)).toEqual([expect.objectContaining({ code: 'document-invalid', key: manifestKey, checkpoint })]);
       expect(errorsOf(run)[0]!.message).toContain('malformed at kind');
     });
+    recordFault({ area: 'bad input', fault: 'malformed manifest (check)', target: kind.name === 's3' ? 's3rver' : 'file', outcome: 'check exit 1, manifest error' });
   });
 
   it('catches a pointer that names a missing checkpoint', async () => {
@@ -323,5 +330,6 @@ describe.each(kinds)('sessmig check on the $name remote', (kind) => {
     });
     const after = await check(['--read-data', '--json']);
     expect(after.exitCode, explain(after)).toBe(0);
+    recordFault({ area: 'fault', fault: 'pointer names a missing checkpoint (check)', target: kind.name === 's3' ? 's3rver' : 'file', outcome: 'check exit 1' });
   });
 });

@@ -14,6 +14,7 @@ import { writeFaultyOpencode } from '../support/faultyOpencode.js';
 import type { Host } from '../support/host.js';
 import { startScene, type Scene } from '../support/scene.js';
 import { explain, SESSMIG_BIN, sessmig } from './harness.js';
+import { recordFault } from '../support/reliability.js';
 
 let a: Host;
 let b: Host;
@@ -96,6 +97,7 @@ describe('interrupted push', () => {
     const again = await sessmig(a, ['push', '--remote', remote, '--json'], { cwd: repoA });
     expect(again.exitCode, explain(again)).toBe(0);
     expect(again.json.checkpoint).not.toBe(first.json.checkpoint);
+    recordFault({ area: 'fault', fault: 'SIGINT mid-push', target: 'file', outcome: 'exit 130 within 10 s, "nothing was committed"; pointer unchanged; temp files gone; re-run finishes' });
   });
 
   it('SIGKILL mid-push: pointer unchanged; the re-run finishes', async () => {
@@ -107,6 +109,7 @@ describe('interrupted push', () => {
     const again = await sessmig(a, ['push', '--remote', remote, '--json'], { cwd: repoA });
     expect(again.exitCode, explain(again)).toBe(0);
     expect(await currentCheckpoint()).toBe(again.json.checkpoint);
+    recordFault({ area: 'fault', fault: 'SIGKILL mid-push', target: 'file', outcome: 'pointer unchanged; re-run finishes' });
   });
 });
 
@@ -125,6 +128,7 @@ describe('interrupted pull', () => {
     const again = await sessmig(b, ['pull', '--remote', remote, '--json'], { cwd: repoB });
     expect(again.exitCode, explain(again)).toBe(0);
     expect((await b.sessions()).map((s) => s.id).sort()).toEqual([...ids].sort());
+    recordFault({ area: 'fault', fault: 'SIGINT mid-pull (during the 2nd import)', target: 'file', outcome: 'exit 130; local sessions as before; re-run finishes' });
   });
 
   it('SIGKILL mid-pull: the re-run repairs whatever the killed run left', async () => {
@@ -144,5 +148,6 @@ describe('interrupted pull', () => {
     expect(again.exitCode, explain(again)).toBe(0);
     const view = await b.view(ids[1]!);
     expect(view.messages).toBe((await a.view(ids[1]!)).messages);
+    recordFault({ area: 'fault', fault: 'SIGKILL mid-pull (between delete and import of a replaced session)', target: 'file', outcome: 're-run brings the session back whole (backup written first)' });
   });
 });

@@ -14,6 +14,7 @@ import { startFakeLlm, type FakeLlm } from '../support/fakeLlm.js';
 import { createHost, createRepo, type Host } from '../support/host.js';
 import { startS3rver, type S3Target } from '../support/s3.js';
 import { explain, sessmig, type SessmigRun } from './harness.js';
+import { recordFault } from '../support/reliability.js';
 
 let llm: FakeLlm;
 beforeAll(async () => {
@@ -167,6 +168,7 @@ describe('contention, divergence and faults (file remote)', () => {
       expect((await on(w, third, repoT, ['push', '--migrate'])).exitCode).toBe(0);
       expect((await on(w, w.box, w.repoB, ['pull', '--migrate'])).exitCode).toBe(0);
     }
+    recordFault({ area: 'fault', fault: 'two hosts claim (pull --migrate) at the same moment', target: 'file', outcome: 'exactly one wins; the other exits 1 naming the race; no session lost' });
   });
 
   it('both sides continue the same session: pull refuses, --keep-local keeps, --force takes the remote and keeps a backup', async () => {
@@ -199,6 +201,7 @@ describe('contention, divergence and faults (file remote)', () => {
     const imported = await third.opencode(['import', backupFile], { cwd: repoT });
     expect(imported.stdout).toContain(`Imported session: ${main}`);
     expect((await third.view(main)).messages).toBe(localBefore.messages);
+    recordFault({ area: 'fault', fault: 'a session continued on both hosts (divergence)', target: 'file', outcome: 'pull refuses (exit 3), --keep-local keeps, --force takes the remote and keeps a restorable backup' });
   });
 
   it('an import failing mid-pull leaves the local sessions as they were and the pointer unclaimed', async () => {
@@ -222,6 +225,7 @@ describe('contention, divergence and faults (file remote)', () => {
     const again = await on(w, w.laptop, w.repoL, ['pull', '--migrate']);
     expect(again.exitCode, explain(again)).toBe(0);
     expect((await w.laptop.sessions()).map((s) => s.id)).toContain(second);
+    recordFault({ area: 'fault', fault: 'opencode import fails mid-pull --migrate (2nd import, injected)', target: 'file', outcome: 'exit 1; local sessions as before; pointer not claimed; the re-run finishes' });
   });
 });
 
@@ -257,5 +261,6 @@ describe('the S3 server dies mid-push', () => {
     expect(again.exitCode, explain(again)).toBe(0);
     const uploaded = Object.fromEntries(again.json.sessions.map((s: { id: string; uploaded: boolean }) => [s.id, s.uploaded]));
     expect(uploaded).toEqual({ [ids[0]!]: false, [ids[1]!]: false, [ids[2]!]: true });
+    recordFault({ area: 'fault', fault: 'S3 server killed mid-push (before the last export)', target: 's3rver', outcome: 'exit 1, "cannot reach"; pointer unchanged; the re-run uploads only the missing blob' });
   });
 });

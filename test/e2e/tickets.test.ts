@@ -17,6 +17,7 @@ import { startScene, type Scene } from '../support/scene.js';
 import { createHost, createRepo, type Host } from '../support/host.js';
 import { e2eS3Kinds, startS3Target, type S3Target } from '../support/s3.js';
 import { explain, sessmig, type SessmigRun } from './harness.js';
+import { recordFault } from '../support/reliability.js';
 
 /** A signature value that was not redacted. */
 const SIGNATURE = /X-Amz-Signature=(?!REDACTED)[^&\s"'<>]+/i;
@@ -203,6 +204,7 @@ describe.each(kinds)('pull tickets (%s remote)', (kind) => {
     expect(run.stderr).toMatch(/sessmig: the ticket URL expired at \S+ \(\d+ s ago\); nothing was downloaded/);
     expect(run.stderr).toMatch(/hint: ask the host that shared it for a new ticket/);
     expect(await b.sessions()).toEqual([]);
+    recordFault({ area: 'security', fault: 'expired ticket URL', target: kind, outcome: 'refused before any download; nothing imported' });
   });
 
   it('a blob URL that expires mid-pull is refused by the server with a clear message', async (ctx) => {
@@ -223,6 +225,7 @@ describe.each(kinds)('pull tickets (%s remote)', (kind) => {
     expect(`${error!.message} ${error!.hint} ${JSON.stringify(error!.data)}`).not.toMatch(SIGNATURE);
     await expect(remote.put(key, Buffer.from('x'))).rejects.toThrow(/a pull ticket is read-only: cannot write/);
     expect(await remote.get('sessmig/v1/worktrees/x/HEAD.json', 1024)).toBeUndefined();
+    recordFault({ area: 'security', fault: 'ticket blob URL expires mid-pull', target: kind, outcome: 'refused by the server, clear message; nothing imported' });
   });
 
   it('a ticket for another worktree is refused; nothing is imported', async (ctx) => {
@@ -233,6 +236,7 @@ describe.each(kinds)('pull tickets (%s remote)', (kind) => {
     expect(run.json.error.code).toBe('ticket-other-worktree');
     expect(run.stderr).toMatch(/the ticket is for worktree [0-9a-f]{40}, but this worktree's key is some-other-worktree; nothing was pulled/);
     expect(await b.sessions()).toEqual([]);
+    recordFault({ area: 'security', fault: 'ticket for another worktree', target: kind, outcome: 'refused; nothing imported' });
   });
 
   it('a tampered ticket URL is refused (signature mismatch); nothing is imported', async (ctx) => {
@@ -246,6 +250,7 @@ describe.each(kinds)('pull tickets (%s remote)', (kind) => {
     expect(run.json.error.code).toBe('url-tampered');
     expect(run.stderr).toMatch(/ticket: download failed with HTTP 403 SignatureDoesNotMatch: the URL's signature does not match/);
     expect(await b.sessions()).toEqual([]);
+    recordFault({ area: 'security', fault: 'tampered ticket URL', target: kind, outcome: 'refused (signature mismatch); nothing imported' });
   });
 
   it('a deleted ticket object is refused as missing; nothing is imported', async (ctx) => {
@@ -259,6 +264,7 @@ describe.each(kinds)('pull tickets (%s remote)', (kind) => {
     expect(run.json.error.code).toBe('not-found');
     expect(run.stderr).toMatch(/ticket: download failed with HTTP 404.*the object is missing \(the ticket was deleted, or the URL was cut short\)/);
     expect(await b.sessions()).toEqual([]);
+    recordFault({ area: 'security', fault: 'deleted ticket object', target: kind, outcome: 'refused as missing; nothing imported' });
   });
 
   it('--remote and --checkpoint are refused with --from-url', async (ctx) => {
@@ -314,5 +320,6 @@ describe.each(kinds)('pull tickets (%s remote)', (kind) => {
       expect(run.stderr, explain(run)).not.toMatch(SIGNATURE);
       if (!isShare) expect(run.stdout, explain(run)).not.toMatch(SIGNATURE);
     }
+    recordFault({ area: 'security', fault: 'URL signatures in output (every run of the ticket tests)', target: kind, outcome: "none printed, except share's own ticket URL on stdout" });
   });
 });

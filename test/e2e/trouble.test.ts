@@ -15,6 +15,7 @@ import { createRepo, type Host } from '../support/host.js';
 import { startScene, type Scene } from '../support/scene.js';
 import { startS3rver, type S3Target } from '../support/s3.js';
 import { explain, sessmig, type SessmigRun } from './harness.js';
+import { recordFault } from '../support/reliability.js';
 
 let a: Host;
 let b: Host;
@@ -73,16 +74,19 @@ describe('push', () => {
   it('refuses to run outside a git worktree (exit 2)', async () => {
     const run = await sessmig(a, ['push', '--remote', remote], { cwd: a.workDir });
     expectCleanError(run, 2, /not inside a git worktree/);
+    recordFault({ area: 'bad input', fault: 'push outside a git worktree', target: 'file', outcome: 'exit 2, "not inside a git worktree"' });
   });
 
   it('says when opencode is missing (exit 2)', async () => {
     const run = await sessmig(a, ['push', '--remote', remote, '--opencode', '/nonexistent/opencode'], { cwd: repoA });
     expectCleanError(run, 2, /opencode not found/);
+    recordFault({ area: 'fault', fault: 'opencode binary missing', target: 'file', outcome: 'exit 2, "opencode not found"' });
   });
 
   it('refuses a malformed --session id before running anything (exit 2)', async () => {
     const run = await sessmig(a, ['push', '--remote', remote, '--session', 'ses_$(touch /tmp/pwned)'], { cwd: repoA });
     expectCleanError(run, 2, /not an opencode session id/);
+    recordFault({ area: 'bad input', fault: 'hostile --session id (shell metacharacters)', target: 'file', outcome: 'exit 2 before anything runs, "not an opencode session id"' });
   });
 
   it('is a clean no-op with no sessions (exit 0)', async () => {
@@ -112,6 +116,7 @@ describe('push', () => {
     const after = await sessmig(a, ['ls', '--remote', remote, '--json'], { cwd: repoA });
     const current = (r: SessmigRun) => r.json.worktrees.find((w: { checkpoint: string | null }) => w.checkpoint)?.checkpoint;
     expect(current(after)).toBe(current(before));
+    recordFault({ area: 'fault', fault: 'opencode export exits non-zero (injected)', target: 'file', outcome: 'exit 1; pointer unchanged' });
   });
 
   it('a hung opencode export is killed after --opencode-timeout; the pointer stays (exit 1)', async () => {
@@ -127,6 +132,7 @@ describe('push', () => {
     expect(Date.now() - t0).toBeLessThan(60_000);
     const after = await sessmig(a, ['ls', '--remote', remote, '--json'], { cwd: repoA });
     expect(after.json.worktrees).toEqual(before.json.worktrees);
+    recordFault({ area: 'fault', fault: 'opencode export hangs (injected)', target: 'file', outcome: 'killed after --opencode-timeout; exit 1; pointer unchanged' });
   });
 
   it('skips a session deleted between listing and export, records it, exits 3', async () => {
@@ -144,6 +150,7 @@ describe('push', () => {
     const manifest = JSON.parse(await readFile(path.join(path.dirname((await blobFiles())[0]!).replace(/blobs$/, 'checkpoints'), manifestFile), 'utf8'));
     expect(manifest.skipped.map((s: { id: string }) => s.id)).toEqual([ids.victim]);
     expect(manifest.sessions.map((s: { id: string }) => s.id)).not.toContain(ids.victim);
+    recordFault({ area: 'fault', fault: 'session deleted between listing and export', target: 'file', outcome: 'skipped and recorded in the manifest; exit 3' });
   });
 });
 
@@ -151,6 +158,7 @@ describe('pull', () => {
   it('refuses a bad --checkpoint (exit 2)', async () => {
     const run = await sessmig(b, ['pull', '--remote', remote, '--checkpoint', '../../etc/passwd'], { cwd: repoB });
     expectCleanError(run, 2, /checkpoint id .* is not valid/);
+    recordFault({ area: 'bad input', fault: '--checkpoint ../../etc/passwd', target: 'file', outcome: 'exit 2, "checkpoint id … is not valid"' });
   });
 
   it('an import that fails half-way leaves the local sessions as they were (exit 1)', async () => {
@@ -164,6 +172,7 @@ describe('pull', () => {
     expectCleanError(run, 1, /import of ses_\w+ did not succeed|import of ses_\w+ failed/);
     expect(run.stderr).toMatch(/restoring the local sessions/);
     expect(await b.sessions()).toEqual(before);
+    recordFault({ area: 'fault', fault: 'opencode import fails half-way (partial import, injected)', target: 'file', outcome: 'exit 1; rolled back, local sessions as before' });
   });
 
   it('refuses a blob whose content does not match its sha256 and imports nothing of it (exit 3)', async () => {
@@ -187,6 +196,7 @@ describe('pull', () => {
     } finally {
       await writeFile(file, original);
     }
+    recordFault({ area: 'fault', fault: 'blob content altered in the remote (sha256 mismatch)', target: 'file', outcome: 'session refused (exit 3), nothing of it imported; the others are' });
   });
 
   it('refuses a malformed manifest (exit 1) and a future format (upgrade message)', async () => {
@@ -204,6 +214,7 @@ describe('pull', () => {
     } finally {
       await writeFile(file, original);
     }
+    recordFault({ area: 'bad input', fault: 'manifest truncated / of a future format version', target: 'file', outcome: 'exit 1, "is not valid JSON" / "upgrade sessmig"' });
   });
 });
 
@@ -219,11 +230,13 @@ describe('S3 trouble', () => {
   it('an unreachable endpoint is a clear error (exit 1)', async () => {
     const run = await sessmig(a, ['ls', '--remote', 's3://some-bucket/x'], { cwd: repoA, env: { ...s3.env, AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9' } });
     expectCleanError(run, 1, /cannot list .*ECONNREFUSED|cannot reach/);
+    recordFault({ area: 'fault', fault: 'S3 endpoint unreachable', target: 's3rver', outcome: 'exit 1, "cannot reach"' });
   });
 
   it('a missing bucket says so (exit 2)', async () => {
     const run = await sessmig(a, ['ls', '--remote', 's3://no-such-bucket/x'], { cwd: repoA, env: s3.env });
     expectCleanError(run, 2, /bucket no-such-bucket does not exist/);
+    recordFault({ area: 'bad input', fault: 'S3 bucket does not exist', target: 's3rver', outcome: 'exit 2, "bucket … does not exist"' });
   });
 
   it('bad credentials are access denied, and the secret is never printed (exit 2)', async () => {
@@ -231,5 +244,6 @@ describe('S3 trouble', () => {
     const run = await sessmig(a, ['ls', '--remote', s3.remoteUrl('x/'), '--json'], { cwd: repoA, env: { ...s3.env, AWS_ACCESS_KEY_ID: 'WRONGKEY', AWS_SECRET_ACCESS_KEY: secret } });
     expectCleanError(run, 2, /access denied/);
     expect(run.stdout + run.stderr).not.toContain(secret);
+    recordFault({ area: 'security', fault: 'wrong S3 credentials', target: 's3rver', outcome: 'exit 2, "access denied"; the secret is never printed' });
   });
 });

@@ -12,6 +12,7 @@ import { blobHooks } from '../../src/blob/sessionBlob.js';
 import { SessmigError } from '../../src/core/errors.js';
 import { parseDocument } from '../../src/format/document.js';
 import { Manifest, Pointer } from '../../src/format/schema.js';
+import { recordFault } from '../support/reliability.js';
 
 async function scan(bytes: Buffer, rebaseTo: string | undefined, chunk: number) {
   const { hooks, facts } = blobHooks(rebaseTo);
@@ -52,6 +53,7 @@ describe('document parsers', () => {
       }),
       { numRuns: 300 },
     );
+    recordFault({ area: 'bad input', fault: 'arbitrary JSON as manifest and pointer (fast-check, 300 runs)', target: 'local', outcome: 'accepted or refused with a SessmigError, never anything else' });
   });
 
   it('refuse any non-JSON bytes with a SessmigError', () => {
@@ -65,6 +67,7 @@ describe('document parsers', () => {
       }),
       { numRuns: 300 },
     );
+    recordFault({ area: 'bad input', fault: 'arbitrary bytes as a manifest (fast-check, 300 runs)', target: 'local', outcome: 'refused with a SessmigError' });
   });
 });
 
@@ -91,6 +94,7 @@ describe('blob scan and rebase', () => {
       }),
       { numRuns: 200 },
     );
+    recordFault({ area: 'bad input', fault: 'arbitrary session blobs through the rebase, any chunking (fast-check)', target: 'local', outcome: 'only info.directory and info.projectID change' });
   });
 
   it('hashes a value alike whatever its formatting and key order', async () => {
@@ -123,5 +127,6 @@ describe('blob scan and rebase', () => {
       }),
       { numRuns: 400 },
     );
+    recordFault({ area: 'bad input', fault: 'arbitrary bytes as a session blob (fast-check)', target: 'local', outcome: 'refused with a JsonScanError or accepted as a JSON object' });
   });
 });

@@ -13,6 +13,7 @@ import { openRemote } from '../../src/remote/openRemote.js';
 import type { Remote } from '../../src/remote/remote.js';
 import { readCapped } from '../../src/remote/http.js';
 import { describeS3Targets, startS3Target, type S3Target } from '../support/s3.js';
+import { recordFault } from '../support/reliability.js';
 
 interface Backend {
   name: string;
@@ -92,6 +93,7 @@ describe.each(backends)('remote contract: $name', (backend) => {
   it('get refuses an object over its cap, loudly', async () => {
     await remote.put('sessmig/v1/a/big.json', Buffer.alloc(2048, 0x61));
     await expect(remote.get('sessmig/v1/a/big.json', 1024)).rejects.toThrow(/exceeds 1024 bytes/);
+    recordFault({ area: 'bad input', fault: 'remote document over its size cap (remote contract)', target: backend.name, outcome: 'refused, "exceeds N bytes"' });
   });
 
   it('putFile and getStream move a file of known size', async () => {
@@ -159,5 +161,6 @@ describe.each(backends)('remote contract: $name', (backend) => {
       Array.from({ length: 6 }, (_, i) => remote.put(key, Buffer.from(`w${i}`), { ifMatch: base.etag })),
     );
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    recordFault({ area: 'fault', fault: 'six racing conditional pointer writes (remote contract)', target: backend.name, outcome: 'exactly one wins' });
   });
 });

@@ -154,25 +154,32 @@ function compare(a: string | number, b: string | number): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+function compareText(a: string, b: string): number {
+  return compare(a.toLowerCase(), b.toLowerCase()) || compare(a, b);
+}
+
 /** The document, deterministic for a given set of records (sorted; duplicates merged). */
 export function renderReliability(records: DocumentRecord[]): string {
   const sortedRecords = [...records].sort(
     (a, b) => compare(a.file, b.file) || compare(a.test, b.test) || compare(a.fault, b.fault) || compare(a.target, b.target) || compare(a.outcome, b.outcome),
   );
-  const rows = new Map<string, DocumentRecord & { tests: Set<string> }>();
+  // One row per fault and outcome; the targets it was tried on share the row.
+  const rows = new Map<string, DocumentRecord & { targets: Set<string>; tests: Set<string> }>();
   for (const record of sortedRecords) {
-    const key = JSON.stringify([record.area, record.fault, record.target, record.outcome]);
+    const key = JSON.stringify([record.area, record.fault, record.outcome]);
     const row = rows.get(key);
     if (row) {
       row.lost += record.lost;
+      row.targets.add(record.target);
       row.tests.add(record.file);
     } else {
-      rows.set(key, { ...record, tests: new Set([record.file]) });
+      rows.set(key, { ...record, targets: new Set([record.target]), tests: new Set([record.file]) });
     }
   }
-  const sorted = [...rows.values()].sort((a, b) => compare(a.fault, b.fault) || compare(a.target, b.target) || compare(a.outcome, b.outcome));
+  const sorted = [...rows.values()].sort((a, b) => compareText(a.fault, b.fault) || compareText(a.outcome, b.outcome));
+  const cases = new Set(sortedRecords.map((record) => JSON.stringify([record.area, record.fault, record.target]))).size;
   const lost = sorted.reduce((sum, row) => sum + row.lost, 0);
-  const targets = [...new Set(sorted.map((row) => row.target))].sort();
+  const targets = [...new Set(sortedRecords.map((row) => row.target))].sort();
   const runs = new Map<string, { date: string; commit: string; cases: number }>();
   for (const record of sortedRecords) {
     const run = runs.get(record.file) ?? { date: record.date, commit: record.commit, cases: 0 };
@@ -187,7 +194,7 @@ export function renderReliability(records: DocumentRecord[]): string {
     '     record with recordFault() after their assertions pass. Do not edit by hand: run `npm test`. -->',
     '',
     `Produced by the test runs of ${dates.length === 0 ? '—' : dates.length === 1 ? dates[0] : `${dates[0]} to ${dates[dates.length - 1]}`} (each test file's last passing run; see "Runs" below).`,
-    `**${sorted.length} cases** (${records.length} recorded) on ${targets.length} targets (${targets.map((t) => `\`${t}\``).join(', ')}); ` +
+    `**${cases} cases** (a fault or input on one target; ${records.length} recorded) on ${targets.length} targets (${targets.map((t) => `\`${t}\``).join(', ')}); ` +
       `**sessions lost: ${lost}**.`,
     '',
     'Targets: `file` a local-folder remote; `s3rver` a lenient S3 on loopback; `ceph` a real Ceph RGW on',
@@ -198,10 +205,11 @@ export function renderReliability(records: DocumentRecord[]): string {
   for (const { area, title } of AREAS) {
     const inArea = sorted.filter((row) => row.area === area);
     if (inArea.length === 0) continue;
-    lines.push('', `## ${title} (${inArea.length})`, '', '| fault | target | outcome | sessions lost | test |', '| --- | --- | --- | ---: | --- |');
+    lines.push('', `## ${title} (${inArea.length})`, '', '| fault | targets | outcome | sessions lost | test |', '| --- | --- | --- | ---: | --- |');
     for (const row of inArea) {
       const tests = [...row.tests].sort().map((file) => `\`${file}\``).join(', ');
-      lines.push(`| ${cell(row.fault)} | ${cell(row.target)} | ${cell(row.outcome)} | ${row.lost} | ${tests} |`);
+      const on = [...row.targets].sort().map((target) => cell(target)).join(', ');
+      lines.push(`| ${cell(row.fault)} | ${on} | ${cell(row.outcome)} | ${row.lost} | ${tests} |`);
     }
   }
   lines.push('', '## Runs', '', '| test file | last passing run | commit | cases |', '| --- | --- | --- | ---: |');
