@@ -56,8 +56,11 @@ export class ReliabilityReporter implements Reporter {
 
   onInit(vitest: Vitest): void {
     this.vitest = vitest;
-    this.dir = mkdtempSync(path.join(os.tmpdir(), 'sessmig-reliability-'));
-    vitest.provide('reliabilityRun', this.dir);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sessmig-reliability-'));
+    this.dir = dir;
+    vitest.provide('reliabilityRun', dir);
+    // An interrupted run never reaches onTestRunEnd.
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   }
 
   onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
