@@ -13,7 +13,8 @@
  *
  * A binary counts only if `--version` prints the expected version: the registry reachable here
  * serves no `opencode-linux-x64@1.17.20`, and 1.17.20's postinstall then silently copies in the
- * first `opencode-linux-x64` it can resolve, the top-level 1.18.33.
+ * first `opencode-linux-x64` it can resolve, the top-level 1.18.33. 1.17.19 (`opencode-1-17-19`),
+ * the first build with the strict event replay, does run here: the 1.17 line is covered through it.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
@@ -35,6 +36,8 @@ export interface InstalledOpencode {
 export const OPENCODE_PACKAGES: Readonly<Record<string, string>> = {
   '1.18.33': 'opencode-ai',
   '1.17.20': 'opencode-1-17',
+  // the first build with the strict /sync/replay (issue 11); its linux-x64 binary is on the registry
+  '1.17.19': 'opencode-1-17-19',
   '1.14.41': 'opencode-1-14',
   '1.3.2': 'opencode-1-3',
 };
