@@ -2,7 +2,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { rm, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { z } from 'zod';
 import { Meter } from '../blob/blobFiles.js';
@@ -29,6 +29,8 @@ import { mapPool } from './pool.js';
 import { readManifest, writeManifest, writePointer, type PointerState } from './remoteStore.js';
 import { orderParentsFirst } from './sessionTree.js';
 import { parseTicket } from './ticket.js';
+import { SealedRemote } from '../crypto/sealedRemote.js';
+import { isSealed, openBytes, openStream } from '../crypto/seal.js';
 
 /**
  * Taking in uploads (docs/FORMAT.md, "Upload tickets"): on a host with credentials, `sessmig pull`
@@ -42,7 +44,7 @@ import { parseTicket } from './ticket.js';
 
 const UploadManifest = z.looseObject({
   ticket: z.string().regex(TICKET_ID, 'not a ticket id'),
-  sessions: z.array(z.looseObject({ slot: z.number().int().nonnegative() })),
+  sessions: z.array(z.looseObject({ slot: z.number().int().nonnegative(), sealedBytes: z.number().int().positive().optional() })),
 });
 
 export interface TakenUpload {
@@ -122,23 +124,42 @@ async function takeIn(
   // The ticket document this side wrote is the trust anchor: the uploader cannot write it.
   const stored = await remote.get(ticketKey(worktree.key, id), MAX_TICKET_BYTES);
   if (!stored) return reject(`its ticket document ${ticketKey(worktree.key, id)} is missing (not minted for this remote, or removed)`);
+  const sealing = remote instanceof SealedRemote ? remote : undefined;
   let ticket: PushTicket;
   try {
+    // An encrypted worktree's ticket is sealed to a key this side derives again from the user's key.
+    const body = isSealed(stored.body)
+      ? sealing
+        ? await openBytes(stored.body, sealing.key.ticketIdentity(id), `ticket ${id}`)
+        : await Promise.reject(new Error('it is sealed, but this worktree is not encrypted'))
+      : stored.body;
     // Expiry does not matter here: S3 enforced it when the bytes were uploaded.
-    ticket = parseTicket(stored.body, new Date(0), 'push');
+    ticket = parseTicket(body, new Date(0), 'push');
   } catch (error) {
     return reject(`its ticket document is unreadable (${(error as Error).message})`);
   }
   if (ticket.worktree !== worktree.key || ticket.id !== id) return reject(`its ticket document names worktree ${ticket.worktree}, ticket ${ticket.id}`);
 
-  const manifestBytes = await remote.get(uploadManifestKey(worktree.key, id), MAX_MANIFEST_BYTES);
-  if (!manifestBytes) return { pointer };
+  const uploadIdentity = ticket.sealed ? sealing?.key.uploadIdentity(id) : undefined;
+  if (ticket.sealed && !uploadIdentity) return reject('its ticket is sealed, but this worktree is not encrypted');
+  const rawManifest = await remote.get(uploadManifestKey(worktree.key, id), MAX_MANIFEST_BYTES + 65536);
+  if (!rawManifest) return { pointer };
+  let manifestBytes = rawManifest;
+  if (uploadIdentity) {
+    try {
+      manifestBytes = { ...rawManifest, body: await openBytes(rawManifest.body, uploadIdentity, `upload manifest ${uploadManifestKey(worktree.key, id)}`) };
+    } catch (error) {
+      return reject(`its manifest cannot be opened: ${(error as Error).message}`);
+    }
+  }
   let manifest: Manifest;
   let slots: number[];
+  let sealedSizes: (number | undefined)[] = [];
   try {
     manifest = parseDocument(manifestBytes.body, Manifest, `upload manifest ${uploadManifestKey(worktree.key, id)}`, MAX_MANIFEST_BYTES);
     const upload = parseDocument(manifestBytes.body, UploadManifest, `upload manifest ${uploadManifestKey(worktree.key, id)}`, MAX_MANIFEST_BYTES);
     slots = upload.sessions.map((session) => session.slot);
+    sealedSizes = upload.sessions.map((session) => session.sealedBytes);
     if (upload.ticket !== id) throw new Error(`it names ticket ${upload.ticket}`);
   } catch (error) {
     return reject(`its manifest is invalid: ${(error as Error).message}`);
@@ -174,7 +195,8 @@ async function takeIn(
         const have = await remote.head(target);
         if (have && have.size === session.storedBytes) return remote.touch(target);
         const file = path.join(ctx.tempDir, `incoming-${index}.json.gz`);
-        const why = await verifySlot(remote, uploadSlotKey(worktree.key, id, slots[index]!), session, classes, file);
+        const sealed = uploadIdentity ? { identity: uploadIdentity, bytes: sealedSizes[index] } : undefined;
+        const why = await verifySlot(remote, uploadSlotKey(worktree.key, id, slots[index]!), session, classes, file, sealed);
         if (why !== undefined) return reject(`session ${session.id} (slot ${slots[index]}) ${why}`);
         await remote.putFile(target, file, session.storedBytes);
         await rm(file, { force: true });
@@ -235,7 +257,14 @@ function stripSlot(session: ManifestSession): ManifestSession {
  * and sha256 (of the gunzipped bytes), then only zero bytes. Leaves the file cut to the blob.
  * Returns why it is refused, or undefined.
  */
-async function verifySlot(remote: Remote, key: string, session: ManifestSession, classes: Set<number>, file: string): Promise<string | undefined> {
+async function verifySlot(
+  remote: Remote,
+  key: string,
+  session: ManifestSession,
+  classes: Set<number>,
+  file: string,
+  sealed?: { identity: string; bytes: number | undefined },
+): Promise<string | undefined> {
   let source;
   try {
     source = await remote.getStream(key);
@@ -243,25 +272,36 @@ async function verifySlot(remote: Remote, key: string, session: ManifestSession,
     if (error instanceof SessmigError && (error.code === 'not-found' || error.code === 'access-denied')) return 'is missing from its slot';
     throw error;
   }
+  // The slot holds the blob (the gzip stream), or for an encrypted worktree the blob sealed; then zeros.
+  const slotFile = sealed ? `${file}.slot` : file;
+  const content = sealed ? sealed.bytes : session.storedBytes;
+  if (content === undefined) return 'has no sealed size in the manifest';
   const whole = new Meter();
-  await pipeline(source, whole, createWriteStream(file, { mode: 0o600 }));
-  if (!classes.has(whole.bytes) || whole.bytes < session.storedBytes) return `is ${whole.bytes} bytes in its slot, not a size the ticket allows for ${session.storedBytes} bytes`;
-  const raw = new Meter();
+  await pipeline(source, whole, createWriteStream(slotFile, { mode: 0o600 }));
   try {
-    await pipeline(createReadStream(file, { start: 0, end: session.storedBytes - 1 }), createGunzip(), raw, devNull());
-  } catch (error) {
-    return `is not a gzip stream of ${session.storedBytes} bytes (${(error as Error).message})`;
-  }
-  if (raw.bytes !== session.rawBytes || raw.digest() !== session.sha256) return 'does not match its sha256 and size in the manifest';
-  let padding = true;
-  if (whole.bytes > session.storedBytes) {
-    for await (const chunk of createReadStream(file, { start: session.storedBytes })) {
-      if ((chunk as Buffer).some((byte) => byte !== 0)) padding = false;
+    if (!classes.has(whole.bytes) || whole.bytes < content) return `is ${whole.bytes} bytes in its slot, not a size the ticket allows for ${content} bytes`;
+    for await (const chunk of createReadStream(slotFile, { start: content })) {
+      if ((chunk as Buffer).some((byte) => byte !== 0)) return 'has bytes other than zero padding after its blob';
     }
+    const stored = new Meter();
+    const raw = new Meter();
+    try {
+      const head = createReadStream(slotFile, { start: 0, end: content - 1 });
+      const gzip = sealed ? await openStream(head, sealed.identity, `slot ${key}`) : head;
+      // The gzip stream, as it will be stored, is written to `file` while it is checked.
+      const tee = new PassThrough();
+      const writing = sealed ? pipeline(tee, stored, createWriteStream(file, { mode: 0o600 })) : Promise.resolve();
+      await Promise.all([pipeline(gzip, sealed ? tee : new PassThrough(), createGunzip(), raw, devNull()), writing]);
+    } catch (error) {
+      return `is not ${sealed ? 'an intact sealed ' : 'a '}gzip stream of ${content} bytes (${(error as Error).message})`;
+    }
+    if (raw.bytes !== session.rawBytes || raw.digest() !== session.sha256) return 'does not match its sha256 and size in the manifest';
+    if (sealed && stored.bytes !== session.storedBytes) return `holds a ${stored.bytes}-byte gzip stream, not the manifest's ${session.storedBytes}`;
+    if (!sealed) await truncate(file, session.storedBytes);
+    return undefined;
+  } finally {
+    if (sealed) await rm(slotFile, { force: true });
   }
-  if (!padding) return 'has bytes other than zero padding after its blob';
-  await truncate(file, session.storedBytes);
-  return undefined;
 }
 
 async function cleanUp(remote: Remote, worktree: string, id: string, slots: number[], report: Context['report']): Promise<void> {

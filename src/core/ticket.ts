@@ -77,15 +77,10 @@ type MintContext = Pick<Context, 'remote' | 'worktree' | 'host' | 'report' | 'en
 export async function mintPullTicket(ctx: MintContext, options: MintOptions): Promise<MintedTicket> {
   const { worktree, report } = ctx;
   // An encrypted worktree: documents read through the key, URLs signed for the sealed objects.
-  const sealing = ctx.remote instanceof SealedRemote ? ctx.remote : undefined;
-  const remote = sealing ? sealing.inner : ctx.remote;
-  if (!(remote instanceof S3Remote)) {
-    throw usageError(
-      'ticket-needs-s3',
-      `tickets need an s3:// remote; ${remote.display} is a local folder`,
-      'a host that can read the folder pulls from it directly (--remote file://…); to share with a host without access, push to an s3:// remote and share from there',
-    );
-  }
+  const { sealing, remote } = ticketStore(
+    ctx.remote,
+    'a host that can read the folder pulls from it directly (--remote file://…); to share with a host without access, push to an s3:// remote and share from there',
+  );
   if (!Number.isInteger(options.expiresInSeconds) || options.expiresInSeconds < 1 || options.expiresInSeconds > MAX_TICKET_SECONDS) {
     throw usageError('bad-flag', `a ticket lives from 1 second to ${MAX_TICKET_SECONDS} seconds (7 days)`, 'pass --expires 30s … 7d');
   }
@@ -104,7 +99,7 @@ export async function mintPullTicket(ctx: MintContext, options: MintOptions): Pr
   // SigV4 dates have whole seconds: starting from a whole second, every URL lives at least until expiresAt.
   const now = new Date(Math.floor(Date.now() / 1000) * 1000);
   const seconds = options.expiresInSeconds;
-  const id = `${now.toISOString().replace(/[-:]/g, '').replace('.', '')}-${randomBytes(8).toString('hex')}`;
+  const id = newTicketId(now);
   const shas = [...new Set(manifest.sessions.map((session) => session.sha256))];
   const blobs: Record<string, string> = {};
   const signed = await Promise.all(shas.map((sha) => remote.presignGet(sealing ? sealing.storedBlobKey(sha) : blobKey(worktree.key, sha), seconds)));
@@ -143,6 +138,24 @@ export async function mintPullTicket(ctx: MintContext, options: MintOptions): Pr
   }
   await pruneExpiredTickets(remote, worktree.key, now, report);
   return { url, ticket, key, sessions: manifest.sessions.length, bytes: body.length };
+}
+
+/**
+ * Where tickets are signed: an s3:// remote (the store under an encrypted worktree's sealing,
+ * which then seals the ticket too). A local folder has no presigned URLs.
+ */
+export function ticketStore(remote: Remote, folderHint: string): { sealing: SealedRemote | undefined; remote: S3Remote } {
+  const sealing = remote instanceof SealedRemote ? remote : undefined;
+  const store = sealing ? sealing.inner : remote;
+  if (!(store instanceof S3Remote)) {
+    throw usageError('ticket-needs-s3', `tickets need an s3:// remote; ${store.display} is a local folder`, folderHint);
+  }
+  return { sealing, remote: store };
+}
+
+/** A ticket id: its UTC creation time to the millisecond (sortable), then 16 random hex digits. */
+export function newTicketId(now: Date): string {
+  return `${now.toISOString().replace(/[-:]/g, '').replace('.', '')}-${randomBytes(8).toString('hex')}`;
 }
 
 /**

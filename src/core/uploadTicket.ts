@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { exportToBlobFile, type ExportedBlob } from '../blob/blobFiles.js';
@@ -21,8 +20,8 @@ import {
 import { openExporter, parseExportVia } from '../opencode/exporter.js';
 import { readTodos } from '../opencode/todos.js';
 import { putFileToUrl } from '../remote/http.js';
-import { S3Remote } from '../remote/s3Remote.js';
-import { SealedRemote } from '../crypto/sealedRemote.js';
+import { sealBytes, sealFile, sealToSize } from '../crypto/seal.js';
+import { identityToRecipient } from 'age-encryption';
 import { explainExpired } from '../remote/ticketRemote.js';
 import { SESSMIG_VERSION } from '../version.js';
 import type { Context } from './context.js';
@@ -31,7 +30,7 @@ import { mapPool } from './pool.js';
 import { manifestEntry, selectSessions } from './push.js';
 import { readPointer } from './remoteStore.js';
 import { loadSyncState, saveSyncState, syncStateFile } from './syncState.js';
-import { assertTicketWorktree, fetchTicket, pruneExpiredTickets } from './ticket.js';
+import { assertTicketWorktree, fetchTicket, newTicketId, pruneExpiredTickets, ticketStore } from './ticket.js';
 
 /**
  * Upload tickets (docs/FORMAT.md, "Upload tickets"): `mintPushTicket` runs on a host with
@@ -78,28 +77,17 @@ export interface MintedPushTicket {
 type MintContext = Pick<Context, 'remote' | 'worktree' | 'host' | 'report' | 'env'>;
 
 export async function mintPushTicket(ctx: MintContext, options: MintPushOptions): Promise<MintedPushTicket> {
-  const { remote, worktree } = ctx;
-  if (remote instanceof SealedRemote) {
-    throw usageError(
-      'ticket-encrypted',
-      `worktree ${worktree.key} is encrypted, and this sessmig cannot mint tickets for encrypted worktrees yet`,
-      'pull and push on hosts that have the key (sessmig key show / key import)',
-    );
-  }
-  if (!(remote instanceof S3Remote)) {
-    throw usageError(
-      'ticket-needs-s3',
-      `tickets need an s3:// remote; ${remote.display} is a local folder`,
-      'a host that can write the folder pushes to it directly (--remote file://…)',
-    );
-  }
+  const { worktree } = ctx;
+  // An encrypted worktree: the ticket is sealed to a key derived for it (in the URL's fragment),
+  // and what is uploaded is sealed to another derived key that only this side can re-derive.
+  const { sealing, remote } = ticketStore(ctx.remote, 'a host that can write the folder pushes to it directly (--remote file://…)');
   if (!Number.isInteger(options.maxSessions) || options.maxSessions < 1 || options.maxSessions > MAX_SLOTS) {
     throw usageError('bad-flag', `--max-sessions takes 1 to ${MAX_SLOTS}`, 'count the sessions with their subagent children');
   }
-  const pointer = await readPointer(remote, worktree.key);
+  const pointer = await readPointer(ctx.remote, worktree.key);
   const now = new Date(Math.floor(Date.now() / 1000) * 1000);
   const seconds = options.expiresInSeconds;
-  const id = `${now.toISOString().replace(/[-:]/g, '').replace('.', '')}-${randomBytes(8).toString('hex')}`;
+  const id = newTicketId(now);
   const classes = sizeClasses(options.maxBytes);
   const signSlot = async (key: string, sizes: number[]): Promise<Record<string, string>> => {
     const urls = await Promise.all(sizes.map((size) => remote.presignPut(key, size, seconds)));
@@ -121,8 +109,11 @@ export async function mintPushTicket(ctx: MintContext, options: MintPushOptions)
     issuedBy: { hostId: ctx.host.hostId, hostname: ctx.host.hostname },
     limits: { maxSessions: options.maxSessions, maxBytes: options.maxBytes },
     urls: { manifest: await signSlot(uploadManifestKey(worktree.key, id), MANIFEST_CLASSES), slots },
+    ...(sealing ? { sealed: { recipient: await identityToRecipient(sealing.key.uploadIdentity(id)) } } : {}),
   };
-  const body = serializeDocument(ticket);
+  const body = sealing
+    ? await sealBytes(serializeDocument(ticket), await identityToRecipient(sealing.key.ticketIdentity(id)))
+    : serializeDocument(ticket);
   if (body.length > MAX_TICKET_BYTES) {
     throw new SessmigError(
       'ticket-too-large',
@@ -132,7 +123,7 @@ export async function mintPushTicket(ctx: MintContext, options: MintPushOptions)
   }
   const key = ticketKey(worktree.key, id);
   await remote.put(key, body, { ifNoneMatch: true });
-  const url = await remote.presignGet(key, seconds);
+  const url = `${await remote.presignGet(key, seconds)}${sealing ? `#${sealing.key.ticketIdentity(id)}` : ''}`;
   if (ctx.env.AWS_SESSION_TOKEN) {
     ctx.report.warn(`the URLs are signed with temporary credentials (AWS_SESSION_TOKEN): they stop working when those expire, which may be before ${ticket.expiresAt}`);
   }
@@ -201,8 +192,16 @@ export async function pushToTicket(ctx: Context, url: string, options: TicketPus
   ).finally(() => source.close());
   const classes = (urls: Record<string, string>) => Object.keys(urls).map(Number).sort((a, b) => a - b);
   const fits = (urls: Record<string, string>, size: number) => classes(urls).find((candidate) => candidate >= size);
+  // An encrypted worktree's ticket: each blob goes up sealed (the slot then holds the age file).
+  const recipient = ticket.sealed?.recipient;
+  const sealedFiles = recipient
+    ? await timing.time('seal', () =>
+        mapPool(blobs, ctx.jobs, async (blob) => ({ file: `${blob.file}.age`, size: await sealFile(blob.file, `${blob.file}.age`, recipient) }), ctx.signal),
+      )
+    : undefined;
+  const upload = (index: number) => sealedFiles?.[index] ?? { file: blobs[index]!.file, size: blobs[index]!.storedBytes };
   for (const [index, blob] of blobs.entries()) {
-    if (fits(ticket.urls.slots[index]!, blob.storedBytes) === undefined || blob.storedBytes > ticket.limits.maxBytes) {
+    if (fits(ticket.urls.slots[index]!, upload(index).size) === undefined || upload(index).size > ticket.limits.maxBytes) {
       throw new SessmigError(
         'blob-too-large',
         `session ${selected[index]!.id} is ${blob.storedBytes} bytes compressed, over upload ticket ${ticket.id}'s cap of ${ticket.limits.maxBytes} bytes per session; nothing was uploaded`,
@@ -211,7 +210,11 @@ export async function pushToTicket(ctx: Context, url: string, options: TicketPus
     }
   }
   const todos = await timing.time('todos', () => readTodos(opencode, selected.map((row) => row.id)));
-  const entries: (ManifestSession & { slot: number })[] = selected.map((row, slot) => ({ ...manifestEntry(row, blobs[slot]!, todos), slot }));
+  const entries: (ManifestSession & { slot: number; sealedBytes?: number })[] = selected.map((row, slot) => ({
+    ...manifestEntry(row, blobs[slot]!, todos),
+    slot,
+    ...(sealedFiles ? { sealedBytes: sealedFiles[slot]!.size } : {}),
+  }));
   const manifest: Manifest & { ticket: string } = {
     formatVersion: FORMAT_VERSION,
     kind: 'sessmig.checkpoint',
@@ -224,8 +227,22 @@ export async function pushToTicket(ctx: Context, url: string, options: TicketPus
     skipped: [],
     ticket: ticket.id,
   };
-  const manifestBody = serializeDocument(manifest);
-  const manifestClass = fits(ticket.urls.manifest, manifestBody.length);
+  const plainManifest = serializeDocument(manifest);
+  let manifestBody = plainManifest;
+  let manifestClass = fits(ticket.urls.manifest, plainManifest.length);
+  if (recipient) {
+    // Sealed to exactly a class's size (the plaintext padded with spaces): the next class if a size cannot be hit.
+    const sealed = await sealBytes(plainManifest, recipient);
+    manifestClass = undefined;
+    for (const size of classes(ticket.urls.manifest).filter((candidate) => candidate >= sealed.length)) {
+      const exact = await sealToSize(plainManifest, recipient, size);
+      if (exact) {
+        manifestBody = exact;
+        manifestClass = size;
+        break;
+      }
+    }
+  }
   if (manifestClass === undefined) {
     throw new SessmigError('manifest-too-large', `the upload's manifest is ${manifestBody.length} bytes, larger than the ticket allows; nothing was uploaded`, {
       hint: 'upload fewer sessions at a time (--session ID)',
@@ -236,11 +253,12 @@ export async function pushToTicket(ctx: Context, url: string, options: TicketPus
   const uploaded = await mapPool(
     blobs,
     ctx.jobs,
-    async (blob: ExportedBlob, slot) => {
+    async (_blob: ExportedBlob, slot) => {
       ctx.signal.throwIfAborted();
       const urls = ticket.urls.slots[slot]!;
-      const size = fits(urls, blob.storedBytes)!;
-      await timing.time('upload', () => putThroughTicket(urls[String(size)]!, blob.file, blob.storedBytes, size, 0, `upload of session ${selected[slot]!.id} (slot ${slot})`));
+      const { file, size: length } = upload(slot);
+      const size = fits(urls, length)!;
+      await timing.time('upload', () => putThroughTicket(urls[String(size)]!, file, length, size, 0, `upload of session ${selected[slot]!.id} (slot ${slot})`));
       progress.done++;
       progress.bytes += size;
       report.progress('uploaded', progress.done, blobs.length, progress.bytes);

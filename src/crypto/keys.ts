@@ -66,6 +66,16 @@ export class UserKey {
     return this.mac('blob name', sha256).toString('hex');
   }
 
+  /** The key an upload ticket's document is sealed to (its URL's fragment); this host can re-derive it. */
+  ticketIdentity(ticketId: string): string {
+    return identityFromBytes(this.mac('ticket key', ticketId));
+  }
+
+  /** The key what is uploaded through an upload ticket is sealed to. */
+  uploadIdentity(ticketId: string): string {
+    return identityFromBytes(this.mac('upload key', ticketId));
+  }
+
   /** The age identity that encrypts the blob with this plaintext sha256. */
   blobIdentity(sha256: string): string {
     return identityFromBytes(this.mac('blob key', sha256));

@@ -96,3 +96,19 @@ function unreadable(what: string, error: unknown): SessmigError {
     },
   );
 }
+
+/**
+ * Seals a document so that the result is exactly `size` bytes, by padding the plaintext with
+ * spaces (JSON whitespace): an upload slot signs one exact length. Undefined when no padding fits.
+ */
+export async function sealToSize(plain: Buffer, recipient: string, size: number): Promise<Buffer | undefined> {
+  const header = await headerBytes(recipient);
+  for (let chunks = 1; chunks <= Math.ceil(size / CHUNK) + 1; chunks++) {
+    const length = size - header - chunks * TAG;
+    if (length < plain.length) break;
+    if (Math.max(1, Math.ceil(length / CHUNK)) !== chunks) continue;
+    const sealed = await sealBytes(Buffer.concat([plain, Buffer.alloc(length - plain.length, 0x20)]), recipient);
+    if (sealed.length === size) return sealed;
+  }
+  return undefined;
+}

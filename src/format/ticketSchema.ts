@@ -116,6 +116,8 @@ export const PushTicket = z.looseObject({
     /** Slot n: presigned PUTs of incoming/<ticket>/slots/<n>.json.gz, one per size class. */
     slots: z.array(slotUrls).max(MAX_SLOTS),
   }),
+  /** Encrypted worktrees only: seal every slot and the manifest to this age recipient. */
+  sealed: z.looseObject({ recipient: z.string().regex(/^age1[0-9a-z]{58}$/, 'not an age recipient') }).optional(),
 });
 export type PushTicket = z.infer<typeof PushTicket>;
 

@@ -175,7 +175,7 @@ describe('end-to-end encryption', () => {
 
   it('a ticket carries the checkpoint key in its fragment: a host with no AWS variables and no key pulls; without the fragment, or with a flipped byte, it is refused', async (ctx) => {
     if (skipped) ctx.skip(skipped);
-    const guest = await hostWithRepo('guest');
+    const guest = await hostWithRepo('guest', { llm: scene.llm });
     try {
       expect(Object.keys(guest.host.env).filter((name) => name.startsWith('AWS_') || name === 'SESSMIG_KEY')).toEqual([]);
       const shared = await onLaptop(['share', '--json']);
@@ -218,6 +218,30 @@ describe('end-to-end encryption', () => {
       expect(view.messages).toBe((await box.view(made.plain)).messages);
       expect(view.directory).toBe(guest.repo);
       expect(JSON.stringify(await guest.host.exportSession(made.plain))).toContain(MARK);
+
+      // The way back through an upload ticket: sealed on the guest, verified and taken in by the laptop.
+      const up = await onLaptop(['share', '--upload', '--max-sessions', '5', '--json']);
+      expect(up.exitCode, explain(up)).toBe(0);
+      const upload = JSON.parse(up.stdout);
+      expect(upload.url).toMatch(/#AGE-SECRET-KEY-1[0-9A-Z]{58}$/);
+      await guest.host.run(guest.repo, 'the guest adds MARK-GUEST-TURN-91', { session: made.plain });
+      const sent = await onGuest(['push', '--to-url', upload.url, '--json']);
+      expect(sent.exitCode, explain(sent)).toBe(0);
+      const incoming = [...(await stored_())].filter(([name]) => name.includes('/incoming/'));
+      expect(incoming.length).toBeGreaterThan(3);
+      for (const [name, body] of incoming) {
+        expect(body.subarray(0, 21).toString(), name).toBe('age-encryption.org/v1');
+        for (const needle of [MARK, 'MARK-GUEST-TURN-91', made.plain]) expect(body.includes(Buffer.from(needle)), `${name} holds ${needle}`).toBe(false);
+      }
+      const home = await onLaptop(['pull', '--migrate', '--force', '--json']);
+      expect(home.exitCode, explain(home)).toBe(0);
+      expect(home.json.uploads).toEqual([expect.objectContaining({ ticket: upload.ticket, sessions: 3 })]);
+      expect(JSON.stringify(await laptop.exportSession(made.plain))).toContain('MARK-GUEST-TURN-91');
+      expect((await laptop.view(made.plain)).messages).toBe((await guest.host.view(made.plain)).messages);
+      for (const [name, body] of await stored_()) {
+        expect(body.includes(Buffer.from('MARK-GUEST-TURN-91')), name).toBe(false);
+        expect(name.includes('/blobs/') ? /\/blobs\/[0-9a-f]{64}\.age$/.test(name) : true, name).toBe(true);
+      }
     } finally {
       await guest.host.cleanup();
     }
