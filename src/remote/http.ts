@@ -16,7 +16,7 @@ export interface TransferOptions {
   refresh?: () => Promise<string>;
 }
 
-const MAX_ERROR_PREVIEW = 4096;
+export const MAX_ERROR_PREVIEW = 4096;
 const DEFAULT_ATTEMPTS = 4;
 
 export interface Padding {
@@ -122,12 +122,12 @@ function normalize(error: unknown, what: string): SessmigError {
 
 /** Turns an S3 error response into a SessmigError that tells the causes of a 403 apart. */
 export async function httpError(response: Response, what: string, action: string): Promise<SessmigError> {
-  const text = await readPreview(response);
+  const { text, cut } = await readPreview(response);
   const code = /<Code>([^<]{1,100})<\/Code>/.exec(text)?.[1];
   const message = /<Message>([^<]{1,500})<\/Message>/.exec(text)?.[1];
   const preview = redact(text).slice(0, MAX_ERROR_PREVIEW);
-  const data = { status: response.status, s3Code: code, preview };
-  const base = `${what}: ${action} failed with HTTP ${response.status}${code ? ` ${code}` : ''}`;
+  const data = { status: response.status, s3Code: code, preview, ...(cut ? { previewCut: true } : {}) };
+  const base = `${what}: ${action} failed with HTTP ${response.status}${code ? ` ${code}` : ''}${cut ? ` (its error body exceeds ${MAX_ERROR_PREVIEW} bytes; only that much was read)` : ''}`;
   if (response.status === 403 && (code === 'AccessDenied' && /expired/i.test(message ?? '') || /expired/i.test(code ?? ''))) {
     return new SessmigError('url-expired', `${base}: the presigned URL has expired`, {
       hint: 'ask the host with credentials for a new ticket (sessmig share) and re-run',
@@ -161,22 +161,27 @@ export async function httpError(response: Response, what: string, action: string
   });
 }
 
-async function readPreview(response: Response): Promise<string> {
-  if (!response.body) return '';
+async function readPreview(response: Response): Promise<{ text: string; cut: boolean }> {
+  if (!response.body) return { text: '', cut: false };
   const reader = response.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
+  let done = false;
   try {
-    while (total < MAX_ERROR_PREVIEW) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      total += value.length;
+    while (total <= MAX_ERROR_PREVIEW) {
+      const next = await reader.read();
+      if (next.done) {
+        done = true;
+        break;
+      }
+      chunks.push(next.value);
+      total += next.value.length;
     }
   } finally {
     await reader.cancel().catch(() => undefined);
   }
-  return Buffer.concat(chunks).toString('utf8').slice(0, MAX_ERROR_PREVIEW);
+  // Never read an error body whole: past the cap it is cut, and the message says so.
+  return { text: Buffer.concat(chunks).subarray(0, MAX_ERROR_PREVIEW).toString('utf8'), cut: !done || total > MAX_ERROR_PREVIEW };
 }
 
 function sleep(ms: number): Promise<void> {

@@ -7,12 +7,15 @@ import {
   PutObjectCommand,
   S3Client,
   S3ServiceException,
+  type ServiceInputTypes,
+  type ServiceOutputTypes,
 } from '@aws-sdk/client-s3';
+import type { DeserializeMiddleware } from '@smithy/types';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { SessmigError } from '../core/errors.js';
 import { redact } from '../util/redact.js';
-import { getStreamFromUrl, putFileToUrl, readCapped } from './http.js';
+import { getStreamFromUrl, MAX_ERROR_PREVIEW, putFileToUrl, readCapped } from './http.js';
 import type { ListedObject, PutConditions, Remote, StoredObject } from './remote.js';
 import { MAX_SINGLE_PUT_BYTES } from './remote.js';
 import { notFound, objectTooLarge, preconditionFailed } from './remoteErrors.js';
@@ -59,6 +62,7 @@ export class S3Remote implements Remote {
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 4,
     });
+    this.client.middlewareStack.add(capErrorBodies(display), { step: 'deserialize', priority: 'low', name: 'sessmigCapErrorBodies' });
   }
 
   private key(key: string): string {
@@ -263,4 +267,41 @@ function nameOf(error: unknown): string | undefined {
 function isNotFound(error: unknown): boolean {
   const name = nameOf(error);
   return name === 'NoSuchKey' || name === 'NotFound' || (statusOf(error) === 404 && name !== 'NoSuchBucket');
+}
+
+/**
+ * The SDK reads an error response's body whole to parse it: a store (or a proxy) that answers with
+ * a huge body would be read into memory. This runs between the HTTP response and the SDK's
+ * parser: an error body over MAX_ERROR_PREVIEW bytes is refused ("exceeds N bytes") after reading
+ * only that much; a smaller one is handed on unchanged.
+ */
+function capErrorBodies(display: string): DeserializeMiddleware<ServiceInputTypes, ServiceOutputTypes> {
+  return (next) =>
+    async (args) => {
+      const result = await next(args);
+      const response = result.response as { statusCode?: number; headers?: Record<string, string>; body?: unknown };
+      if (!response || (response.statusCode ?? 200) < 300 || !(response.body instanceof Readable)) return result;
+      const chunks: Buffer[] = [];
+      let total = 0;
+      for await (const chunk of response.body) {
+        chunks.push(chunk as Buffer);
+        total += (chunk as Buffer).length;
+        if (total > MAX_ERROR_PREVIEW) {
+          response.body.destroy();
+          const preview = Buffer.concat(chunks).subarray(0, MAX_ERROR_PREVIEW).toString('utf8');
+          const code = /<Code>([^<]{1,100})<\/Code>/.exec(preview)?.[1];
+          throw new SessmigError(
+            'error-body-too-large',
+            `${display}: the store answered HTTP ${response.statusCode}${code ? ` ${code}` : ''} with an error body that exceeds ${MAX_ERROR_PREVIEW} bytes; it was not read further`,
+            {
+              hint: response.statusCode === 403 ? 'check the credentials and their permissions on this bucket and prefix' : 'the endpoint may not be an S3 service (check AWS_ENDPOINT_URL_S3), or a proxy answers in its place',
+              data: { status: response.statusCode, s3Code: code, preview: redact(preview) },
+              exitCode: response.statusCode === 403 ? 2 : 1,
+            },
+          );
+        }
+      }
+      response.body = Readable.from([Buffer.concat(chunks)]);
+      return result;
+    };
 }

@@ -157,8 +157,19 @@ describe('through a ticket URL (a host without credentials)', () => {
     recordFault({ area: 'bad input', fault: 'S3 error response with a 32 MiB body (ticket URL)', target: 'local', outcome: 'exit 1, "HTTP 403 AccessDenied"; at most a 4 KiB preview read, none of it printed' });
   });
 
-  // Not yet: the presigned path reads a 4 KiB preview but does not say that the body was cut;
-  // the SDK path (documents, listings) reads an error body whole — measured: a 32 MiB 403 body
-  // on `sessmig check` took 10 s and 1.3 GB RSS. Both belong in src/remote (http.ts, s3Remote.ts).
-  it.todo('an S3 error body over 4 KiB is refused, "exceeds 4096 bytes", on SDK calls too (today the SDK reads it whole)');
+  it('an S3 error body over 4 KiB is refused, "exceeds 4096 bytes", on SDK calls too (the SDK would read it whole)', async () => {
+    // An endpoint that answers every request with the 32 MiB 403: the pointer read is an SDK call.
+    const env = { AWS_ENDPOINT_URL_S3: base, AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', AWS_REGION: 'us-east-1' };
+    const t0 = Date.now();
+    const run = await sessmig(b, ['pull', '--remote', 's3://bucket/p/', '--s3-path-style', '--worktree', WORKTREE, '--json'], { cwd: repoB, env });
+    expect(run.exitCode, explain(run)).toBe(2);
+    expect(run.json.error.code).toBe('error-body-too-large');
+    expect(run.stderr).toMatch(/answered HTTP 403 AccessDenied with an error body that exceeds 4096 bytes; it was not read further/);
+    expect(run.stderr).not.toMatch(/xxxxxxxxxxxxxxxx/);
+    expect(Date.now() - t0).toBeLessThan(60_000);
+    const viaUrl = await sessmig(b, ['pull', '--from-url', `${base}/error`], { cwd: repoB });
+    expect(viaUrl.stderr).toMatch(/its error body exceeds 4096 bytes; only that much was read/);
+    expect(await b.sessions()).toEqual([]);
+    recordFault({ area: 'bad input', fault: 'S3 error response with a 32 MiB body (SDK call)', target: 'local', outcome: 'exit 2, "error body that exceeds 4096 bytes"; 4 KiB read; nothing imported' });
+  });
 });
