@@ -15,7 +15,8 @@ import { TicketRemote } from '../../src/remote/ticketRemote.js';
 import { SessmigError } from '../../src/core/errors.js';
 import { startScene, type Scene } from '../support/scene.js';
 import { createHost, createRepo, type Host } from '../support/host.js';
-import { e2eS3Kinds, startS3Target, type S3Target } from '../support/s3.js';
+import { describeOnE2eS3 } from '../support/e2eTargets.js';
+import { startS3Target, type S3Target } from '../support/s3.js';
 import { explain, sessmig, type SessmigRun } from './harness.js';
 import { recordFault } from '../support/reliability.js';
 
@@ -94,15 +95,7 @@ afterAll(async () => {
   await scene?.dispose();
 });
 
-const plan = e2eS3Kinds();
-const kinds = plan.run;
-for (const skipped of plan.skipped) {
-  describe(`pull tickets (${skipped.kind} remote)`, () => {
-    it.skip(`skipped: ${skipped.why}`, () => {});
-  });
-}
-
-describe.each(kinds)('pull tickets (%s remote)', (kind) => {
+describeOnE2eS3('pull tickets', (kind) => {
   let target: S3Target | undefined;
   let skipped: string | undefined;
   let b: Host;

@@ -13,7 +13,8 @@ import { parseSize } from '../../src/core/uploadTicket.js';
 import { sizeClasses } from '../../src/format/ticketSchema.js';
 import { startScene, type Scene } from '../support/scene.js';
 import type { Host } from '../support/host.js';
-import { e2eS3Kinds, startS3Target, type S3Target, type S3TargetKind } from '../support/s3.js';
+import { describeOnE2eS3 } from '../support/e2eTargets.js';
+import { startS3Target, type S3Target, type S3TargetKind } from '../support/s3.js';
 import { explain, sessmig, type SessmigRun } from './harness.js';
 
 describe('upload ticket parameters (no server)', () => {
@@ -56,15 +57,7 @@ afterAll(async () => {
   await scene?.dispose();
 });
 
-const plan = e2eS3Kinds();
-const kinds = plan.run;
-for (const skipped of plan.skipped) {
-  describe(`upload tickets (${skipped.kind} remote)`, () => {
-    it.skip(`skipped: ${skipped.why}`, () => {});
-  });
-}
-
-describe.each(kinds)('upload tickets (%s remote)', (kind) => {
+describeOnE2eS3('upload tickets', (kind) => {
   let target: S3Target | undefined;
   let skipped: string | undefined;
   let url: string;
