@@ -76,7 +76,7 @@ export async function withContext<T>(
   options: CommonOptions,
   io: Io,
   fn: (ctx: Context) => Promise<T>,
-  /** Commands that read and write through a ticket instead of the remote skip its encryption marker. */
+  /** Commands that do not touch the remote (undo) or go through a ticket instead skip its encryption marker. */
   how: { remote: boolean } = { remote: true },
 ): Promise<T> {
   const paths = hostPaths(io.env);

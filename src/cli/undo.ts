@@ -31,7 +31,7 @@ export function registerUndo(program: Command, io: Io, done: (code: number) => v
       done(0);
       return;
     }
-    const result = await withContext(flags, io, (ctx) => undo(ctx));
+    const result = await withContext(flags, io, (ctx) => undo(ctx), { remote: false });
     if (flags.json) {
       printJson(io, { command: 'undo', ...result });
     } else {

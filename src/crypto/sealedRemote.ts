@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { SessmigError, usageError } from '../core/errors.js';
 import { parseDocument, serializeDocument } from '../format/document.js';
 import { CHECKPOINT_ID, HOST_ID, SHA256 } from '../format/ids.js';
-import { worktreePrefix } from '../format/layout.js';
+import { blobKey, worktreePrefix } from '../format/layout.js';
 import { FORMAT_VERSION } from '../format/schema.js';
 import type { ListedObject, PutConditions, Remote, StoredObject } from '../remote/remote.js';
 import { headerBytes, isSealed, openBytes, openStream, plainSize, sealBytes, sealFile } from './seal.js';
@@ -181,14 +181,14 @@ export class SealedRemote implements Remote {
 
   /** Seals a plaintext blob of this worktree in place (the first encrypted push of a worktree). */
   async adoptPlainBlob(sha256: string, tempName: string): Promise<boolean> {
-    const plainKey = `${this.prefix}blobs/${sha256}.json.gz`;
+    const plainKey = blobKey(this.worktree, sha256);
     if (await this.inner.head(this.storedBlobKey(sha256))) return false;
     const plain = await this.inner.head(plainKey);
     if (!plain) return false;
     const file = path.join(this.tempDir, tempName);
     try {
       await pipeline(await this.inner.getStream(plainKey), createWriteStream(file, { mode: 0o600 }));
-      await this.putFile(`${this.prefix}blobs/${sha256}.json.gz`, file, (await stat(file)).size);
+      await this.putFile(plainKey, file, (await stat(file)).size);
     } finally {
       await rm(file, { force: true });
     }
