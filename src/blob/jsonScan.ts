@@ -36,6 +36,8 @@ export interface ScanHooks {
   captureValue?(path: JsonPath): boolean;
   /** JSON text to write instead of a captured value, or undefined to keep its bytes. May throw to refuse the document. */
   replaceValue?(path: JsonPath, value: unknown): string | undefined;
+  /** Report paths up to this many segments to the hooks (default HOOK_DEPTH); deeper values are skipped cheaply. */
+  pathDepth?: number;
 }
 
 export class JsonScanError extends Error {}
@@ -148,6 +150,8 @@ export class JsonScanner extends Transform {
   private capturing = false;
   /** The capture is a whole value (captureValue), not a wanted scalar. */
   private capturingValue = false;
+  /** The whole-value capture is of a scalar that `wants` asked for too. */
+  private captureWanted = false;
   /** A captured container: the stack depth inside it (0: none). */
   private valueCaptureDepth = 0;
   private captureParts: Buffer[] = [];
@@ -165,9 +169,12 @@ export class JsonScanner extends Transform {
   bytesIn = 0;
   bytesOut = 0;
 
+  private readonly hookDepth: number;
+
   constructor(hooks: ScanHooks, options: { normalizedHash?: boolean } = {}) {
     super();
     this.hooks = hooks;
+    this.hookDepth = Math.max(hooks.pathDepth ?? HOOK_DEPTH, HOOK_DEPTH);
     this.hashing = options.normalizedHash === true;
   }
 
@@ -182,6 +189,7 @@ export class JsonScanner extends Transform {
       this.bytesIn += chunk.length;
       this.scan(chunk);
       this.offset += chunk.length;
+      this.pushPending();
       callback();
     } catch (error) {
       callback(error as Error);
@@ -199,10 +207,19 @@ export class JsonScanner extends Transform {
     }
   }
 
+  /** Output of the current chunk, pushed as one buffer when the chunk is done (captures split it). */
+  private pending: Buffer[] = [];
+
   private out(buf: Buffer): void {
     if (buf.length === 0) return;
     this.bytesOut += buf.length;
-    this.push(buf);
+    this.pending.push(buf);
+  }
+
+  private pushPending(): void {
+    if (this.pending.length === 0) return;
+    this.push(this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending));
+    this.pending = [];
   }
 
   private fail(message: string, at: number): never {
@@ -262,7 +279,7 @@ export class JsonScanner extends Transform {
   }
 
   private currentPath(): PathSegment[] | undefined {
-    if (this.stack.length > HOOK_DEPTH) return undefined;
+    if (this.stack.length > this.hookDepth) return undefined;
     return this.stack.map((frame) => (frame.array ? frame.index : (frame.key ?? '\u0000')));
   }
 
@@ -475,18 +492,20 @@ export class JsonScanner extends Transform {
     }
     if (path && !this.capturing) {
       const whole = this.hooks.captureValue?.(path) === true;
-      if (whole || this.hooks.wants?.(path)) {
+      const wanted = this.hooks.wants?.(path) === true;
+      if (whole || wanted) {
         this.out(chunk.subarray(outStart, at));
-        this.beginCapture(path, whole);
+        this.beginCapture(path, whole, wanted);
         return { flushedTo: at };
       }
     }
     return {};
   }
 
-  private beginCapture(path: JsonPath, whole: boolean): void {
+  private beginCapture(path: JsonPath, whole: boolean, wanted = false): void {
     this.capturing = true;
     this.capturingValue = whole;
+    this.captureWanted = wanted;
     this.captureParts = [];
     this.captureBytes = 0;
     this.capturePath = path;
@@ -525,8 +544,12 @@ export class JsonScanner extends Transform {
     }
     const whole = this.capturingValue;
     this.capturingValue = false;
-    if (!whole) this.hooks.onScalar?.(this.capturePath, value);
-    const replacement = whole ? this.hooks.replaceValue?.(this.capturePath, value) : this.hooks.replace?.(this.capturePath, value);
+    // A scalar both captured whole and wanted goes to both sets of hooks; replaceValue speaks first.
+    const wanted = !whole || this.captureWanted;
+    this.captureWanted = false;
+    if (wanted) this.hooks.onScalar?.(this.capturePath, value);
+    let replacement = whole ? this.hooks.replaceValue?.(this.capturePath, value) : undefined;
+    if (replacement === undefined && wanted) replacement = this.hooks.replace?.(this.capturePath, value);
     this.out(replacement === undefined ? raw : Buffer.from(replacement, 'utf8'));
     return end;
   }

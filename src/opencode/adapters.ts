@@ -26,6 +26,7 @@
  */
 import { createTwoFilesPatch, formatPatch } from 'diff';
 import { type JsonPath, type ScanHooks } from '../blob/jsonScan.js';
+import { acceptanceFor, ACCEPTANCE_PATH_DEPTH } from './acceptance.js';
 import { compareVersions, parseVersion } from './versions.js';
 
 /** The summary.diffs entry shape a destination version takes. */
@@ -125,18 +126,20 @@ export function legacyEntryToPatch(entry: Entry & { file: string; before: string
 }
 
 export interface BlobAdaptation {
-  /** Scanner hooks to merge into the rebase's hooks (they own captureValue / replaceValue only). */
-  hooks: Pick<ScanHooks, 'captureValue' | 'replaceValue'>;
+  /** Scanner hooks to merge into the rebase's hooks (they own captureValue / replaceValue / pathDepth only). */
+  hooks: Pick<ScanHooks, 'captureValue' | 'replaceValue' | 'pathDepth'>;
   /** What was done, for the report: entries converted per adapter. */
   readonly counts: { legacyDiffsToPatch: number };
 }
 
 /**
  * The adapters and checks for importing into opencode `destination`. Throws BlobUnfitError (from
- * inside the scan) for an entry the destination cannot take and no adapter can carry honestly.
+ * inside the scan) for an entry the destination cannot take and no adapter can carry honestly, and
+ * for any value it would refuse half-way (acceptance.ts).
  */
 export function adaptBlobFor(destination: string): BlobAdaptation {
   const wanted = diffShapeFor(destination);
+  const acceptance = acceptanceFor(destination);
   const counts = { legacyDiffsToPatch: 0 };
   const unfit = (path: JsonPath, why: string): never => {
     const where = formatPath(path);
@@ -145,8 +148,13 @@ export function adaptBlobFor(destination: string): BlobAdaptation {
   return {
     counts,
     hooks: {
-      captureValue: isSummaryDiffEntry,
+      pathDepth: ACCEPTANCE_PATH_DEPTH,
+      captureValue: (path) => isSummaryDiffEntry(path) || acceptance.captures(path),
       replaceValue(path, value) {
+        if (!isSummaryDiffEntry(path)) {
+          const refused = acceptance.check(path, value);
+          return refused ? unfit(refused.path, refused.why) : undefined;
+        }
         if (!isEntry(value)) return unfit(path, `is ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}, not a file diff object`);
         if (typeof value.file !== 'string') return unfit(path, 'has no string "file"');
         const hasPatch = typeof value.patch === 'string';

@@ -20,6 +20,12 @@ export interface SchemaBreak {
   upgrade: string;
   /** The adapter that carries sessions across this break, if one does (what it does, in words). */
   adaptedBy?: string;
+  /**
+   * A break in values that only some sessions hold: the pair is not refused; pull checks every blob
+   * while it streams (src/opencode/acceptance.ts) and refuses, before importing it, each session
+   * that holds such a value, naming the field. What it checks, in words.
+   */
+  checkedPerSession?: string;
 }
 
 export interface VersionRange {
@@ -47,6 +53,44 @@ export const SCHEMA_BREAKS: readonly SchemaBreak[] = [
     refusedBy: [{ below: '1.4.0' }],
     upgrade: 'upgrade opencode on this host to ≥ 1.4.0 (1.14.41 and 1.18.33 are tested)',
   },
+  {
+    id: 'assistant-error-content-filter',
+    description:
+      'assistant messages may carry error.name "ContentFilterError" from 1.17.11; earlier versions reject that message half-way (measured: 1.3.2, 1.14.34, 1.14.41, 1.17.0)',
+    writtenBy: { from: '1.17.11' },
+    refusedBy: [{ below: '1.17.11' }],
+    upgrade: 'upgrade opencode on this host to ≥ 1.17.11',
+    checkedPerSession: 'sessions with a ContentFilterError are refused one by one, the others import',
+  },
+  {
+    id: 'non-negative-integer-times',
+    description:
+      'up to 1.3.x times and counters may be any number; from 1.14.34 they must be non-negative integers (a user message time.created: any non-negative number again from 1.17.0), or the import stops half-way',
+    writtenBy: { below: '1.14.34' },
+    refusedBy: [{ from: '1.14.34' }],
+    upgrade: 'none needed for sessions opencode itself wrote (its times are integer milliseconds)',
+    checkedPerSession: 'sessions holding a negative or fractional time or counter are refused one by one, the others import',
+  },
+  {
+    id: 'user-time-created-fractional',
+    description: "from 1.17.0 a user message's time.created may be fractional; 1.14.34–1.15.x reject it half-way",
+    writtenBy: { from: '1.17.0' },
+    refusedBy: [{ from: '1.14.34', below: '1.17.0' }],
+    upgrade: 'upgrade opencode on this host to ≥ 1.17.0',
+    checkedPerSession: 'sessions with a fractional user message time.created are refused one by one, the others import',
+  },
+];
+
+/**
+ * Known losses that opencode itself makes on import and that no break above refuses: the value is
+ * dropped silently (unknown keys are dropped by every version). Pull names them in its warning.
+ */
+export const KNOWN_LOSSES: readonly { id: string; description: string; between: [VersionRange, VersionRange] }[] = [
+  {
+    id: 'user-variant',
+    description: "a user message's model variant (top-level `variant` before 1.4.0, `model.variant` from 1.4.0) is dropped when it crosses 1.4.0, either way",
+    between: [{ below: '1.4.0' }, { from: '1.4.0' }],
+  },
 ];
 
 export function parseVersion(version: string): [number, number, number] | undefined {
@@ -71,8 +115,11 @@ export function inRange(version: string, range: VersionRange): boolean {
 
 export type Compatibility =
   | { verdict: 'same'; source: string; destination: string }
-  /** `adapted`: the ids of the breaks that pull's adapters carry across (empty: no known break). */
-  | { verdict: 'compatible'; source: string; destination: string; note: string; adapted: string[] }
+  /**
+   * `adapted`: the ids of the breaks that pull's adapters carry across (empty: no known break);
+   * `checked`: the ids of the value breaks that pull checks session by session.
+   */
+  | { verdict: 'compatible'; source: string; destination: string; note: string; adapted: string[]; checked: string[] }
   | { verdict: 'incompatible'; source: string; destination: string; breaks: SchemaBreak[] };
 
 /** The known breaks between sessions exported by `source` and an import by `destination`. */
@@ -83,7 +130,13 @@ export function breaksBetween(source: string, destination: string): SchemaBreak[
 /** Can sessions exported by `source` be imported faithfully by `destination` (with pull's adapters)? */
 export function checkCompatibility(source: string, destination: string): Compatibility {
   if (source === destination) return { verdict: 'same', source, destination };
-  const all = breaksBetween(source, destination);
+  const found = breaksBetween(source, destination);
+  const perSession = found.filter((item) => item.checkedPerSession !== undefined);
+  const all = found.filter((item) => item.checkedPerSession === undefined);
+  const checks = perSession.map((item) => item.checkedPerSession).join('; ');
+  const losses = lossesBetween(source, destination).map((item) => item.description);
+  const extra = [...(checks ? [`checked per session: ${checks}`] : []), ...(losses.length > 0 ? [`opencode drops on import: ${losses.join('; ')}`] : [])];
+  const tail = extra.length > 0 ? ` (${extra.join('; ')})` : '';
   const refused = all.filter((item) => item.adaptedBy === undefined);
   if (refused.length > 0) return { verdict: 'incompatible', source, destination, breaks: refused };
   if (all.length > 0) {
@@ -92,7 +145,8 @@ export function checkCompatibility(source: string, destination: string): Compati
       source,
       destination,
       adapted: all.map((item) => item.id),
-      note: `opencode ${source} exported these sessions and ${destination} imports them once adapted: ${all.map((item) => item.adaptedBy).join('; ')}`,
+      checked: perSession.map((item) => item.id),
+      note: `opencode ${source} exported these sessions and ${destination} imports them once adapted: ${all.map((item) => item.adaptedBy).join('; ')}${tail}`,
     };
   }
   const unknown = !parseVersion(source) || !parseVersion(destination);
@@ -101,8 +155,17 @@ export function checkCompatibility(source: string, destination: string): Compati
     source,
     destination,
     adapted: [],
-    note: unknown
-      ? `cannot compare opencode versions ${source} and ${destination}; no known break applies`
-      : `opencode ${source} exported these sessions and ${destination} imports them; no known schema break between them`,
+    checked: perSession.map((item) => item.id),
+    note:
+      (unknown
+        ? `cannot compare opencode versions ${source} and ${destination}; no known break applies`
+        : perSession.length > 0
+          ? `opencode ${source} exported these sessions and ${destination} imports them; no break needs an adapter`
+          : `opencode ${source} exported these sessions and ${destination} imports them; no known schema break between them`) + tail,
   };
+}
+
+/** The known silent losses when sessions exported by `source` are imported by `destination`. */
+export function lossesBetween(source: string, destination: string): (typeof KNOWN_LOSSES)[number][] {
+  return KNOWN_LOSSES.filter(({ between: [a, b] }) => (inRange(source, a) && inRange(destination, b)) || (inRange(source, b) && inRange(destination, a)));
 }

@@ -10,6 +10,8 @@
  * - 1.18.33 → 1.14.41: the directory rebase (1.14.41 keeps the blob's directory: a plain
  *   `opencode import` of the same export lands on the source host's path).
  * - 1.14.41 → 1.18.33: a version change with no known break goes, with a warning.
+ * - 1.18.33 → 1.14.41 with a ContentFilterError (added in 1.17.11): that session alone is refused
+ *   up front with its field (src/opencode/acceptance.ts); the other one imports.
  * - 1.18.33 → 1.3.2, 1.14.41 → 1.3.2: refused before anything is imported (patch → before/after
  *   cannot be done honestly); with --force, each blob that 1.3.2 would reject half-way is still
  *   refused up front, naming the field.
@@ -229,5 +231,35 @@ describe('opencode version matrix (real builds)', () => {
     expect(run.json.sessions.map((s: any) => [s.id, s.action])).toEqual([[source.parent, 'refused']]);
     // A plain `opencode import` of this blob leaves a partial session on 1.3.2; the pull left nothing.
     expect(await destination.host.sessions()).toEqual([]);
+  });
+
+  it.skipIf(!V18.bin || !V14.bin)('1.18.33 → 1.14.41: a session with a ContentFilterError is refused up front with its field; the others import', async () => {
+    const { source } = pair(V18, V14);
+    // A second session on the source: its copy, with fresh ids, whose assistant message 1.18.33 ended on a content filter.
+    const text = JSON.stringify(source.exported).replace(/\b(ses|msg|prt)_([0-9a-f]{12}[0-9A-Za-z]{12})[0-9A-Za-z]{2}\b/g, (_m, kind, body) => `${kind}_${body}cf`);
+    const filtered = JSON.parse(text);
+    const assistant = filtered.messages.findIndex((m: any) => m.info.role === 'assistant');
+    filtered.messages[assistant].info.error = { name: 'ContentFilterError', data: { message: 'refused by the provider' } };
+    const file = path.join(source.host.root, 'content-filter.json');
+    await writeFile(file, JSON.stringify(filtered));
+    await source.host.opencode(['import', file], { cwd: source.repo });
+    const remote = pathToFileURL(path.join(remotes, 'content-filter')).href;
+    const pushed = await sessmig(source.host, ['push', '--remote', remote], { cwd: source.repo });
+    expect(pushed.exitCode, explain(pushed)).toBe(0);
+
+    const host = await createHost('dst-1.14.41-filter', { opencodeBin: V14.bin });
+    hosts.push(host);
+    const repo = path.join(host.workDir, 'checkout', 'app');
+    await createRepo(repo);
+    const run = await sessmig(host, ['pull', '--remote', remote, '--json'], { cwd: repo });
+    expect(run.exitCode, explain(run)).toBe(3);
+    expect(run.stderr).toContain(
+      `session ${filtered.info.id} cannot be imported faithfully by opencode 1.14.41: messages[${assistant}].info.error.name is "ContentFilterError", an assistant error opencode 1.14.41 does not know (added in opencode 1.17.11)`,
+    );
+    expect(run.stderr).toMatch(/checked per session: sessions with a ContentFilterError are refused one by one/);
+    expect(Object.fromEntries(run.json.sessions.map((s: any) => [s.id, s.action]))).toEqual({ [source.parent]: 'new', [filtered.info.id]: 'refused' });
+    // opencode 1.14.41 itself would stop at that message, leaving a partial session; nothing of it is here.
+    expect(await viewOn(host, filtered.info.id)).toBeUndefined();
+    expect(await viewOn(host, source.parent)).toMatchObject({ directory: repo, messages: source.exported.messages.length });
   });
 });

@@ -19,12 +19,29 @@ describe('the schema-break table', () => {
   });
 
   it('legacy diffs into 1.4+: a break that the adapter carries, so compatible once adapted', () => {
-    expect(breaksBetween('1.3.2', '1.18.33').map((item) => item.id)).toEqual(['summary-diffs-patch']);
+    expect(breaksBetween('1.3.2', '1.18.33').map((item) => item.id)).toEqual(['summary-diffs-patch', 'non-negative-integer-times']);
     for (const destination of ['1.4.0', '1.14.41', '1.17.20', '1.18.33']) {
       const adapted = checkCompatibility('1.3.2', destination);
       expect(adapted).toMatchObject({ verdict: 'compatible', adapted: ['summary-diffs-patch'] });
-      if (adapted.verdict === 'compatible') expect(adapted.note).toMatch(/imports them once adapted: summary\.diffs before\/after become patch/);
+      if (adapted.verdict === 'compatible') {
+        expect(adapted.note).toMatch(/imports them once adapted: summary\.diffs before\/after become patch/);
+        expect(adapted.note).toContain("opencode drops on import: a user message's model variant");
+      }
     }
+    expect(checkCompatibility('1.3.2', '1.14.41')).toMatchObject({ checked: ['non-negative-integer-times'] });
+    expect(checkCompatibility('1.3.2', '1.4.0')).toMatchObject({ checked: [] });
+  });
+
+  it('value breaks that only some sessions hold never refuse the pair: pull checks them session by session', () => {
+    const down = checkCompatibility('1.18.33', '1.14.41');
+    expect(down).toMatchObject({ verdict: 'compatible', adapted: [], checked: ['assistant-error-content-filter', 'user-time-created-fractional'] });
+    if (down.verdict === 'compatible') expect(down.note).toContain('checked per session: sessions with a ContentFilterError are refused one by one');
+    expect(checkCompatibility('1.17.19', '1.18.33')).toMatchObject({ verdict: 'compatible', checked: [] });
+    expect(checkCompatibility('1.17.11', '1.17.0')).toMatchObject({ verdict: 'compatible', checked: ['assistant-error-content-filter'] });
+    // Into 1.3.2 the diffs break still refuses the pair; ContentFilterError is one more reason.
+    const old = checkCompatibility('1.18.33', '1.3.2');
+    expect(old.verdict).toBe('incompatible');
+    if (old.verdict === 'incompatible') expect(old.breaks.map((item) => item.id)).toEqual(['summary-diffs-before-after']);
   });
 
   it('patch diffs into < 1.4: refused (no honest way back), naming the upgrade', () => {
