@@ -10,6 +10,7 @@ import { encryptRequested, resolveEncryption, worktreeOpener } from '../crypto/e
 import { loadHostIdentity } from '../host/identity.js';
 import { hostPaths } from '../host/paths.js';
 import { Opencode } from '../opencode/opencode.js';
+import { VersionCache } from '../opencode/versionCache.js';
 import { openRemote } from '../remote/openRemote.js';
 import type { Remote } from '../remote/remote.js';
 import { redact } from '../util/redact.js';
@@ -68,7 +69,8 @@ export function remoteFrom(options: CommonOptions, io: Io): Remote {
 export function opencodeFrom(options: CommonOptions, io: Io, tempDir: string): Opencode {
   const bin = options.opencode ?? io.env.SESSMIG_OPENCODE ?? 'opencode';
   const timeoutMs = parsePositiveInt(options.opencodeTimeout, '--opencode-timeout', 600, 86_400) * 1000;
-  return new Opencode({ bin, env: io.env, timeoutMs, signal: io.signal, tempDir });
+  const versionCache = new VersionCache(path.join(hostPaths(io.env).cache, 'opencode-versions.json'));
+  return new Opencode({ bin, env: io.env, timeoutMs, signal: io.signal, tempDir, versionCache });
 }
 
 /** Builds a Context for a command that works on this worktree, runs fn, and cleans up. */

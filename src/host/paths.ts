@@ -9,6 +9,8 @@ export interface HostPaths {
   data: string;
   /** $XDG_STATE_HOME/sessmig: sync bases, backups. */
   state: string;
+  /** $XDG_CACHE_HOME/sessmig: what can be recomputed (opencode versions per binary). */
+  cache: string;
 }
 
 export function hostPaths(env: NodeJS.ProcessEnv): HostPaths {
@@ -21,5 +23,6 @@ export function hostPaths(env: NodeJS.ProcessEnv): HostPaths {
     config: path.join(base('XDG_CONFIG_HOME', '.config'), 'sessmig'),
     data: path.join(base('XDG_DATA_HOME', '.local/share'), 'sessmig'),
     state: path.join(base('XDG_STATE_HOME', '.local/state'), 'sessmig'),
+    cache: path.join(base('XDG_CACHE_HOME', '.cache'), 'sessmig'),
   };
 }

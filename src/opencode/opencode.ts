@@ -6,6 +6,7 @@ import { SessmigError } from '../core/errors.js';
 import { assertSessionId, SESSION_ID } from '../format/ids.js';
 import { redact } from '../util/redact.js';
 import { runToFiles, type FileRunResult } from './runToFiles.js';
+import { resolveBinary, type VersionCache } from './versionCache.js';
 
 /**
  * The one place sessmig runs opencode. Every argument that comes from data is a validated session
@@ -20,6 +21,8 @@ export interface OpencodeOptions {
   signal?: AbortSignal;
   /** Where opencode's output files go (see runToFiles.ts for why files). */
   tempDir: string;
+  /** Remembers `--version` per binary file across commands (versionCache.ts). */
+  versionCache?: VersionCache;
 }
 
 /** One row of opencode's session table, as sessmig reads it. */
@@ -52,6 +55,13 @@ export class Opencode {
 
   async version(): Promise<string> {
     if (this.cachedVersion) return this.cachedVersion;
+    const cache = this.options.versionCache;
+    const binary = cache ? await resolveBinary(this.options.bin, this.options.env) : undefined;
+    const remembered = binary ? await cache!.get(binary) : undefined;
+    if (remembered) {
+      this.cachedVersion = remembered;
+      return remembered;
+    }
     const { stdout } = await this.run(['--version'], { what: 'opencode --version' });
     const version = stdout.trim().split(/\s+/).pop() ?? '';
     if (!/^\d+\.\d+\.\d+[0-9A-Za-z.+-]*$/.test(version)) {
@@ -61,6 +71,7 @@ export class Opencode {
       });
     }
     this.cachedVersion = version;
+    if (binary) await cache!.set(binary, version);
     return version;
   }
 
