@@ -10,7 +10,7 @@ import { createBackupDir, writeBackupIndex, type BackupIndex } from './backups.j
 import type { Context } from './context.js';
 import { openImporter, type ReplayMode } from '../opencode/importer.js';
 import { checkCompatibility } from '../opencode/versions.js';
-import { readTodos, sameTodos, todoTableCompatible, writeTodos, type Todo } from '../opencode/todos.js';
+import { readSessionState, readTodos, sameTodos, todoColumnsKnown, writeTodos, type SessionState, type Todo } from '../opencode/todos.js';
 import { ExitCode, SessmigError, usageError } from './errors.js';
 import { mapPool } from './pool.js';
 import { assertMayClaim } from './ownership.js';
@@ -145,6 +145,20 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
   // Download and verify every blob before touching any local session.
   const toImport = plans.filter((plan) => plan.action === 'new' || plan.action === 'replace');
   const files = new Map<string, string>();
+  // When nothing local is replaced (a first pull, a hand-over to a fresh host), no session is
+  // deleted before the imports: `opencode serve` for the replay can start while the blobs download.
+  const early = toImport.length > 0 && !toImport.some((plan) => plan.action === 'replace')
+    ? openImporter(opencode, worktree.root, toImport.length, options.replay ?? 'auto', report, timing)
+    : undefined;
+  early?.catch(() => undefined); // awaited below; this only keeps a failure from going unhandled meanwhile
+  const closeEarly = async () => (await early?.catch(() => undefined))?.close();
+  try {
+    await downloadAll();
+  } catch (error) {
+    await closeEarly();
+    throw error;
+  }
+  async function downloadAll(): Promise<void> {
   await mapPool(
     toImport,
     ctx.jobs,
@@ -163,6 +177,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     },
     ctx.signal,
   );
+  }
   // A refused parent takes its children with it: they would arrive orphaned.
   const refused = withDescendants(
     manifest.sessions,
@@ -268,7 +283,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
       await timing.time('delete', () => opencode.deleteSession(node.id, worktree.root));
       journal.deleted(node.id);
     }
-    const importer = await openImporter(opencode, worktree.root, importing.length, options.replay ?? 'auto', report, timing);
+    const importer = early ? await early : await openImporter(opencode, worktree.root, importing.length, options.replay ?? 'auto', report, timing);
     if (importing.length > 0) timing.note(`brought ${importing.length} session(s) in through ${importer.kind === 'replay' ? 'one `opencode serve` (replay)' : '`opencode import` processes'}`);
     await importInLevels(importing, importer.kind === 'replay' ? 1 : ctx.jobs, async (plan) => {
       ctx.signal.throwIfAborted();
@@ -286,14 +301,17 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
       await opencode.importFile(backups.get(row.id)!, existsSync(row.directory) ? row.directory : worktree.root, row.id);
       result.restored.push(row.id);
     }
-    verified = importing.length === 0 && restoreFromBackup.length === 0 ? localById : await timing.time('verify', () =>
-      verifyImports(
-        ctx,
+    let state: SessionState | undefined;
+    if (importing.length === 0 && restoreFromBackup.length === 0) {
+      verified = localById;
+    } else {
+      state = await timing.time('verify', () => readSessionState(opencode, [...new Set([...manifest.sessions.map((session) => session.id), ...importing.map((plan) => plan.session.id)])]));
+      verified = verifyImports(
         importing.map((plan) => ({ id: plan.session.id, directory: plan.importDir, messages: plan.session.messages })),
-        manifest.sessions.map((session) => session.id),
-      ),
-    );
-    await timing.time('todos', () => restoreTodos(ctx, plans));
+        state,
+      );
+    }
+    await timing.time('todos', () => restoreTodos(ctx, plans, state));
   } catch (error) {
     await journal.rollback(error);
     throw error;
@@ -445,42 +463,35 @@ async function importInLevels<T extends { id: string; parentID: string | null }>
  * checkpoint's list (opencode's export does not carry todos). Skipped, with a warning, where the
  * destination's todo table is not the one sessmig knows.
  */
-async function restoreTodos(ctx: Context, plans: Plan[]): Promise<void> {
+async function restoreTodos(ctx: Context, plans: Plan[], known: SessionState | undefined): Promise<void> {
   const targets = plans.filter((plan) => plan.action === 'new' || plan.action === 'replace' || plan.action === 'unchanged');
   const withTodos = targets.filter((plan) => (plan.session.todos ?? []).length > 0);
   // Fresh imports have no todos: nothing to compare unless the checkpoint carries some.
   const compare = targets.filter((plan) => plan.action === 'unchanged' || (plan.session.todos ?? []).length > 0);
   if (compare.length === 0) return;
-  const local = await readTodos(ctx.opencode, compare.map((plan) => plan.session.id));
+  // What verify read (every session of the checkpoint) serves here too; else one query of its own.
+  const state = known ?? (await readSessionState(ctx.opencode, compare.map((plan) => plan.session.id)));
   const changes = new Map<string, Todo[]>();
   for (const plan of compare) {
-    if (!sameTodos(local.get(plan.session.id), plan.session.todos)) changes.set(plan.session.id, plan.session.todos ?? []);
+    if (!sameTodos(state.todos.get(plan.session.id), plan.session.todos)) changes.set(plan.session.id, plan.session.todos ?? []);
   }
   if (changes.size === 0) return;
-  if (!(await todoTableCompatible(ctx.opencode))) {
+  if (!todoColumnsKnown(state.todoColumns)) {
     ctx.report.warn(`this opencode's todo table differs from the one sessmig knows; the todo lists of ${withTodos.length} session(s) were not restored`);
     return;
   }
-  await writeTodos(ctx.opencode, changes);
+  await writeTodos(ctx.opencode, changes, { emptyNow: [...changes.keys()].every((id) => !state.todos.has(id)) });
 }
 
 /**
  * Confirms through opencode's own database that every import landed whole and in place, and
  * returns the rows of every session of the checkpoint (their time_updated goes to the sync base).
  */
-async function verifyImports(
-  ctx: Context,
+function verifyImports(
   expected: { id: string; directory: string; messages: number }[],
-  all: string[],
-): Promise<Map<string, { id: string; directory: string; messages: number; time_updated: number }>> {
-  // Every id here was validated against the session id pattern by the manifest schema.
-  const ids = [...new Set([...all, ...expected.map((item) => item.id)])];
-  if (ids.length === 0) return new Map();
-  const list = ids.map((id) => `'${assertSessionId(id)}'`).join(',');
-  const rows = (await ctx.opencode.query(
-    `SELECT s.id AS id, s.directory AS directory, s.time_updated AS time_updated, (SELECT count(*) FROM message m WHERE m.session_id = s.id) AS messages FROM session s WHERE s.id IN (${list})`,
-  )) as { id: string; directory: string; messages: number; time_updated: number }[];
-  const byId = new Map(rows.map((row) => [row.id, row]));
+  state: SessionState,
+): Map<string, { id: string; directory: string; messages: number; time_updated: number }> {
+  const byId = state.rows;
   for (const item of expected) {
     const row = byId.get(item.id);
     if (!row) throw new SessmigError('import-unverified', `opencode reported session ${item.id} imported, but its database does not have it`, { hint: 'nothing was kept; re-run the pull' });

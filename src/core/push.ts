@@ -6,7 +6,7 @@ import { blobKey } from '../format/layout.js';
 import { FORMAT_VERSION, type Manifest, type ManifestSession, type SkippedSession } from '../format/schema.js';
 import type { SessionRow } from '../opencode/opencode.js';
 import { openExporter, parseExportVia } from '../opencode/exporter.js';
-import { readTodos, type Todo } from '../opencode/todos.js';
+import { listSessionsWithTodos, type Todo } from '../opencode/todos.js';
 import { SESSMIG_VERSION } from '../version.js';
 import type { Context } from './context.js';
 import { ExitCode, SessmigError, usageError } from './errors.js';
@@ -96,8 +96,8 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
   const only = options.sessions?.map((id) => assertSessionId(id, '--session'));
   const { timing } = ctx;
   // One round of independent look-ups: the pointer, opencode's version and its session table.
-  const [previous, opencodeVersion, rows] = await timing.time('list', () =>
-    Promise.all([readPointer(remote, worktree.key), opencode.version(), opencode.listSessions()]),
+  const [previous, opencodeVersion, { rows, todos }] = await timing.time('list', () =>
+    Promise.all([readPointer(remote, worktree.key), opencode.version(), listSessionsWithTodos(opencode)]),
   );
   assertMayPush(previous?.pointer, ctx.host, worktree.key);
   const selected = selectSessions(rows, worktree.root, only);
@@ -183,7 +183,6 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
   ).finally(() => source.close());
 
   const done = exported.filter((item): item is NonNullable<typeof item> => item !== undefined);
-  const todos = await timing.time('todos', () => readTodos(opencode, done.map((item) => item.row.id)));
   const fresh: ManifestSession[] = done.map(({ row, blob }) => manifestEntry(row, blob, todos));
   // --session pushes some sessions: the checkpoint keeps the others as the current one had them.
   const selectedIds = new Set(selected.map((row) => row.id));

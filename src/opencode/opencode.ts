@@ -38,6 +38,17 @@ export const SessionRow = z.object({
 });
 export type SessionRow = z.infer<typeof SessionRow>;
 
+/** Session rows as `opencode db` printed them, checked (extra columns are dropped). */
+export function parseSessionRows(rows: unknown[]): SessionRow[] {
+  const parsed = z.array(SessionRow).safeParse(rows);
+  if (!parsed.success) {
+    throw new SessmigError('opencode-failed', 'opencode db returned session rows of an unexpected shape', {
+      hint: 'this opencode version may not be supported; see the README for the supported versions',
+    });
+  }
+  return parsed.data.filter((row) => SESSION_ID.test(row.id));
+}
+
 const SESSION_QUERY = 'SELECT id, parent_id, directory, title, time_updated FROM session';
 const IMPORTED = /^Imported session: (\S+)\s*$/m;
 
@@ -77,14 +88,7 @@ export class Opencode {
 
   /** Every session in the local database (one process, no project boot). */
   async listSessions(): Promise<SessionRow[]> {
-    const rows = await this.query(SESSION_QUERY);
-    const parsed = z.array(SessionRow).safeParse(rows);
-    if (!parsed.success) {
-      throw new SessmigError('opencode-failed', 'opencode db returned session rows of an unexpected shape', {
-        hint: 'this opencode version may not be supported; see the README for the supported versions',
-      });
-    }
-    return parsed.data.filter((row) => SESSION_ID.test(row.id));
+    return parseSessionRows(await this.query(SESSION_QUERY));
   }
 
   /** Runs one SQL statement through `opencode db` (opencode's own binary and schema). */
