@@ -160,9 +160,10 @@ describe('end-to-end encryption', () => {
     const pulled = await onBox(['pull', '--migrate', '--json']);
     expect(pulled.exitCode, explain(pulled)).toBe(0);
     expect(pulled.json.sessions.map((s: { action: string }) => s.action)).toEqual(['new', 'new', 'new']);
-    for (const id of [made.plain, made.task, made.child]) {
-      const source = await laptop.view(id);
-      const dest = await box.view(id);
+    // one `opencode db` per host for all of them
+    const [sources, dests] = await Promise.all([laptop.views([made.plain, made.task, made.child]), box.views([made.plain, made.task, made.child])]);
+    for (const [index, source] of sources.entries()) {
+      const dest = dests[index]!;
       expect({ ...dest, directory: undefined, projectID: undefined }).toEqual({ ...source, directory: undefined, projectID: undefined });
       expect(dest.directory).toBe(repoB);
     }

@@ -60,9 +60,9 @@ describe.each(roundTripKinds)('the migrate round trip (%s remote)', (kind) => {
     expect(run.exitCode, explain(run)).toBe(0);
     expect(run.json.claimed).toBe(true);
     expect(run.json.owner.hostname).toBeTruthy();
-    const view = await w.box.view(main);
-    expect(view.directory).toBe(w.repoB);
-    expect((await w.box.view(child)).parentID).toBe(main);
+    const [view, childView] = await w.box.views([main, child]);
+    expect(view!.directory).toBe(w.repoB);
+    expect(childView!.parentID).toBe(main);
     const status = await on(w, w.box, w.repoB, ['status']);
     expect(status.json.ownedByThisHost).toBe(true);
     expect(status.json.sessions.map((s: { state: string }) => s.state)).toEqual(['same', 'same']);
@@ -84,11 +84,11 @@ describe.each(roundTripKinds)('the migrate round trip (%s remote)', (kind) => {
     expect(pulled.exitCode, explain(pulled)).toBe(0);
     expect(pulled.json.claimed).toBe(true);
     expect(pulled.json.sessions.find((s: { id: string }) => s.id === main).action).toBe('replace');
-    const after = await w.laptop.view(main);
-    expect(after.messages).toBe(onBox.messages);
-    expect(after.parts).toBe(onBox.parts);
-    expect(after.directory).toBe(w.repoL);
-    expect((await w.laptop.view(child)).parentID).toBe(main);
+    const [after, childAfter] = await w.laptop.views([main, child]);
+    expect(after!.messages).toBe(onBox.messages);
+    expect(after!.parts).toBe(onBox.parts);
+    expect(after!.directory).toBe(w.repoL);
+    expect(childAfter!.parentID).toBe(main);
     expect(JSON.stringify(await w.laptop.exportSession(main))).toContain('MARK-BOX');
     expect((await w.laptop.sessions()).length).toBe(2);
     // The replaced copy was backed up, and status lists the backup.

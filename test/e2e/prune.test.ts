@@ -159,9 +159,10 @@ describe.each(pruneKinds)('sessmig prune on the $name remote', (kind) => {
   const pullMatches = async (): Promise<SessmigRun> => {
     const run = await sessmig(b, ['pull', '--remote', main.url, '--json'], { cwd: repoB, env: main.env });
     expect(run.exitCode, explain(run)).toBe(0);
-    for (const id of [ids.one, ids.two]) {
-      const source = await a.view(id);
-      const dest = await b.view(id);
+    // one `opencode db` per host for all of them
+    const [sources, dests] = await Promise.all([a.views([ids.one, ids.two]), b.views([ids.one, ids.two])]);
+    for (const [index, source] of sources.entries()) {
+      const dest = dests[index]!;
       expect({ messages: dest.messages, parts: dest.parts, title: dest.title }).toEqual({ messages: source.messages, parts: source.parts, title: source.title });
       expect(dest.directory).toBe(repoB);
     }

@@ -89,16 +89,17 @@ describe.each(remotes)('push and pull through the $name remote', (kind) => {
     const run = await sessmig(b, ['pull', '--remote', remote.url, '--json'], { cwd: repoB, env: remote.env });
     expect(run.exitCode, explain(run)).toBe(0);
     expect(run.json.sessions.every((s: { action: string }) => s.action === 'new')).toBe(true);
-    for (const id of [made.plain, made.write, made.task, made.child]) {
-      const source = await a.view(id);
-      const dest = await b.view(id);
+    // one `opencode db` per host for all of them
+    const [sources, dests] = await Promise.all([a.views([made.plain, made.write, made.task, made.child]), b.views([made.plain, made.write, made.task, made.child])]);
+    for (const [index, source] of sources.entries()) {
+      const dest = dests[index]!;
       expect(dest.title).toBe(source.title);
       expect(dest.messages).toBe(source.messages);
       expect(dest.parts).toBe(source.parts);
       expect(dest.parentID).toBe(source.parentID);
       expect(dest.directory).toBe(repoB);
     }
-    expect((await b.view(made.child)).parentID).toBe(made.task);
+    expect(dests[3]!.parentID).toBe(made.task);
     const exported = await b.exportSession(made.plain);
     expect(JSON.stringify(exported)).toContain('MARK-PLAIN');
     // The session is listed for B's project by opencode itself.
@@ -128,10 +129,11 @@ describe.each(remotes)('push and pull through the $name remote', (kind) => {
         expect(session.action).toBe('replace');
         expect(session.reason).toMatch(/rebinding/);
       }
-      for (const id of [made.plain, made.task, made.child]) {
-        const view = await b.view(id);
+      const ids = [made.plain, made.task, made.child];
+      const [sources, views] = await Promise.all([a.views(ids), b.views(ids)]);
+      for (const [index, view] of views.entries()) {
         expect(view.directory).toBe(moved);
-        expect(view.messages).toBe((await a.view(id)).messages);
+        expect(view.messages).toBe(sources[index]!.messages);
       }
       expect((await b.sessions()).length).toBe(4);
     } finally {
@@ -140,7 +142,8 @@ describe.each(remotes)('push and pull through the $name remote', (kind) => {
     }
   });
 
-  it('the server export path and the CLI export path give the same content hashes', async () => {
+  it('the server export path and the CLI export path give the same content hashes', async (ctx) => {
+    if (kind.name !== 'file') ctx.skip(); // both pushes go to a folder of their own: the remote kind plays no part
     const other = await mkdtemp(path.join(os.tmpdir(), 'sessmig-remote-'));
     try {
       const viaCli = await sessmig(a, ['push', '--remote', pathToFileURL(other).href, '--json', '--timing'], { cwd: repoA, env: { SESSMIG_EXPORT_VIA: 'cli' } });

@@ -284,16 +284,17 @@ describeOnE2eS3('pull tickets', (kind) => {
     expect(run.json.remote).toBe(url.endsWith('/') ? url : `${url}/`);
     expect(run.json.ticket.id).toMatch(/^\d{8}T\d{9}Z-[0-9a-f]{16}$/);
     expect(run.json.sessions.map((s: { action: string }) => s.action)).toEqual(['new', 'new', 'new']);
-    for (const id of [made.plain, made.task, made.child]) {
-      const source = await a.view(id);
-      const dest = await b.view(id);
+    // one `opencode db` per host for all of them
+    const [sources, dests] = await Promise.all([a.views([made.plain, made.task, made.child]), b.views([made.plain, made.task, made.child])]);
+    for (const [index, source] of sources.entries()) {
+      const dest = dests[index]!;
       expect(dest.title).toBe(source.title);
       expect(dest.messages).toBe(source.messages);
       expect(dest.parts).toBe(source.parts);
       expect(dest.parentID).toBe(source.parentID);
       expect(dest.directory).toBe(repoB);
     }
-    expect((await b.view(made.child)).parentID).toBe(made.task);
+    expect(dests[2]!.parentID).toBe(made.task);
     expect(JSON.stringify(await b.exportSession(made.plain))).toContain('MARK-TICKET');
   });
 

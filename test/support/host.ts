@@ -18,6 +18,31 @@ import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { FAKE_MODEL_ID, FAKE_PROVIDER_ID, type FakeLlm } from "./fakeLlm.js";
 
+/**
+ * How the tests read opencode's database. `opencode db` costs about two seconds of CPU per process
+ * on this 2-core machine, and the suite reads hundreds of times: read-only statements (SELECT /
+ * WITH) go to SQLite's own CLI on the same file opencode uses (`$XDG_DATA_HOME/opencode/opencode.db`,
+ * WAL included), in the same SQL, when `sqlite3` is installed (Debian: sqlite3; .ci/run installs
+ * it). Writes, and every read where sqlite3 is missing or SESSMIG_TEST_SQLITE=opencode, go through
+ * `opencode db`.
+ */
+const SQLITE3 = process.env.SESSMIG_TEST_SQLITE === "opencode" ? undefined : findOnPath("sqlite3");
+const READ_ONLY_SQL = /^\s*(SELECT|WITH)\b/i;
+
+function findOnPath(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+    if (dir && existsSync(path.join(dir, name))) return path.join(dir, name);
+  }
+  return undefined;
+}
+
+/** One read-only statement through the sqlite3 CLI; JSON rows as `opencode db --format json` prints them. */
+async function readWithSqlite3(dbPath: string, sql: string): Promise<string> {
+  const result = await execa(SQLITE3!, ["-readonly", "-json", "-cmd", ".timeout 30000", dbPath, sql], { reject: false, stdin: "ignore", timeout: CMD_TIMEOUT_MS });
+  if (result.exitCode !== 0) throw new Error(`sqlite3 ${dbPath} failed (exit ${result.exitCode}): ${String(result.stderr).slice(0, 2000)}\n${sql.slice(0, 500)}`);
+  return String(result.stdout);
+}
+
 /** Repository root (two levels above test/support/). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -107,7 +132,10 @@ export interface Host {
   messageCounts(id: string): Promise<{ messages: number; parts: number }>;
   todos(id: string): Promise<TodoRow[]>;
   children(id: string): Promise<string[]>;
+  /** opencode's view of one session; views asked for in the same tick share one `opencode db`. */
   view(id: string): Promise<SessionView>;
+  /** Several sessions' views through one `opencode db` (in the order asked). */
+  views(ids: string[]): Promise<SessionView[]>;
   cleanup(): Promise<void>;
 }
 
@@ -321,8 +349,11 @@ export async function createHost(
     }
   };
 
+  const dbPath = path.join(dataDir, "opencode", "opencode.db");
   const db = async <T = Record<string, unknown>>(sql: string): Promise<T[]> => {
-    const { stdout } = await opencode(["db", sql, "--format", "json"]);
+    const stdout = SQLITE3 && READ_ONLY_SQL.test(sql) && existsSync(dbPath)
+      ? await readWithSqlite3(dbPath, sql)
+      : (await opencode(["db", sql, "--format", "json"])).stdout;
     const t = stdout.trim();
     return t ? (JSON.parse(t) as T[]) : [];
   };
@@ -339,6 +370,8 @@ export async function createHost(
     return file;
   }
 
+  const viewBatch = batchViews(name, db);
+
   const host: Host = {
     name,
     root,
@@ -348,7 +381,7 @@ export async function createHost(
     configDir,
     cacheDir,
     stateDir,
-    dbPath: path.join(dataDir, "opencode", "opencode.db"),
+    dbPath,
     env,
     opencodeBin,
     writeOpencodeConfig: writeOpencodeConfig as Host["writeOpencodeConfig"],
@@ -379,51 +412,21 @@ export async function createHost(
       return JSON.parse(stdout);
     },
 
-    async messageCounts(id) {
-      const [row] = await db<{ messages: number; parts: number }>(
-        `SELECT (SELECT count(*) FROM message WHERE session_id = ${sqlId(id)}) AS messages, (SELECT count(*) FROM part WHERE session_id = ${sqlId(id)}) AS parts`,
-      );
-      return { messages: Number(row?.messages ?? 0), parts: Number(row?.parts ?? 0) };
-    },
+    // Through the view batcher: counts asked for in the same tick share one `opencode db`.
+    messageCounts: (id) =>
+      viewBatch.load(id).then(
+        (view) => ({ messages: view.messages, parts: view.parts }),
+        (error: unknown) => {
+          if (error instanceof SessionNotFound) return { messages: 0, parts: 0 };
+          throw error;
+        },
+      ),
 
     todos,
     children,
 
-    async view(id) {
-      const q = sqlId(id);
-      const [row] = await db<{
-        id: string;
-        title: string;
-        directory: string;
-        project_id: string;
-        parent_id: string | null;
-        messages: number;
-        parts: number;
-        children: string | null;
-        todos: string | null;
-      }>(
-        `SELECT id, title, directory, project_id, parent_id,
-           (SELECT count(*) FROM message WHERE session_id = ${q}) AS messages,
-           (SELECT count(*) FROM part WHERE session_id = ${q}) AS parts,
-           (SELECT json_group_array(id) FROM (SELECT id FROM session WHERE parent_id = ${q} ORDER BY time_created)) AS children,
-           (SELECT json_group_array(json_object('session_id', session_id, 'content', content, 'status', status,
-                     'priority', priority, 'position', position, 'time_created', time_created, 'time_updated', time_updated))
-              FROM (SELECT * FROM todo WHERE session_id = ${q} ORDER BY position)) AS todos
-         FROM session WHERE id = ${q}`,
-      );
-      if (!row) throw new Error(`session ${id} not found on host ${name}`);
-      return {
-        id: row.id,
-        title: row.title,
-        directory: row.directory,
-        projectID: row.project_id,
-        parentID: row.parent_id ?? null,
-        messages: Number(row.messages),
-        parts: Number(row.parts),
-        todos: row.todos ? (JSON.parse(row.todos) as TodoRow[]) : [],
-        children: row.children ? (JSON.parse(row.children) as string[]) : [],
-      };
-    },
+    view: (id) => viewBatch.load(id),
+    views: (ids) => Promise.all(ids.map((id) => viewBatch.load(id))),
 
     async cleanup() {
       await fs.rm(root, { recursive: true, force: true, maxRetries: 3 });
@@ -432,4 +435,80 @@ export async function createHost(
 
   if (opts.llm) await host.writeOpencodeConfig(opts.llm);
   return host;
+}
+
+class SessionNotFound extends Error {}
+
+type ViewRow = {
+  id: string;
+  title: string;
+  directory: string;
+  project_id: string;
+  parent_id: string | null;
+  messages: number;
+  parts: number;
+  children: string | null;
+  todos: string | null;
+};
+
+/**
+ * Views asked for in the same tick go to opencode in one query: every `opencode db` process costs
+ * about two seconds of CPU here, and tests ask for several sessions at once.
+ */
+function batchViews(hostName: string, db: <T>(sql: string) => Promise<T[]>) {
+  let pending: Map<string, Array<{ resolve(view: SessionView): void; reject(error: unknown): void }>> | undefined;
+  const flush = async (batch: NonNullable<typeof pending>) => {
+    const list = [...batch.keys()].map(sqlId).join(",");
+    try {
+      const rows = await db<ViewRow>(
+        `SELECT s.id, s.title, s.directory, s.project_id, s.parent_id,
+           (SELECT count(*) FROM message WHERE session_id = s.id) AS messages,
+           (SELECT count(*) FROM part WHERE session_id = s.id) AS parts,
+           (SELECT json_group_array(id) FROM (SELECT id FROM session WHERE parent_id = s.id ORDER BY time_created)) AS children,
+           (SELECT json_group_array(json_object('session_id', session_id, 'content', content, 'status', status,
+                     'priority', priority, 'position', position, 'time_created', time_created, 'time_updated', time_updated))
+              FROM (SELECT * FROM todo WHERE session_id = s.id ORDER BY position)) AS todos
+         FROM session s WHERE s.id IN (${list})`,
+      );
+      const byId = new Map(rows.map((row) => [row.id, row]));
+      for (const [id, waiters] of batch) {
+        const row = byId.get(id);
+        for (const waiter of waiters) {
+          if (!row) waiter.reject(new SessionNotFound(`session ${id} not found on host ${hostName}`));
+          else
+            waiter.resolve({
+              id: row.id,
+              title: row.title,
+              directory: row.directory,
+              projectID: row.project_id,
+              parentID: row.parent_id ?? null,
+              messages: Number(row.messages),
+              parts: Number(row.parts),
+              todos: row.todos ? (JSON.parse(row.todos) as TodoRow[]) : [],
+              children: row.children ? (JSON.parse(row.children) as string[]) : [],
+            });
+        }
+      }
+    } catch (error) {
+      for (const waiters of batch.values()) for (const waiter of waiters) waiter.reject(error);
+    }
+  };
+  return {
+    load(id: string): Promise<SessionView> {
+      sqlId(id);
+      return new Promise<SessionView>((resolve, reject) => {
+        if (!pending) {
+          pending = new Map();
+          const batch = pending;
+          setImmediate(() => {
+            pending = undefined;
+            void flush(batch);
+          });
+        }
+        const waiters = pending.get(id) ?? [];
+        waiters.push({ resolve, reject });
+        pending.set(id, waiters);
+      });
+    },
+  };
 }
