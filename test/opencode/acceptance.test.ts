@@ -152,7 +152,8 @@ describe('what each destination accepts, checked while the blob streams', () => 
  * each installed opencode, and checked by sessmig for that version. Summary diffs are emptied (their
  * shape has its own adapter and matrix, test/e2e/versionMatrix.test.ts).
  */
-const DESTINATIONS = ['1.3.2', '1.14.41', '1.17.19', '1.18.33'].map(installedOpencode);
+// 1.17.19 gave the same verdicts as 1.18.33 for every craft (measured), so it is left out here.
+const DESTINATIONS = ['1.3.2', '1.14.41', '1.18.33'].map(installedOpencode);
 const SOURCE = installedOpencode('1.18.33');
 
 const CRAFTS: Record<string, (b: any) => void> = {
