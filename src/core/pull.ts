@@ -8,7 +8,7 @@ import type { Manifest, ManifestSession } from '../format/schema.js';
 import type { SessionRow } from '../opencode/opencode.js';
 import { createBackupDir, writeBackupIndex, type BackupIndex } from './backups.js';
 import type { Context } from './context.js';
-import { openImporter, type ReplayMode } from '../opencode/importer.js';
+import { openImporter, type ReplayMode, type SessionImporter } from '../opencode/importer.js';
 import { checkCompatibility } from '../opencode/versions.js';
 import { readSessionState, readTodos, sameTodos, todoColumnsKnown, writeTodos, type SessionState, type Todo } from '../opencode/todos.js';
 import { ExitCode, SessmigError, usageError } from './errors.js';
@@ -117,248 +117,265 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
   const manifest = await timing.time('list', () => readManifest(remote, worktree.key, checkpoint));
   const stateFile = syncStateFile(ctx.paths.state, remote.display, worktree.key);
   const state = await loadSyncState(stateFile, remote.display, worktree.key);
-  const [localRows, localVersion] = await timing.time('list', () => Promise.all([opencode.listSessions(), opencode.version()]));
-  assertVersionsCompatible(manifest.source.opencodeVersion, localVersion, options.force === true, report);
-  const localById = new Map(localRows.map((row) => [row.id, row]));
-
-  report.info(`pulling checkpoint ${manifest.id} of worktree ${worktree.key} (${manifest.sessions.length} session(s)) into ${worktree.root}`);
-  const plans = await timing.time('plan', () =>
-    mapPool(manifest.sessions, ctx.jobs, (session, index) => planSession(ctx, manifest, session, localById.get(session.id), state, options, index)),
-  );
-  const result: PullResult = {
-    worktree: worktree.key,
-    remote: remote.display,
-    checkpoint: manifest.id,
-    status: options.dryRun ? 'dry-run' : 'pulled',
-    owner: pointer?.pointer.owner ?? null,
-    claimed: false,
-    sessions: [],
-    restored: [],
-    backupDir: null,
-    uploads: taken,
+  // A host that never pulled this worktree from this remote (a hand-over to a fresh box) will
+  // most likely only add sessions: \`opencode serve\` for the replay starts now, beside the listing,
+  // the planning and the downloads. Should a local session turn out to be replaced after all, it is
+  // stopped before anything is deleted, and the pull goes on as it would have.
+  // Whatever importer started early is closed however the pull ends (closing twice is harmless).
+  let early: Promise<SessionImporter> | undefined;
+  const startEarly = (count: number) => {
+    early = openImporter(opencode, worktree.root, count, options.replay ?? 'auto', report, timing);
+    early.catch(() => undefined); // awaited where it is used; this only keeps a failure from going unhandled meanwhile
   };
-  if (options.dryRun) {
-    result.sessions = plans.map(describe);
+  const closeEarly = async () => {
+    const importer = await early?.catch(() => undefined);
+    early = undefined;
+    await importer?.close();
+  };
+  if (!options.dryRun && Object.keys(state.sessions).length === 0 && manifest.sessions.length >= 2) startEarly(manifest.sessions.length);
+  try {
+    return await pullPlanned();
+  } finally {
+    await closeEarly();
+  }
+
+  async function pullPlanned(): Promise<PullResult> {
+    const [localRows, localVersion] = await timing.time('list', () => Promise.all([opencode.listSessions(), opencode.version()]));
+    assertVersionsCompatible(manifest.source.opencodeVersion, localVersion, options.force === true, report);
+    const localById = new Map(localRows.map((row) => [row.id, row]));
+
+    report.info(`pulling checkpoint ${manifest.id} of worktree ${worktree.key} (${manifest.sessions.length} session(s)) into ${worktree.root}`);
+    const plans = await timing.time('plan', () =>
+      mapPool(manifest.sessions, ctx.jobs, (session, index) => planSession(ctx, manifest, session, localById.get(session.id), state, options, index)),
+    );
+    const result: PullResult = {
+      worktree: worktree.key,
+      remote: remote.display,
+      checkpoint: manifest.id,
+      status: options.dryRun ? 'dry-run' : 'pulled',
+      owner: pointer?.pointer.owner ?? null,
+      claimed: false,
+      sessions: [],
+      restored: [],
+      backupDir: null,
+      uploads: taken,
+    };
+    if (options.dryRun) {
+      result.sessions = plans.map(describe);
+      return result;
+    }
+
+    // Download and verify every blob before touching any local session.
+    const toImport = plans.filter((plan) => plan.action === 'new' || plan.action === 'replace');
+    const files = new Map<string, string>();
+    // When nothing local is replaced (a first pull, a hand-over to a fresh host), no session is
+    // deleted before the imports: `opencode serve` for the replay can start while the blobs download.
+    if (toImport.length > 0 && !toImport.some((plan) => plan.action === 'replace')) {
+      if (!early) startEarly(toImport.length);
+    } else {
+      await closeEarly(); // sessions are deleted before the imports: no server may run meanwhile
+    }
+    await mapPool(
+      toImport,
+      ctx.jobs,
+      async (plan, index) => {
+        const file = path.join(ctx.tempDir, `pull-${index}.json`);
+        try {
+          await timing.time('download', () => downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file, localVersion));
+          files.set(plan.session.id, file);
+        } catch (error) {
+          // Damaged, or holding what this opencode would reject half-way (adapters.ts): refused alone.
+          if (!(error instanceof SessmigError) || (error.code !== 'blob-corrupt' && error.code !== 'blob-unfit')) throw error;
+          plan.action = 'refused';
+          plan.reason = error.message;
+          report.warn(error.message);
+        }
+      },
+      ctx.signal,
+    );
+    // A refused parent takes its children with it: they would arrive orphaned.
+    const refused = withDescendants(
+      manifest.sessions,
+      plans.filter((plan) => plan.action === 'refused').map((plan) => plan.session.id),
+    );
+    for (const plan of plans) {
+      if (refused.has(plan.session.id) && plan.action !== 'refused' && (plan.action === 'new' || plan.action === 'replace')) {
+        plan.action = 'refused';
+        plan.reason = 'its parent session was refused';
+      }
+    }
+    ctx.signal.throwIfAborted();
+
+    // Deleting a session deletes its children: every local session under a replaced one is backed up
+    // and comes back (from the remote if the checkpoint has it unchanged or newer, else from its backup).
+    const replaced = plans.filter((plan) => plan.action === 'replace').map((plan) => plan.session.id);
+    const localNodes = localRows.map((row) => ({ ...row, parentID: row.parent_id }));
+    const cascade = withDescendants(localNodes, replaced);
+    const planById = new Map(plans.map((plan) => [plan.session.id, plan]));
+    const restoreFromBackup: SessionRow[] = [];
+    for (const id of cascade) {
+      const plan = planById.get(id);
+      if (plan && plan.action === 'replace') continue;
+      if (plan && plan.action === 'unchanged' && !refused.has(id)) {
+        // Same content as the remote: bring it back from the remote copy.
+        const file = path.join(ctx.tempDir, `pull-cascade-${id}.json`);
+        await downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file, localVersion);
+        files.set(id, file);
+        plan.action = 'replace';
+        plan.reason = 'its parent was replaced';
+        continue;
+      }
+      restoreFromBackup.push(localById.get(id)!);
+    }
+
+    const deleting = orderParentsFirst(localNodes.filter((node) => cascade.has(node.id)));
+    const importing = orderParentsFirst(
+      plans
+        .filter((plan) => files.has(plan.session.id) && (plan.action === 'new' || plan.action === 'replace'))
+        .map((plan) => ({ ...plan, id: plan.session.id, parentID: plan.session.parentID })),
+    );
+    // Every pull that changes something leaves a record (with backups of what it deletes), for
+    // rollback here and for `sessmig undo` later. It counts only once marked complete.
+    let backupDir: string | null = null;
+    let index: BackupIndex | undefined;
+    const backups = new Map<string, string>();
+    const backupTodos = new Map<string, Todo[]>();
+    if (deleting.length > 0 || importing.length > 0) {
+      const pullId = newCheckpointId();
+      backupDir = await createBackupDir(ctx.paths.state, worktree.key, pullId);
+      index = {
+        formatVersion: 1,
+        worktree: worktree.key,
+        worktreeRoot: worktree.root,
+        pullId,
+        createdAt: new Date().toISOString(),
+        checkpoint: manifest.id,
+        complete: false,
+        imported: importing.map((item) => item.id),
+        sessions: [],
+      };
+      await mapPool(deleting, ctx.jobs, async (node) => {
+        const file = path.join(backupDir!, `${node.id}.json`);
+        // Planning already exported a local copy whose content was unknown: that export is the backup.
+        const planned = planById.get(node.id)?.localExport;
+        const blob = planned
+          ? await timing.time('backup', async () => (await copyFile(planned.file, file), { messages: planned.messages, contentHash: planned.contentHash }))
+          : await timing.time('backup', async () => {
+              const exported = await exportToBlobFile(opencode, node.id, file, { gzip: false });
+              return { messages: exported.facts.messages, contentHash: exported.contentHash };
+            });
+        backups.set(node.id, file);
+        index!.sessions.push({
+          id: node.id,
+          parentID: node.parent_id,
+          title: node.title,
+          directory: node.directory,
+          reason: planById.get(node.id)?.action === 'replace' ? 'replaced by the pull' : 'deleted with its parent',
+          file: `${node.id}.json`,
+          messages: blob.messages,
+          contentHash: blob.contentHash,
+        });
+      }, ctx.signal);
+      for (const [id, todos] of await readTodos(opencode, deleting.map((node) => node.id))) backupTodos.set(id, todos);
+      for (const entry of index.sessions) if (backupTodos.has(entry.id)) entry.todos = backupTodos.get(entry.id);
+      index.sessions.sort((x, y) => (x.id < y.id ? -1 : 1));
+      await writeBackupIndex(backupDir, index);
+      if (deleting.length > 0) {
+        result.backupDir = backupDir;
+        report.info(`backed up ${deleting.length} local session(s) to ${backupDir}`);
+      }
+    }
+
+    ctx.signal.throwIfAborted();
+    const journal = new Journal(ctx, backups, localById, backupTodos);
+    let verified = new Map<string, { time_updated: number }>();
+    const imported = { done: 0, bytes: 0 };
+    const paths = new Map<string, 'replay' | 'import'>();
+    try {
+      // Delete the topmost replaced sessions (opencode deletes their children with them).
+      for (const node of deleting) {
+        if (node.parentID !== null && cascade.has(node.parentID)) continue;
+        await timing.time('delete', () => opencode.deleteSession(node.id, worktree.root));
+        journal.deleted(node.id);
+      }
+      const importer = early ? await early : await openImporter(opencode, worktree.root, importing.length, options.replay ?? 'auto', report, timing);
+      early = undefined; // closed below, by the imports
+      if (importing.length > 0) timing.note(`brought ${importing.length} session(s) in through ${importer.kind === 'replay' ? 'one `opencode serve` (replay)' : '`opencode import` processes'}`);
+      await importInLevels(importing, importer.kind === 'replay' ? 1 : ctx.jobs, async (plan) => {
+        ctx.signal.throwIfAborted();
+        journal.importing(plan.session.id);
+        const how = await timing.time(importer.kind === 'replay' ? 'bring-in' : 'import', () =>
+          importer.importSession(files.get(plan.session.id)!, plan.importDir, plan.session.id),
+        );
+        paths.set(plan.session.id, how);
+        imported.done++;
+        imported.bytes += plan.session.rawBytes;
+        report.progress('imported', imported.done, importing.length, imported.bytes);
+      }).finally(() => importer.close());
+      for (const row of orderParentsFirst(restoreFromBackup.map((row) => ({ ...row, parentID: row.parent_id })))) {
+        journal.importing(row.id);
+        await opencode.importFile(backups.get(row.id)!, existsSync(row.directory) ? row.directory : worktree.root, row.id);
+        result.restored.push(row.id);
+      }
+      let state: SessionState | undefined;
+      if (importing.length === 0 && restoreFromBackup.length === 0) {
+        verified = localById;
+      } else {
+        state = await timing.time('verify', () => readSessionState(opencode, [...new Set([...manifest.sessions.map((session) => session.id), ...importing.map((plan) => plan.session.id)])]));
+        verified = verifyImports(
+          importing.map((plan) => ({ id: plan.session.id, directory: plan.importDir, messages: plan.session.messages })),
+          state,
+        );
+      }
+      await timing.time('todos', () => restoreTodos(ctx, plans, state));
+    } catch (error) {
+      await journal.rollback(error);
+      throw error;
+    }
+
+    // Remember what is now in sync here.
+    if (index && backupDir) {
+      index.complete = true;
+      await writeBackupIndex(backupDir, index).catch((error: unknown) => report.warn(`could not record this pull for undo: ${(error as Error).message}`));
+    }
+    const after = verified;
+    state.checkpoint = manifest.id;
+    for (const plan of plans) {
+      const row = after.get(plan.session.id);
+      if (!row) continue;
+      if (plan.action === 'new' || plan.action === 'replace' || plan.action === 'unchanged') {
+        state.sessions[plan.session.id] = { contentHash: plan.session.contentHash, sha256: plan.session.sha256, localTimeUpdated: row.time_updated };
+      }
+    }
+    await saveSyncState(stateFile, state).catch((error: unknown) => report.warn(`could not save the sync state: ${(error as Error).message}`));
+
+    result.sessions = plans.map((plan) => ({ ...describe(plan), ...(paths.has(plan.session.id) ? { via: paths.get(plan.session.id) } : {}) }));
+    // Claim last: the pointer moves only after every session is here, so a failed pull leaves it alone.
+    if (options.migrate && pointer && pointer.pointer.owner?.hostId !== ctx.host.hostId) {
+      const unresolved = result.sessions.filter((session) => session.action === 'conflict' || session.action === 'refused');
+      if (unresolved.length > 0) {
+        report.warn(`ownership not taken: ${unresolved.length} session(s) were not brought in (see above); resolve them and re-run \`sessmig pull --migrate\``);
+      } else {
+        const claimed = await timing.time('pointer', () => writePointer(remote, worktree.key, pointer, { checkpoint: pointer.pointer.checkpoint, owner: ctx.host }, ctx.host));
+        result.owner = claimed.pointer.owner;
+        result.claimed = true;
+        state.handedAway = null;
+        report.info(`worktree ${worktree.key}: this host (${ctx.host.hostname}) now owns the sessions`);
+      }
+    }
+    await saveSyncState(stateFile, state).catch((error: unknown) => report.warn(`could not save the sync state: ${(error as Error).message}`));
+    for (const session of result.sessions) {
+      if (session.action === 'conflict') {
+        report.warn(
+          `session ${session.id} ("${session.title}") changed here and in the remote since the last sync: ` +
+            `local ${formatTime(session.local?.timeUpdated)} / ${session.local?.messages ?? '?'} messages, ` +
+            `remote ${formatTime(session.remote.timeUpdated)} / ${session.remote.messages} messages; left as it is ` +
+            '(re-run with --force to take the remote copy, keeping a backup, or --keep-local)',
+        );
+      }
+    }
     return result;
   }
-
-  // Download and verify every blob before touching any local session.
-  const toImport = plans.filter((plan) => plan.action === 'new' || plan.action === 'replace');
-  const files = new Map<string, string>();
-  // When nothing local is replaced (a first pull, a hand-over to a fresh host), no session is
-  // deleted before the imports: `opencode serve` for the replay can start while the blobs download.
-  const early = toImport.length > 0 && !toImport.some((plan) => plan.action === 'replace')
-    ? openImporter(opencode, worktree.root, toImport.length, options.replay ?? 'auto', report, timing)
-    : undefined;
-  early?.catch(() => undefined); // awaited below; this only keeps a failure from going unhandled meanwhile
-  const closeEarly = async () => (await early?.catch(() => undefined))?.close();
-  try {
-    await downloadAll();
-  } catch (error) {
-    await closeEarly();
-    throw error;
-  }
-  async function downloadAll(): Promise<void> {
-  await mapPool(
-    toImport,
-    ctx.jobs,
-    async (plan, index) => {
-      const file = path.join(ctx.tempDir, `pull-${index}.json`);
-      try {
-        await timing.time('download', () => downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file, localVersion));
-        files.set(plan.session.id, file);
-      } catch (error) {
-        // Damaged, or holding what this opencode would reject half-way (adapters.ts): refused alone.
-        if (!(error instanceof SessmigError) || (error.code !== 'blob-corrupt' && error.code !== 'blob-unfit')) throw error;
-        plan.action = 'refused';
-        plan.reason = error.message;
-        report.warn(error.message);
-      }
-    },
-    ctx.signal,
-  );
-  }
-  // A refused parent takes its children with it: they would arrive orphaned.
-  const refused = withDescendants(
-    manifest.sessions,
-    plans.filter((plan) => plan.action === 'refused').map((plan) => plan.session.id),
-  );
-  for (const plan of plans) {
-    if (refused.has(plan.session.id) && plan.action !== 'refused' && (plan.action === 'new' || plan.action === 'replace')) {
-      plan.action = 'refused';
-      plan.reason = 'its parent session was refused';
-    }
-  }
-  ctx.signal.throwIfAborted();
-
-  // Deleting a session deletes its children: every local session under a replaced one is backed up
-  // and comes back (from the remote if the checkpoint has it unchanged or newer, else from its backup).
-  const replaced = plans.filter((plan) => plan.action === 'replace').map((plan) => plan.session.id);
-  const localNodes = localRows.map((row) => ({ ...row, parentID: row.parent_id }));
-  const cascade = withDescendants(localNodes, replaced);
-  const planById = new Map(plans.map((plan) => [plan.session.id, plan]));
-  const restoreFromBackup: SessionRow[] = [];
-  for (const id of cascade) {
-    const plan = planById.get(id);
-    if (plan && plan.action === 'replace') continue;
-    if (plan && plan.action === 'unchanged' && !refused.has(id)) {
-      // Same content as the remote: bring it back from the remote copy.
-      const file = path.join(ctx.tempDir, `pull-cascade-${id}.json`);
-      await downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file, localVersion);
-      files.set(id, file);
-      plan.action = 'replace';
-      plan.reason = 'its parent was replaced';
-      continue;
-    }
-    restoreFromBackup.push(localById.get(id)!);
-  }
-
-  const deleting = orderParentsFirst(localNodes.filter((node) => cascade.has(node.id)));
-  const importing = orderParentsFirst(
-    plans
-      .filter((plan) => files.has(plan.session.id) && (plan.action === 'new' || plan.action === 'replace'))
-      .map((plan) => ({ ...plan, id: plan.session.id, parentID: plan.session.parentID })),
-  );
-  // Every pull that changes something leaves a record (with backups of what it deletes), for
-  // rollback here and for `sessmig undo` later. It counts only once marked complete.
-  let backupDir: string | null = null;
-  let index: BackupIndex | undefined;
-  const backups = new Map<string, string>();
-  const backupTodos = new Map<string, Todo[]>();
-  if (deleting.length > 0 || importing.length > 0) {
-    const pullId = newCheckpointId();
-    backupDir = await createBackupDir(ctx.paths.state, worktree.key, pullId);
-    index = {
-      formatVersion: 1,
-      worktree: worktree.key,
-      worktreeRoot: worktree.root,
-      pullId,
-      createdAt: new Date().toISOString(),
-      checkpoint: manifest.id,
-      complete: false,
-      imported: importing.map((item) => item.id),
-      sessions: [],
-    };
-    await mapPool(deleting, ctx.jobs, async (node) => {
-      const file = path.join(backupDir!, `${node.id}.json`);
-      // Planning already exported a local copy whose content was unknown: that export is the backup.
-      const planned = planById.get(node.id)?.localExport;
-      const blob = planned
-        ? await timing.time('backup', async () => (await copyFile(planned.file, file), { messages: planned.messages, contentHash: planned.contentHash }))
-        : await timing.time('backup', async () => {
-            const exported = await exportToBlobFile(opencode, node.id, file, { gzip: false });
-            return { messages: exported.facts.messages, contentHash: exported.contentHash };
-          });
-      backups.set(node.id, file);
-      index!.sessions.push({
-        id: node.id,
-        parentID: node.parent_id,
-        title: node.title,
-        directory: node.directory,
-        reason: planById.get(node.id)?.action === 'replace' ? 'replaced by the pull' : 'deleted with its parent',
-        file: `${node.id}.json`,
-        messages: blob.messages,
-        contentHash: blob.contentHash,
-      });
-    }, ctx.signal);
-    for (const [id, todos] of await readTodos(opencode, deleting.map((node) => node.id))) backupTodos.set(id, todos);
-    for (const entry of index.sessions) if (backupTodos.has(entry.id)) entry.todos = backupTodos.get(entry.id);
-    index.sessions.sort((x, y) => (x.id < y.id ? -1 : 1));
-    await writeBackupIndex(backupDir, index);
-    if (deleting.length > 0) {
-      result.backupDir = backupDir;
-      report.info(`backed up ${deleting.length} local session(s) to ${backupDir}`);
-    }
-  }
-
-  ctx.signal.throwIfAborted();
-  const journal = new Journal(ctx, backups, localById, backupTodos);
-  let verified = new Map<string, { time_updated: number }>();
-  const imported = { done: 0, bytes: 0 };
-  const paths = new Map<string, 'replay' | 'import'>();
-  try {
-    // Delete the topmost replaced sessions (opencode deletes their children with them).
-    for (const node of deleting) {
-      if (node.parentID !== null && cascade.has(node.parentID)) continue;
-      await timing.time('delete', () => opencode.deleteSession(node.id, worktree.root));
-      journal.deleted(node.id);
-    }
-    const importer = early ? await early : await openImporter(opencode, worktree.root, importing.length, options.replay ?? 'auto', report, timing);
-    if (importing.length > 0) timing.note(`brought ${importing.length} session(s) in through ${importer.kind === 'replay' ? 'one `opencode serve` (replay)' : '`opencode import` processes'}`);
-    await importInLevels(importing, importer.kind === 'replay' ? 1 : ctx.jobs, async (plan) => {
-      ctx.signal.throwIfAborted();
-      journal.importing(plan.session.id);
-      const how = await timing.time(importer.kind === 'replay' ? 'bring-in' : 'import', () =>
-        importer.importSession(files.get(plan.session.id)!, plan.importDir, plan.session.id),
-      );
-      paths.set(plan.session.id, how);
-      imported.done++;
-      imported.bytes += plan.session.rawBytes;
-      report.progress('imported', imported.done, importing.length, imported.bytes);
-    }).finally(() => importer.close());
-    for (const row of orderParentsFirst(restoreFromBackup.map((row) => ({ ...row, parentID: row.parent_id })))) {
-      journal.importing(row.id);
-      await opencode.importFile(backups.get(row.id)!, existsSync(row.directory) ? row.directory : worktree.root, row.id);
-      result.restored.push(row.id);
-    }
-    let state: SessionState | undefined;
-    if (importing.length === 0 && restoreFromBackup.length === 0) {
-      verified = localById;
-    } else {
-      state = await timing.time('verify', () => readSessionState(opencode, [...new Set([...manifest.sessions.map((session) => session.id), ...importing.map((plan) => plan.session.id)])]));
-      verified = verifyImports(
-        importing.map((plan) => ({ id: plan.session.id, directory: plan.importDir, messages: plan.session.messages })),
-        state,
-      );
-    }
-    await timing.time('todos', () => restoreTodos(ctx, plans, state));
-  } catch (error) {
-    await journal.rollback(error);
-    throw error;
-  }
-
-  // Remember what is now in sync here.
-  if (index && backupDir) {
-    index.complete = true;
-    await writeBackupIndex(backupDir, index).catch((error: unknown) => report.warn(`could not record this pull for undo: ${(error as Error).message}`));
-  }
-  const after = verified;
-  state.checkpoint = manifest.id;
-  for (const plan of plans) {
-    const row = after.get(plan.session.id);
-    if (!row) continue;
-    if (plan.action === 'new' || plan.action === 'replace' || plan.action === 'unchanged') {
-      state.sessions[plan.session.id] = { contentHash: plan.session.contentHash, sha256: plan.session.sha256, localTimeUpdated: row.time_updated };
-    }
-  }
-  await saveSyncState(stateFile, state).catch((error: unknown) => report.warn(`could not save the sync state: ${(error as Error).message}`));
-
-  result.sessions = plans.map((plan) => ({ ...describe(plan), ...(paths.has(plan.session.id) ? { via: paths.get(plan.session.id) } : {}) }));
-  // Claim last: the pointer moves only after every session is here, so a failed pull leaves it alone.
-  if (options.migrate && pointer && pointer.pointer.owner?.hostId !== ctx.host.hostId) {
-    const unresolved = result.sessions.filter((session) => session.action === 'conflict' || session.action === 'refused');
-    if (unresolved.length > 0) {
-      report.warn(`ownership not taken: ${unresolved.length} session(s) were not brought in (see above); resolve them and re-run \`sessmig pull --migrate\``);
-    } else {
-      const claimed = await timing.time('pointer', () => writePointer(remote, worktree.key, pointer, { checkpoint: pointer.pointer.checkpoint, owner: ctx.host }, ctx.host));
-      result.owner = claimed.pointer.owner;
-      result.claimed = true;
-      state.handedAway = null;
-      report.info(`worktree ${worktree.key}: this host (${ctx.host.hostname}) now owns the sessions`);
-    }
-  }
-  await saveSyncState(stateFile, state).catch((error: unknown) => report.warn(`could not save the sync state: ${(error as Error).message}`));
-  for (const session of result.sessions) {
-    if (session.action === 'conflict') {
-      report.warn(
-        `session ${session.id} ("${session.title}") changed here and in the remote since the last sync: ` +
-          `local ${formatTime(session.local?.timeUpdated)} / ${session.local?.messages ?? '?'} messages, ` +
-          `remote ${formatTime(session.remote.timeUpdated)} / ${session.remote.messages} messages; left as it is ` +
-          '(re-run with --force to take the remote copy, keeping a backup, or --keep-local)',
-      );
-    }
-  }
-  return result;
 }
 
 /** Decides what to do with one session, exporting the local copy only when its content is unknown. */
