@@ -138,8 +138,11 @@ describe('push', () => {
   it('skips a session deleted between listing and export, records it, exits 3', async () => {
     // The deletion is real (opencode session delete), timed by test/support/faultyOpencode.ts.
     await a.run(repoA, 'changed since the last push', { session: ids.victim }); // else the push reuses its blob
-    // The fault hooks `opencode export`: force the one-process-per-session export path.
-    const run = await sessmig(a, ['push', '--remote', remote, '--opencode', faulty, '--json'], {
+    // The fault hooks `opencode export`: force the one-process-per-session export path. One export
+    // at a time: with two, the other export's start-up write waited on the deletion's write lock
+    // past opencode's ~5 s busy timeout on a loaded machine and failed ("database is locked", seen
+    // once in five full runs) — lock contention is not what this test is about.
+    const run = await sessmig(a, ['push', '--remote', remote, '--opencode', faulty, '--jobs', '1', '--json'], {
       cwd: repoA,
       env: { FAULT_DELETE_BEFORE_EXPORT: ids.victim, SESSMIG_EXPORT_VIA: 'cli' },
     });
