@@ -118,7 +118,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
   const stateFile = syncStateFile(ctx.paths.state, remote.display, worktree.key);
   const state = await loadSyncState(stateFile, remote.display, worktree.key);
   // A host that never pulled this worktree from this remote (a hand-over to a fresh box) will
-  // most likely only add sessions: \`opencode serve\` for the replay starts now, beside the listing,
+  // most likely only add sessions: `opencode serve` for the replay starts now, beside the listing,
   // the planning and the downloads. Should a local session turn out to be replaced after all, it is
   // stopped before anything is deleted, and the pull goes on as it would have.
   // Whatever importer started early is closed however the pull ends (closing twice is harmless).
