@@ -301,7 +301,9 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
       const importer = early ? await early : await openImporter(opencode, worktree.root, importing.length, options.replay ?? 'auto', report, timing);
       early = undefined; // closed below, by the imports
       if (importing.length > 0) timing.note(`brought ${importing.length} session(s) in through ${importer.kind === 'replay' ? 'one `opencode serve` (replay)' : '`opencode import` processes'}`);
-      await importInLevels(importing, importer.kind === 'replay' ? 1 : ctx.jobs, async (plan) => {
+      // One at a time either way: two `opencode import` processes write the same database, and on a
+      // loaded machine one waited past opencode's ~5 s busy timeout and failed ("database is locked").
+      await importInLevels(importing, 1, async (plan) => {
         ctx.signal.throwIfAborted();
         journal.importing(plan.session.id);
         const how = await timing.time(importer.kind === 'replay' ? 'bring-in' : 'import', () =>
