@@ -58,22 +58,28 @@ export async function readTodos(opencode: Opencode, ids: string[]): Promise<Map<
   return out;
 }
 
+/** One session's todo list as a JSON text, for a query whose session table is aliased `s`. */
+const TODOS_OF_S = `(SELECT json_group_array(json_object(${COLUMNS.map((column) => `'${column}', t.${column}`).join(', ')})) FROM (SELECT * FROM todo WHERE session_id = s.id ORDER BY position) t)`;
+
+/** The todo list TODOS_OF_S gave, checked. */
+function parseTodoList(text: string | null): Todo[] {
+  return z.array(Row).parse(JSON.parse(text ?? '[]')).map(toTodo);
+}
+
 /**
  * Every session of the local database and, in the same `opencode db` (one process less per push:
  * about two seconds of CPU here), their todo lists.
  */
 export async function listSessionsWithTodos(opencode: Opencode): Promise<{ rows: SessionRow[]; todos: Map<string, Todo[]> }> {
-  const todoObject = `json_object(${COLUMNS.map((column) => `'${column}', t.${column}`).join(', ')})`;
   const raw = await opencode.query(
-    `SELECT s.id AS id, s.parent_id AS parent_id, s.directory AS directory, s.title AS title, s.time_updated AS time_updated, ` +
-      `(SELECT json_group_array(${todoObject}) FROM (SELECT * FROM todo WHERE session_id = s.id ORDER BY position) t) AS todos FROM session s`,
+    `SELECT s.id AS id, s.parent_id AS parent_id, s.directory AS directory, s.title AS title, s.time_updated AS time_updated, ${TODOS_OF_S} AS todos FROM session s`,
   );
   const rows = parseSessionRows(raw);
   const todos = new Map<string, Todo[]>();
   for (const item of raw as { id?: unknown; todos?: unknown }[]) {
     if (typeof item.id !== 'string' || typeof item.todos !== 'string') continue;
-    const list = z.array(Row).parse(JSON.parse(item.todos));
-    if (list.length > 0) todos.set(item.id, list.map(toTodo));
+    const list = parseTodoList(item.todos);
+    if (list.length > 0) todos.set(item.id, list);
   }
   return { rows, todos };
 }
@@ -112,12 +118,11 @@ const StateRow = z.object({
 export async function readSessionState(opencode: Opencode, ids: string[]): Promise<SessionState> {
   const state: SessionState = { rows: new Map(), todos: new Map(), todoColumns: [] };
   if (ids.length === 0) return state;
-  const todoObject = `json_object(${COLUMNS.map((column) => `'${column}', t.${column}`).join(', ')})`;
   const rows = z.array(StateRow).parse(
     await opencode.query(
       `SELECT s.id AS id, s.directory AS directory, s.time_updated AS time_updated, ` +
         `(SELECT count(*) FROM message m WHERE m.session_id = s.id) AS messages, ` +
-        `(SELECT json_group_array(${todoObject}) FROM (SELECT * FROM todo WHERE session_id = s.id ORDER BY position) t) AS todos, ` +
+        `${TODOS_OF_S} AS todos, ` +
         `(SELECT json_group_array(name) FROM pragma_table_info('todo')) AS todo_columns ` +
         `FROM session s WHERE s.id IN (${idList(ids)})`,
     ),
@@ -125,10 +130,8 @@ export async function readSessionState(opencode: Opencode, ids: string[]): Promi
   for (const row of rows) {
     state.rows.set(row.id, { id: row.id, directory: row.directory, messages: row.messages, time_updated: row.time_updated });
     state.todoColumns = z.array(z.string()).parse(JSON.parse(row.todo_columns ?? '[]'));
-    const list = z.array(Row).parse(JSON.parse(row.todos ?? '[]'));
-    if (list.length > 0) {
-      state.todos.set(row.id, list.map(toTodo));
-    }
+    const list = parseTodoList(row.todos);
+    if (list.length > 0) state.todos.set(row.id, list);
   }
   return state;
 }
