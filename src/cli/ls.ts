@@ -29,8 +29,9 @@ export function registerLs(program: Command, io: Io, done: (code: number) => voi
         io.stdout(`worktree ${wt.worktree}  owner: ${wt.owner || wt.ownerHostId || (wt.checkpoint ? 'released' : '-')}  current: ${wt.checkpoint ?? '-'}${sealed}${wt.error ? `  ERROR: ${wt.error}` : ''}\n`);
         for (const cp of wt.checkpoints) {
           io.stdout(
-            `  ${cp.current ? '*' : ' '} ${cp.id}  ${cp.createdAt ?? '?'}  ${cp.host ?? '?'}  ${cp.sessions ?? '?'} sessions  ${cp.storedBytes === null ? '?' : formatBytes(cp.storedBytes)}${cp.error ? `  ERROR: ${cp.error}` : ''}\n`,
+            `  ${cp.current ? '*' : ' '} ${cp.id}  ${cp.createdAt ?? '?'}  ${cp.host ?? '?'}  ${cp.sessions ?? '?'} sessions  ${cp.storedBytes === null ? '?' : formatBytes(cp.storedBytes)}${cp.deleted ? `  ${cp.deleted} deleted` : ''}${cp.error ? `  ERROR: ${cp.error}` : ''}\n`,
           );
+          if (cp.current) for (const checkout of cp.checkouts ?? []) io.stdout(`      ${checkout.sessions} session(s) in ${checkout.host}:${checkout.root}${checkout.branch ? ` (${checkout.branch})` : ''}\n`);
         }
       }
     }

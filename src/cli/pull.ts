@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { usageError } from '../core/errors.js';
+import { assertSessionId } from '../format/ids.js';
 import { pull, pullExitCode } from '../core/pull.js';
 import { pullFromTicket } from '../core/ticket.js';
 import { parseReplayMode } from '../opencode/importer.js';
@@ -13,6 +14,7 @@ interface PullFlags extends CommonOptions {
   migrate?: boolean;
   fromUrl?: string;
   replay?: string;
+  session?: string[];
 }
 
 export function registerPull(program: Command, io: Io, done: (code: number) => void): void {
@@ -24,6 +26,7 @@ export function registerPull(program: Command, io: Io, done: (code: number) => v
       .option('-n, --dry-run', 'show what would change; change nothing')
       .option('-f, --force', 'on a conflict, take the remote copy (the local copy is kept as a backup); with --migrate, also claim from a non-released owner')
       .option('--keep-local', 'on a conflict, keep the local copy')
+      .option('-s, --session <id>', 'take this session whatever checkout it belongs to (moving it out of another checkout here), or bring back one deleted here (repeatable)', (value: string, previous: string[] = []) => [...previous, value])
       .option('-m, --migrate', 'take the sessions over: pull, then claim ownership (a released worktree; with --force, one owned by a host that is gone)')
       .option('--replay <mode>', 'auto: replay sessions through one opencode serve where the local opencode supports it, else import; always; never (or SESSMIG_REPLAY)')
       .option('--from-url <url>', 'pull through a ticket (the URL `sessmig share` printed on a host with credentials): needs no credentials'),
@@ -48,6 +51,7 @@ export function registerPull(program: Command, io: Io, done: (code: number) => v
             keepLocal: flags.keepLocal === true,
             migrate: flags.migrate === true,
             replay,
+            ...(flags.session ? { sessions: flags.session.map((id) => assertSessionId(id, '--session')) } : {}),
           }),
       { remote: fromUrl === undefined },
     );
@@ -55,7 +59,7 @@ export function registerPull(program: Command, io: Io, done: (code: number) => v
       printJson(io, { command: 'pull', ...result });
     } else {
       for (const session of result.sessions) {
-        io.stderr(`  ${session.id}  ${session.action.padEnd(10)} ${String(session.messages).padStart(4)} msgs  ${session.parentID ? '└ ' : ''}${session.title}${session.reason ? `  (${session.reason})` : ''}\n`);
+        io.stderr(`  ${session.id}  ${session.action.padEnd(14)} ${String(session.messages).padStart(4)} msgs  ${session.parentID ? '└ ' : ''}${session.title}${session.reason ? `  (${session.reason})` : ''}\n`);
       }
       for (const upload of 'uploads' in result ? result.uploads : []) {
         io.stderr(`took in upload ${upload.ticket} from ${upload.from}: ${upload.sessions} session(s) → checkpoint ${upload.checkpoint}\n`);

@@ -17,7 +17,11 @@ export function registerStatus(program: Command, io: Io, done: (code: number) =>
       out(`owner    ${result.ownerDescription}${result.ownedByThisHost ? '  ← this host' : ''}`);
       out(`current  ${result.checkpoint ?? '-'}${result.generation ? ` (generation ${result.generation})` : ''}`);
       if (result.handedAway) out(`handed away from this host by push --migrate at ${result.handedAway.at} (checkpoint ${result.handedAway.checkpoint})`);
-      for (const session of result.sessions) out(`  ${session.state.padEnd(16)} ${session.id}  ${session.parentID ? '└ ' : ''}${session.title}`);
+      out(`checkout ${result.checkout.root} (${result.checkout.branch ? `branch ${result.checkout.branch}` : 'detached HEAD'})`);
+      for (const session of result.sessions) {
+        const where = session.state === 'other-checkout' ? session.local?.directory ?? session.checkout?.root : session.checkout && session.checkout.root !== result.worktreeRoot ? `${session.checkout.host.hostname || session.checkout.host.hostId}:${session.checkout.root}` : undefined;
+        out(`  ${session.state.padEnd(16)} ${session.id}  ${session.parentID ? '└ ' : ''}${session.title}${where ? `  [${where}${session.checkout?.branch ? ` (${session.checkout.branch})` : ''}]` : ''}`);
+      }
       for (const backup of result.backups) out(`backup ${backup.pullId}  ${backup.sessions.length} session(s)  ${backup.dir}`);
     }
     done(0);

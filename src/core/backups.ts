@@ -18,6 +18,11 @@ export const BackupIndex = z.looseObject({
   complete: z.boolean().default(true),
   /** Set by `sessmig undo` once it restored this pull's backups. */
   undoneAt: z.string().optional(),
+  /**
+   * The sync base before this pull: its file and, per session the pull changed, the entry it had
+   * (null: none). `sessmig undo` puts these back, so an undone import is not taken for a deletion.
+   */
+  syncBefore: z.looseObject({ file: z.string(), entries: z.record(z.string(), z.looseObject({ contentHash: z.string(), sha256: z.string(), localTimeUpdated: z.number().nullable() }).nullable()) }).optional(),
   /** Sessions this pull imported (new or replacing a local copy). */
   imported: z.array(z.string()).default([]),
   /** Local sessions this pull deleted, each backed up as an opencode export file. */

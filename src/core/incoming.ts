@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { Meter } from '../blob/blobFiles.js';
 import { parseDocument, serializeDocument } from '../format/document.js';
 import { blobKey, checkpointKey, MAX_MANIFEST_BYTES } from '../format/layout.js';
-import { Manifest, type ManifestSession } from '../format/schema.js';
+import { Manifest, MANIFEST_FORMAT_VERSION, type ManifestSession } from '../format/schema.js';
 import {
   incomingPrefix,
   MAX_TICKET_BYTES,
@@ -156,8 +156,8 @@ async function takeIn(
   let slots: number[];
   let sealedSizes: (number | undefined)[] = [];
   try {
-    manifest = parseDocument(manifestBytes.body, Manifest, `upload manifest ${uploadManifestKey(worktree.key, id)}`, MAX_MANIFEST_BYTES);
-    const upload = parseDocument(manifestBytes.body, UploadManifest, `upload manifest ${uploadManifestKey(worktree.key, id)}`, MAX_MANIFEST_BYTES);
+    manifest = parseDocument(manifestBytes.body, Manifest, `upload manifest ${uploadManifestKey(worktree.key, id)}`, MAX_MANIFEST_BYTES, MANIFEST_FORMAT_VERSION);
+    const upload = parseDocument(manifestBytes.body, UploadManifest, `upload manifest ${uploadManifestKey(worktree.key, id)}`, MAX_MANIFEST_BYTES, MANIFEST_FORMAT_VERSION);
     slots = upload.sessions.map((session) => session.slot);
     sealedSizes = upload.sessions.map((session) => session.sealedBytes);
     if (upload.ticket !== id) throw new Error(`it names ticket ${upload.ticket}`);
@@ -237,6 +237,8 @@ async function takeIn(
     ...manifest,
     parent: pointer?.pointer.checkpoint ?? null,
     sessions: orderParentsFirst(sessions.map((session) => ({ ...session, parentID: session.parentID }))),
+    // Deletions recorded in the remote travel on (an upload carries none of its own).
+    ...(current?.deleted ? { deleted: current.deleted.filter((item) => !uploaded.has(item.id)) } : {}),
   };
   if (!existing) await writeManifest(remote, checkpoint);
   const moveTo = await ctx.timing.time('pointer', () =>

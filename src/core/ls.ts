@@ -4,6 +4,7 @@ import type { Remote } from '../remote/remote.js';
 import { SessmigError } from './errors.js';
 import { readMarker, type EncryptionMarker } from '../crypto/sealedRemote.js';
 import { listCheckpointIds, readManifest, readPointer } from './remoteStore.js';
+import { checkoutOf } from './plan.js';
 
 export interface CheckpointSummary {
   id: string;
@@ -14,6 +15,10 @@ export interface CheckpointSummary {
   sessions: number | null;
   storedBytes: number | null;
   rawBytes: number | null;
+  /** The checkouts its sessions live in (host name, root, branch) with their session counts. */
+  checkouts?: { host: string; root: string; branch: string | null; sessions: number }[];
+  /** Sessions recorded as deleted (tombstones). */
+  deleted?: number;
   error?: string;
 }
 
@@ -78,6 +83,16 @@ export async function listRemote(
         item.sessions = manifest.sessions.length;
         item.storedBytes = manifest.sessions.reduce((sum, s) => sum + s.storedBytes, 0);
         item.rawBytes = manifest.sessions.reduce((sum, s) => sum + s.rawBytes, 0);
+        const checkouts = new Map<string, { host: string; root: string; branch: string | null; sessions: number }>();
+        for (const session of manifest.sessions) {
+          const checkout = checkoutOf(manifest, session);
+          const key = `${checkout.host.hostId}\u0000${checkout.root}\u0000${checkout.branch}`;
+          const found = checkouts.get(key) ?? { host: checkout.host.hostname || checkout.host.hostId, root: checkout.root, branch: checkout.branch, sessions: 0 };
+          found.sessions++;
+          checkouts.set(key, found);
+        }
+        item.checkouts = [...checkouts.values()];
+        item.deleted = manifest.deleted?.length ?? 0;
       } catch (error) {
         if (!(error instanceof SessmigError)) throw error;
         item.error = error.message;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { downloadRebasedBlob, exportToBlobFile } from '../blob/blobFiles.js';
 import { assertCheckpointId, assertSessionId, newCheckpointId } from '../format/ids.js';
 import { blobKey } from '../format/layout.js';
-import type { Manifest, ManifestSession } from '../format/schema.js';
+import type { Checkout, Manifest, ManifestSession, Tombstone } from '../format/schema.js';
 import type { SessionRow } from '../opencode/opencode.js';
 import { createBackupDir, writeBackupIndex, type BackupIndex } from './backups.js';
 import type { Context } from './context.js';
@@ -17,7 +17,9 @@ import { assertMayClaim } from './ownership.js';
 import { readManifest, readPointer, writePointer } from './remoteStore.js';
 import { orderParentsFirst, withDescendants } from './sessionTree.js';
 import { loadSyncState, localContentHash, saveSyncState, syncStateFile, type LocalExport, type SyncState } from './syncState.js';
-import { isInside } from './worktree.js';
+import { DirComparer } from '../util/dirs.js';
+import { checkoutOf, decidePull, type LocalPlace, type PullAction, type PullFacts } from './plan.js';
+export { checkoutOf };
 import { findUploads, takeInUploads, type TakenUpload } from './incoming.js';
 import { TicketRemote } from '../remote/ticketRemote.js';
 
@@ -32,20 +34,51 @@ export interface PullOptions {
   migrate?: boolean;
   /** How sessions are brought in: replayed through one opencode serve where safe, or imported. */
   replay?: ReplayMode;
+  /** Take these sessions whatever checkout they belong to (moving them out of another local checkout), or bring back one deleted here. */
+  sessions?: string[];
+  /** The clock, for the skew check (tests inject a skewed one). */
+  now?: () => number;
+}
+
+/** How far a session's newest time may be ahead of this host's clock before pull speaks up (ms). */
+export const CLOCK_SKEW_TOLERANCE_MS = 2 * 60 * 1000;
+
+/**
+ * Says what will not behave here as it did there, before anything is imported: a session that
+ * opencode was still working on (its running tool call will not finish on this host), and a
+ * session whose newest time is ahead of this host's clock (opencode orders messages by time-based
+ * ids: the next message made here would sort before the last one, opencode #24476, #14236) —
+ * `--migrate` refuses that one without --force.
+ */
+function warnAboutArrivals(ctx: Context, plans: Plan[], options: PullOptions): void {
+  const arriving = plans.filter((plan) => plan.action === 'new' || plan.action === 'replace');
+  for (const plan of arriving) {
+    if (plan.session.busy) ctx.report.warn(`session ${plan.session.id} ("${plan.session.title}") was mid-turn when it was pushed: its running tool call will not finish on this host`);
+  }
+  const now = (options.now ?? Date.now)();
+  const ahead = arriving.filter((plan) => plan.session.timeUpdated - now > CLOCK_SKEW_TOLERANCE_MS);
+  if (ahead.length === 0) return;
+  const gap = Math.max(...ahead.map((plan) => plan.session.timeUpdated - now));
+  const what = `${ahead.length} session(s) were last changed up to ${formatDuration(gap)} ahead of this host's clock (${ahead.map((plan) => plan.session.id).join(', ')}): a message made here would sort before their last one and opencode could stop answering`;
+  if (options.migrate && !options.force) {
+    throw new SessmigError('clock-skew', what, { hint: 'set this host\'s clock right (e.g. enable NTP), or re-run with --force to take the sessions anyway. Nothing was imported.', exitCode: ExitCode.usage, data: { gapMs: gap } });
+  }
+  ctx.report.warn(`${what}; set this host's clock right before resuming them`);
+}
+
+function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  if (s < 172800) return `${Math.round(s / 3600)} h`;
+  return `${Math.round(s / 86400)} days`;
 }
 
 /**
- * What pull does with each session of the checkpoint:
- * - new: not here yet → import.
- * - unchanged: the same content, already bound to this worktree → nothing.
- * - replace: here with other content that the remote changed since the last sync (or the same
- *   content bound to another folder, or --force on a conflict) → back up, delete, import.
- * - keep-local: changed here since the last sync while the remote did not change (or
- *   --keep-local on a conflict) → nothing.
- * - conflict: changed on both sides since the last sync → refused (exit 3).
- * - refused: its blob failed verification → nothing of it (nor of its children) is imported.
+ * What pull does with each session of the checkpoint (and each tombstone whose session is here);
+ * decided by `decidePull` (plan.ts), where the whole table is documented and unit-tested.
  */
-export type PullAction = 'new' | 'unchanged' | 'replace' | 'keep-local' | 'conflict' | 'refused';
+export type { PullAction };
 
 export interface PulledSession {
   id: string;
@@ -57,8 +90,12 @@ export interface PulledSession {
   via?: 'replay' | 'import';
   messages: number;
   directory: string;
-  local?: { timeUpdated: number; messages?: number };
+  local?: { timeUpdated: number; messages?: number; directory: string };
   remote: { timeUpdated: number; messages: number };
+  /** The checkout the session belongs to in the checkpoint (host, root, branch). */
+  checkout?: Checkout;
+  /** Opencode was mid-turn in it when it was pushed. */
+  busy?: boolean;
 }
 
 export interface PullResult {
@@ -78,7 +115,9 @@ export interface PullResult {
 }
 
 interface Plan {
+  /** The checkpoint's session; for a tombstone, a stand-in made from it (see tombstonePlans). */
   session: ManifestSession;
+  tombstone?: Tombstone;
   local: SessionRow | undefined;
   action: PullAction;
   reason?: string;
@@ -145,9 +184,17 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     const localById = new Map(localRows.map((row) => [row.id, row]));
 
     report.info(`pulling checkpoint ${manifest.id} of worktree ${worktree.key} (${manifest.sessions.length} session(s)) into ${worktree.root}`);
-    const plans = await timing.time('plan', () =>
-      mapPool(manifest.sessions, ctx.jobs, (session, index) => planSession(ctx, manifest, session, localById.get(session.id), state, options, index)),
-    );
+    const planning: PlanContext = {
+      dirs: new DirComparer(),
+      handoverRoot: options.migrate && manifest.source.migrate && manifest.source.host.hostId === ctx.host.hostId ? manifest.source.worktreeRoot : undefined,
+      explicit: new Set(options.sessions ?? []),
+    };
+    const plans = await timing.time('plan', async () => {
+      const planned = await mapPool(manifest.sessions, ctx.jobs, (session, index) => planSession(ctx, manifest, session, localById.get(session.id), state, options, index, planning));
+      followParents(planned);
+      return [...planned, ...(await tombstonePlans(ctx, manifest, localById, state, options, planning))];
+    });
+    warnAboutArrivals(ctx, plans, options);
     const result: PullResult = {
       worktree: worktree.key,
       remote: remote.display,
@@ -161,7 +208,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
       uploads: taken,
     };
     if (options.dryRun) {
-      result.sessions = plans.map(describe);
+      result.sessions = plans.map((plan) => describe(plan, manifest));
       return result;
     }
 
@@ -170,7 +217,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     const files = new Map<string, string>();
     // When nothing local is replaced (a first pull, a hand-over to a fresh host), no session is
     // deleted before the imports: `opencode serve` for the replay can start while the blobs download.
-    if (toImport.length > 0 && !toImport.some((plan) => plan.action === 'replace')) {
+    if (toImport.length > 0 && !plans.some((plan) => plan.action === 'replace' || plan.action === 'deleted-there')) {
       if (!early) startEarly(toImport.length);
     } else {
       await closeEarly(); // sessions are deleted before the imports: no server may run meanwhile
@@ -208,14 +255,14 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
 
     // Deleting a session deletes its children: every local session under a replaced one is backed up
     // and comes back (from the remote if the checkpoint has it unchanged or newer, else from its backup).
-    const replaced = plans.filter((plan) => plan.action === 'replace').map((plan) => plan.session.id);
+    const replaced = plans.filter((plan) => plan.action === 'replace' || plan.action === 'deleted-there').map((plan) => plan.session.id);
     const localNodes = localRows.map((row) => ({ ...row, parentID: row.parent_id }));
     const cascade = withDescendants(localNodes, replaced);
     const planById = new Map(plans.map((plan) => [plan.session.id, plan]));
     const restoreFromBackup: SessionRow[] = [];
     for (const id of cascade) {
       const plan = planById.get(id);
-      if (plan && plan.action === 'replace') continue;
+      if (plan && (plan.action === 'replace' || plan.action === 'deleted-there' || plan.tombstone)) continue;
       if (plan && plan.action === 'unchanged' && !refused.has(id)) {
         // Same content as the remote: bring it back from the remote copy.
         const file = path.join(ctx.tempDir, `pull-cascade-${id}.json`);
@@ -253,6 +300,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
         complete: false,
         imported: importing.map((item) => item.id),
         sessions: [],
+        syncBefore: { file: stateFile, entries: Object.fromEntries([...importing.map((item) => item.id), ...deleting.map((node) => node.id)].map((id) => [id, state.sessions[id] ?? null])) },
       };
       await mapPool(deleting, ctx.jobs, async (node) => {
         const file = path.join(backupDir!, `${node.id}.json`);
@@ -270,7 +318,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
           parentID: node.parent_id,
           title: node.title,
           directory: node.directory,
-          reason: planById.get(node.id)?.action === 'replace' ? 'replaced by the pull' : 'deleted with its parent',
+          reason: { replace: 'replaced by the pull', 'deleted-there': 'deleted on another host' }[planById.get(node.id)?.action as string] ?? 'deleted with its parent',
           file: `${node.id}.json`,
           messages: blob.messages,
           contentHash: blob.contentHash,
@@ -327,6 +375,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
         verified = verifyImports(
           importing.map((plan) => ({ id: plan.session.id, directory: plan.importDir, messages: plan.session.messages })),
           state,
+          planning.dirs,
         );
       }
       await timing.time('todos', () => restoreTodos(ctx, plans, state));
@@ -344,14 +393,17 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     state.checkpoint = manifest.id;
     for (const plan of plans) {
       const row = after.get(plan.session.id);
-      if (!row) continue;
+      if (!row || plan.tombstone) continue;
       if (plan.action === 'new' || plan.action === 'replace' || plan.action === 'unchanged') {
         state.sessions[plan.session.id] = { contentHash: plan.session.contentHash, sha256: plan.session.sha256, localTimeUpdated: row.time_updated };
       }
     }
+    // Followed deletions leave the sync base: the session is gone on both sides.
+    for (const plan of plans) if (plan.action === 'deleted-there' || (plan.tombstone && plan.action === 'unchanged')) delete state.sessions[plan.session.id];
+    for (const tombstone of manifest.deleted ?? []) if (!localById.has(tombstone.id)) delete state.sessions[tombstone.id];
     await saveSyncState(stateFile, state).catch((error: unknown) => report.warn(`could not save the sync state: ${(error as Error).message}`));
 
-    result.sessions = plans.map((plan) => ({ ...describe(plan), ...(paths.has(plan.session.id) ? { via: paths.get(plan.session.id) } : {}) }));
+    result.sessions = plans.map((plan) => ({ ...describe(plan, manifest), ...(paths.has(plan.session.id) ? { via: paths.get(plan.session.id) } : {}) }));
     // Claim last: the pointer moves only after every session is here, so a failed pull leaves it alone.
     if (options.migrate && pointer && pointer.pointer.owner?.hostId !== ctx.host.hostId) {
       const unresolved = result.sessions.filter((session) => session.action === 'conflict' || session.action === 'refused');
@@ -380,6 +432,39 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
   }
 }
 
+/** What planning knows beyond the session: how directories compare, and what the user asked for. */
+interface PlanContext {
+  dirs: DirComparer;
+  /** `pull --migrate` of a checkpoint handed over (push --migrate) from another checkout of this host: its root. */
+  handoverRoot: string | undefined;
+  /** Sessions named with --session. */
+  explicit: Set<string>;
+}
+
+/** Where a local copy lives, seen from this checkout. */
+function localPlace(ctx: Context, plan: PlanContext, directory: string): LocalPlace {
+  if (plan.dirs.inside(ctx.worktree.root, directory)) return 'here';
+  return existsSync(directory) ? 'other-checkout' : 'gone-folder';
+}
+
+/**
+ * Does a session this host does not have belong to this checkout? One of this host's other live
+ * checkouts keeps its own; another host's session goes to the checkout of its branch when this host
+ * has one checked out elsewhere, else here.
+ */
+function belongsHere(ctx: Context, plan: PlanContext, checkout: Checkout): PullFacts['belongs'] {
+  const { worktree } = ctx;
+  if (checkout.host.hostId === ctx.host.hostId) {
+    if (plan.dirs.same(checkout.root, worktree.root) || !existsSync(checkout.root)) return { here: true };
+    return { here: false, where: `the checkout ${checkout.root} on this host` };
+  }
+  if (checkout.branch !== null && checkout.branch !== worktree.branch) {
+    const other = worktree.otherCheckouts.find((item) => item.branch === checkout.branch);
+    if (other) return { here: false, where: `the checkout ${other.root} (branch ${checkout.branch})` };
+  }
+  return { here: true };
+}
+
 /** Decides what to do with one session, exporting the local copy only when its content is unknown. */
 async function planSession(
   ctx: Context,
@@ -389,36 +474,85 @@ async function planSession(
   state: SyncState,
   options: PullOptions,
   index: number,
+  planning: PlanContext,
 ): Promise<Plan> {
-  const importDir = rebaseDirectory(session.directory, manifest.source.worktreeRoot, ctx.worktree.root);
-  if (!local) return { session, local, action: 'new', importDir };
+  const importDir = rebaseDirectory(session.directory, manifest.source.worktreeRoot, ctx.worktree.root, planning.dirs);
   const base = state.sessions[session.id];
-  const { contentHash: localHash, exported: localExport } = await localContentHash(ctx.opencode, local, base, path.join(ctx.tempDir, `local-${index}.json`));
-  const plan: Plan = { session, local, action: 'unchanged', importDir, ...(localExport ? { localExport } : {}) };
-  if (localHash === session.contentHash) {
-    if (local.directory !== importDir) {
-      plan.action = 'replace';
-      plan.reason = `bound to ${local.directory}; rebinding to ${importDir}`;
-    }
-    return plan;
+  const place = local ? localPlace(ctx, planning, local.directory) : undefined;
+  const explicit = planning.explicit.has(session.id) || (local !== undefined && planning.handoverRoot !== undefined && planning.dirs.inside(planning.handoverRoot, local.directory));
+  const facts: PullFacts = {
+    belongs: belongsHere(ctx, planning, checkoutOf(manifest, session)),
+    explicit,
+    force: options.force === true,
+    keepLocal: options.keepLocal === true,
+    ...(base ? { base: { remoteChanged: base.contentHash !== session.contentHash } } : {}),
+  };
+  const plan: Plan = { session, local, action: 'new', importDir };
+  if (local && place) {
+    // Another checkout's session is left alone: no export needed to know that.
+    const needsContent = place !== 'other-checkout' || explicit;
+    const known = needsContent ? await localContentHash(ctx.opencode, local, base, path.join(ctx.tempDir, `local-${index}.json`)) : undefined;
+    if (known?.exported) plan.localExport = known.exported;
+    facts.local = {
+      place,
+      directory: local.directory,
+      content: { equalsBase: known !== undefined && base !== undefined && known.contentHash === base.contentHash, equalsRemote: known?.contentHash === session.contentHash },
+      boundElsewhere: place === 'here' && !planning.dirs.same(local.directory, importDir),
+    };
   }
-  if (base && localHash === base.contentHash) {
-    plan.action = 'replace';
-    plan.reason = 'changed in the remote since the last sync';
-  } else if (base && session.contentHash === base.contentHash) {
-    plan.action = 'keep-local';
-    plan.reason = 'changed here since the last sync; push to publish it';
-  } else if (options.force) {
-    plan.action = 'replace';
-    plan.reason = 'conflict resolved with --force: remote copy taken, local copy backed up';
-  } else if (options.keepLocal) {
-    plan.action = 'keep-local';
-    plan.reason = 'conflict resolved with --keep-local';
-  } else {
-    plan.action = 'conflict';
-    plan.reason = base ? 'changed here and in the remote since the last sync' : 'differs from the remote copy and was never synced on this host';
-  }
+  const decision = decidePull(facts);
+  plan.action = decision.action;
+  if (decision.reason) plan.reason = decision.reason;
   return plan;
+}
+
+/** Tombstones whose session this host still has: each planned like a session (follow the deletion, or a conflict). */
+async function tombstonePlans(ctx: Context, manifest: Manifest, localById: Map<string, SessionRow>, state: SyncState, options: PullOptions, planning: PlanContext): Promise<Plan[]> {
+  const inSessions = new Set(manifest.sessions.map((session) => session.id));
+  const present = (manifest.deleted ?? []).filter((item) => localById.has(item.id) && !inSessions.has(item.id));
+  return mapPool(present, ctx.jobs, async (tombstone, index) => {
+    const local = localById.get(tombstone.id)!;
+    const base = state.sessions[tombstone.id];
+    const place = localPlace(ctx, planning, local.directory);
+    const known = place === 'other-checkout' ? undefined : await localContentHash(ctx.opencode, local, base, path.join(ctx.tempDir, `tomb-${index}.json`));
+    const decision = decidePull({
+      tombstone: { by: tombstone.by.hostname || `host ${tombstone.by.hostId}`, deletedAt: tombstone.deletedAt },
+      local: {
+        place,
+        directory: local.directory,
+        content: { equalsBase: known !== undefined && base !== undefined && known.contentHash === base.contentHash, equalsRemote: known?.contentHash === tombstone.contentHash },
+        boundElsewhere: false,
+      },
+      ...(base ? { base: { remoteChanged: true } } : {}),
+      belongs: { here: true },
+      explicit: false,
+      force: options.force === true,
+      keepLocal: options.keepLocal === true,
+    });
+    const session: ManifestSession = {
+      id: tombstone.id, parentID: tombstone.parentID, title: tombstone.title, directory: local.directory, version: '', sha256: '0'.repeat(64),
+      contentHash: tombstone.contentHash, rawBytes: 0, storedBytes: 0, timeUpdated: Date.parse(tombstone.deletedAt), messages: 0, busy: false,
+    };
+    return {
+      session, tombstone, local, action: decision.action, importDir: local.directory,
+      ...(decision.reason ? { reason: decision.reason } : {}),
+      ...(known?.exported ? { localExport: known.exported } : {}),
+    };
+  });
+}
+
+/** Children follow their parent: a parent left to another checkout (or deleted here) keeps its absent children out too. */
+function followParents(plans: Plan[]): void {
+  const byId = new Map(plans.map((plan) => [plan.session.id, plan]));
+  for (const plan of orderParentsFirst(plans.map((item) => ({ ...item, id: item.session.id, parentID: item.session.parentID })))) {
+    const parent = plan.session.parentID ? byId.get(plan.session.parentID) : undefined;
+    if (!parent || plan.tombstone || plan.local) continue;
+    if (parent.action === 'other-checkout' || parent.action === 'deleted-here') {
+      const own = byId.get(plan.id)!;
+      own.action = parent.action;
+      own.reason = 'follows its parent session';
+    }
+  }
 }
 
 /** Refuses, before anything is imported, a checkpoint this opencode cannot import faithfully. */
@@ -438,15 +572,13 @@ function assertVersionsCompatible(source: string, destination: string, force: bo
 }
 
 /** The source directory's place inside the source worktree, moved to this worktree. */
-export function rebaseDirectory(sourceDir: string, sourceRoot: string, root: string): string {
-  if (isInside(sourceRoot, sourceDir)) {
-    const target = path.join(root, path.relative(sourceRoot, sourceDir));
-    if (existsSync(target)) return target;
-  }
-  return root;
+export function rebaseDirectory(sourceDir: string, sourceRoot: string, root: string, dirs = new DirComparer()): string {
+  // The source's directories are another host's: compared by spelling (its real paths are not here).
+  const target = dirs.rebase(sourceDir, sourceRoot, root);
+  return target !== undefined && existsSync(target) ? target : root;
 }
 
-function describe(plan: Plan): PulledSession {
+function describe(plan: Plan, manifest?: Manifest): PulledSession {
   return {
     id: plan.session.id,
     parentID: plan.session.parentID,
@@ -455,8 +587,9 @@ function describe(plan: Plan): PulledSession {
     ...(plan.reason ? { reason: plan.reason } : {}),
     messages: plan.session.messages,
     directory: plan.importDir,
-    ...(plan.local ? { local: { timeUpdated: plan.local.time_updated, ...(plan.localExport ? { messages: plan.localExport.messages } : {}) } } : {}),
+    ...(plan.local ? { local: { timeUpdated: plan.local.time_updated, directory: plan.local.directory, ...(plan.localExport ? { messages: plan.localExport.messages } : {}) } } : {}),
     remote: { timeUpdated: plan.session.timeUpdated, messages: plan.session.messages },
+    ...(manifest && !plan.tombstone ? { checkout: checkoutOf(manifest, plan.session), busy: plan.session.busy } : {}),
   };
 }
 
@@ -483,7 +616,7 @@ async function importInLevels<T extends { id: string; parentID: string | null }>
  * destination's todo table is not the one sessmig knows.
  */
 async function restoreTodos(ctx: Context, plans: Plan[], known: SessionState | undefined): Promise<void> {
-  const targets = plans.filter((plan) => plan.action === 'new' || plan.action === 'replace' || plan.action === 'unchanged');
+  const targets = plans.filter((plan) => !plan.tombstone && (plan.action === 'new' || plan.action === 'replace' || plan.action === 'unchanged'));
   const withTodos = targets.filter((plan) => (plan.session.todos ?? []).length > 0);
   // Fresh imports have no todos: nothing to compare unless the checkpoint carries some.
   const compare = targets.filter((plan) => plan.action === 'unchanged' || (plan.session.todos ?? []).length > 0);
@@ -509,6 +642,7 @@ async function restoreTodos(ctx: Context, plans: Plan[], known: SessionState | u
 function verifyImports(
   expected: { id: string; directory: string; messages: number }[],
   state: SessionState,
+  dirs: DirComparer,
 ): Map<string, { id: string; directory: string; messages: number; time_updated: number }> {
   const byId = state.rows;
   for (const item of expected) {
@@ -519,7 +653,7 @@ function verifyImports(
         hint: 'the local opencode may not accept this blob; check that this opencode version is supported (README, "opencode versions")',
       });
     }
-    if (row.directory !== item.directory) {
+    if (!dirs.same(row.directory, item.directory)) {
       throw new SessmigError('import-unverified', `session ${item.id} landed in ${row.directory}, expected ${item.directory}`, {
         hint: 'the local opencode may not honour the rebase; check that this opencode version is supported (README, "opencode versions")',
       });
@@ -580,4 +714,4 @@ function formatTime(ms: number | undefined): string {
   return ms === undefined ? '?' : new Date(ms).toISOString();
 }
 
-export const _internal = { isInside };
+

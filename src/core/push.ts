@@ -3,7 +3,7 @@ import { exportToBlobFile, type ExportedBlob } from '../blob/blobFiles.js';
 import { isBusy } from '../blob/sessionBlob.js';
 import { assertSessionId, newCheckpointId } from '../format/ids.js';
 import { blobKey } from '../format/layout.js';
-import { FORMAT_VERSION, type Manifest, type ManifestSession, type SkippedSession } from '../format/schema.js';
+import { MANIFEST_FORMAT_VERSION, type Checkout, type Host, type Manifest, type ManifestSession, type SkippedSession, type Tombstone } from '../format/schema.js';
 import type { SessionRow } from '../opencode/opencode.js';
 import { openExporter, parseExportVia } from '../opencode/exporter.js';
 import { listSessionsWithTodos, type Todo } from '../opencode/todos.js';
@@ -14,8 +14,10 @@ import { assertMayPush } from './ownership.js';
 import { mapPool } from './pool.js';
 import { readManifest, readPointer, writeManifest, writePointer } from './remoteStore.js';
 import { orderParentsFirst, withDescendants } from './sessionTree.js';
-import { loadSyncState, saveSyncState, syncStateFile } from './syncState.js';
-import { isInside } from './worktree.js';
+import { loadSyncState, saveSyncState, syncStateFile, type SyncState } from './syncState.js';
+import type { Worktree } from './worktree.js';
+import { DirComparer } from '../util/dirs.js';
+import { decideCarry, decidePush, type CarryAction, type PushAction } from './plan.js';
 import { SealedRemote } from '../crypto/sealedRemote.js';
 
 export interface PushOptions {
@@ -34,7 +36,7 @@ export interface PushOptions {
  * ('remote-newer': pull to get it), or changed on both sides since the last sync ('conflict':
  * refused; --force pushes the local copy).
  */
-export type PushAction = 'pushed' | 'reused' | 'remote-newer' | 'conflict';
+export type { PushAction };
 
 export interface PushedSession {
   id: string;
@@ -64,11 +66,15 @@ export interface PushResult {
   skipped: SkippedSession[];
   /** Sessions that would be pushed (dry run). */
   planned: { id: string; parentID: string | null; title: string }[];
+  /** Sessions deleted on this host that this push records as deleted (tombstones). */
+  deleted: { id: string; title: string }[];
+  /** Root sessions of this repository outside this checkout, per directory (not pushed from here). */
+  outside: { directory: string; sessions: number }[];
 }
 
-/** Finds the worktree's sessions (with their subagent children), parents first. */
-export function selectSessions(rows: SessionRow[], root: string, only: string[] | undefined): SessionRow[] {
-  const inWorktree = rows.filter((row) => isInside(root, row.directory));
+/** Finds the checkout's sessions (with their subagent children), parents first. */
+export function selectSessions(rows: SessionRow[], root: string, only: string[] | undefined, dirs = new DirComparer()): SessionRow[] {
+  const inWorktree = rows.filter((row) => dirs.inside(root, row.directory));
   const nodes = rows.map((row) => ({ ...row, parentID: row.parent_id }));
   // Children live wherever their parent's tool ran them; they follow their parent.
   const roots = only ?? inWorktree.map((row) => row.id);
@@ -91,16 +97,48 @@ export function selectSessions(rows: SessionRow[], root: string, only: string[] 
   return orderParentsFirst(nodes.filter((node) => chosen.has(node.id)));
 }
 
+/**
+ * Root sessions of the same repository (opencode project) that lie outside this checkout, counted
+ * per directory: another checkout's, or a folder opencode was started in beside the checkout.
+ */
+export function sessionsOutside(rows: SessionRow[], worktree: Worktree, selected: Set<string>): { directory: string; sessions: number }[] {
+  if (!worktree.projectId) return [];
+  const counts = new Map<string, number>();
+  for (const row of rows) {
+    if (row.project_id !== worktree.projectId || row.parent_id !== null || selected.has(row.id)) continue;
+    counts.set(row.directory, (counts.get(row.directory) ?? 0) + 1);
+  }
+  return [...counts].map(([directory, sessions]) => ({ directory, sessions })).sort((a, b) => (a.directory < b.directory ? -1 : 1));
+}
+
+/** How long push carries a tombstone forward (docs/FORMAT.md, "Checkouts and deletions"). */
+export const TOMBSTONE_TTL_MS = 180 * 24 * 3600 * 1000;
+
+interface PushPlan {
+  kept: Map<string, { entry: ManifestSession; action: PushAction }>;
+  /** Sessions another host deleted that are unchanged here: left out, reported. */
+  deletedThere: SessionRow[];
+  /** Sessions another host deleted that changed here since: left out (the tombstone stays), a conflict. */
+  tombstoneConflicts: SessionRow[];
+  toExport: SessionRow[];
+}
+
 export async function push(ctx: Context, options: PushOptions = {}): Promise<PushResult> {
-  const { remote, worktree, opencode, report } = ctx;
+  const { remote, worktree, opencode, report, timing } = ctx;
   const only = options.sessions?.map((id) => assertSessionId(id, '--session'));
-  const { timing } = ctx;
   // One round of independent look-ups: the pointer, opencode's version and its session table.
   const [previous, opencodeVersion, { rows, todos }] = await timing.time('list', () =>
     Promise.all([readPointer(remote, worktree.key), opencode.version(), listSessionsWithTodos(opencode)]),
   );
   assertMayPush(previous?.pointer, ctx.host, worktree.key);
-  const selected = selectSessions(rows, worktree.root, only);
+  const dirs = new DirComparer();
+  const selected = selectSessions(rows, worktree.root, only, dirs);
+  const selectedIds = new Set(selected.map((row) => row.id));
+  const outside = only ? [] : sessionsOutside(rows, worktree, selectedIds);
+  const stateFile = syncStateFile(ctx.paths.state, remote.display, worktree.key);
+  const state = await loadSyncState(stateFile, remote.display, worktree.key);
+  const current = previous ? await timing.time('list', () => readManifest(remote, worktree.key, previous.pointer.checkpoint)) : undefined;
+  const carry = planCarry(current, rows, selectedIds, state, options, only !== undefined, ctx.host);
   const result: PushResult = {
     worktree: worktree.key,
     remote: remote.display,
@@ -111,44 +149,165 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
     sessions: [],
     skipped: [],
     planned: selected.map((row) => ({ id: row.id, parentID: row.parent_id, title: row.title })),
+    deleted: carry.tombstones.map((item) => ({ id: item.id, title: item.title })),
+    outside,
   };
-  if (selected.length === 0) {
+  for (const item of outside) {
+    report.warn(`${item.sessions} session(s) of this repository lie outside this checkout, in ${item.directory}: not pushed from here (push from that checkout)`);
+  }
+  if (selected.length === 0 && carry.tombstones.length === 0) {
     report.info(`worktree ${worktree.key}: no opencode sessions in ${worktree.root}; nothing to push`);
     return result;
   }
   if (options.dryRun) {
-    report.info(`worktree ${worktree.key}: would push ${selected.length} session(s) to ${remote.display}`);
+    report.info(`worktree ${worktree.key}: would push ${selected.length} session(s) to ${remote.display}${carry.tombstones.length > 0 ? ` and record ${carry.tombstones.length} deletion(s)` : ''}`);
     return { ...result, status: 'dry-run' };
   }
 
   report.info(`worktree ${worktree.key}: pushing ${selected.length} session(s) to ${remote.display}`);
-  const stateFile = syncStateFile(ctx.paths.state, remote.display, worktree.key);
-  const state = await loadSyncState(stateFile, remote.display, worktree.key);
-  const current = previous ? await timing.time('list', () => readManifest(remote, worktree.key, previous.pointer.checkpoint)) : undefined;
   const currentById = new Map((current?.sessions ?? []).map((session) => [session.id, session]));
-
-  // Decide per session from the sync base, without exporting what did not change here:
-  // local time_updated equal to the base's ⇒ the local content is the base's content.
-  const kept = new Map<string, { entry: ManifestSession; action: PushAction }>();
-  for (const row of selected) {
-    const syncBase = state.sessions[row.id];
-    const entry = currentById.get(row.id);
-    if (!syncBase || !entry || syncBase.localTimeUpdated !== row.time_updated) continue;
-    if (entry.contentHash === syncBase.contentHash) kept.set(row.id, { entry, action: 'reused' });
-    else kept.set(row.id, { entry, action: 'remote-newer' });
-  }
-  const reusedCount = [...kept.values()].filter((item) => item.action === 'reused').length;
+  const tombstoned = new Map((current?.deleted ?? []).map((item) => [item.id, item]));
+  const plan = planBeforeExport(selected, currentById, tombstoned, state, options.force === true);
+  const reusedCount = [...plan.kept.values()].filter((item) => item.action === 'reused').length;
   if (reusedCount > 0) report.info(`${reusedCount} session(s) unchanged since the last sync: reusing their blobs`);
 
   const skipped: SkippedSession[] = [];
-  const toExport = selected.filter((row) => !kept.has(row.id));
+  const exported = await exportAndStore(ctx, plan, currentById, tombstoned, state, options, skipped);
+  const done = exported.filter((item): item is NonNullable<typeof item> => item !== undefined);
+  const checkout: Checkout = { host: ctx.host, root: worktree.root, branch: worktree.branch };
+  const fresh: ManifestSession[] = done.map(({ row, blob }) => ({ ...manifestEntry(row, blob, todos), checkout }));
+  const keptEntries = [...plan.kept.values()].map((item) => (item.action === 'reused' ? { ...item.entry, checkout } : item.entry));
+  const sessions = [...fresh, ...keptEntries, ...carry.carried];
+  assertNotBusy(sessions.filter((session) => selectedIds.has(session.id)), options);
+  if (remote instanceof SealedRemote) {
+    // The first encrypted push of a worktree seals the blobs it reuses from plaintext checkpoints.
+    const reused = keptEntries.concat(carry.carried);
+    const adopted = await mapPool(reused, ctx.jobs, (entry, index) => remote.adoptPlainBlob(entry.sha256, `adopt-${index}.json.gz`), ctx.signal);
+    if (adopted.some(Boolean)) report.info(`sealed ${adopted.filter(Boolean).length} blob(s) this worktree had in plaintext`);
+  }
+  if (sessions.length === 0 && carry.tombstones.length === 0) {
+    report.warn('every session was deleted while pushing; nothing was pushed');
+    return { ...result, skipped: sortSkipped(skipped) };
+  }
+  ctx.signal.throwIfAborted();
+  const pushedIds = new Set(done.map((item) => item.row.id));
+  const now = new Date();
+  const manifest: Manifest = {
+    formatVersion: MANIFEST_FORMAT_VERSION,
+    kind: 'sessmig.checkpoint',
+    id: newCheckpointId(now, previous?.pointer.checkpoint),
+    worktree: worktree.key,
+    parent: previous?.pointer.checkpoint ?? null,
+    createdAt: now.toISOString(),
+    source: { host: ctx.host, worktreeRoot: worktree.root, opencodeVersion, sessmigVersion: SESSMIG_VERSION, branch: worktree.branch, ...(options.migrate ? { migrate: true } : {}) },
+    sessions: orderParentsFirst(sessions),
+    skipped: sortSkipped(skipped),
+    deleted: [...(current?.deleted ?? []).filter((item) => !pushedIds.has(item.id) && now.getTime() - Date.parse(item.deletedAt) < TOMBSTONE_TTL_MS), ...carry.tombstones].sort((a, b) => (a.id < b.id ? -1 : 1)),
+  };
+  await timing.time('manifest', () => writeManifest(remote, manifest));
+  ctx.signal.throwIfAborted();
+  const owner = options.migrate ? null : ctx.host;
+  await timing.time('pointer', () => writePointer(remote, worktree.key, previous, { checkpoint: manifest.id, owner }, ctx.host));
+  report.info(`worktree ${worktree.key}: checkpoint ${manifest.id} is now current${options.migrate ? '; ownership released for another host to claim (sessmig pull --migrate)' : ''}`);
+  if (carry.tombstones.length > 0) report.info(`recorded ${carry.tombstones.length} session(s) deleted on this host; other hosts remove their unchanged copies when they pull`);
+
+  state.checkpoint = manifest.id;
+  for (const { row, blob } of done) {
+    state.sessions[row.id] = { contentHash: blob.contentHash, sha256: blob.sha256, localTimeUpdated: blob.facts.timeUpdated ?? row.time_updated };
+  }
+  for (const item of carry.tombstones) delete state.sessions[item.id];
+  state.handedAway = options.migrate ? { checkpoint: manifest.id, at: new Date().toISOString() } : null;
+  await saveSyncState(stateFile, state).catch((error: unknown) => report.warn(`could not save the sync state: ${(error as Error).message}`));
+
+  const pushed = describePushed(manifest, selectedIds, done, plan, carry.conflicts);
+  reportPushed(report, pushed);
+  return { ...result, status: 'pushed', owner, checkpoint: manifest.id, skipped: manifest.skipped, sessions: pushed };
+}
+
+/** Sessions of the current checkpoint that this push does not export: carried forward, or tombstoned when deleted here. */
+function planCarry(
+  current: Manifest | undefined,
+  rows: SessionRow[],
+  selectedIds: Set<string>,
+  state: SyncState,
+  options: PushOptions,
+  limited: boolean,
+  host: Host,
+): { carried: ManifestSession[]; tombstones: Tombstone[]; conflicts: ManifestSession[] } {
+  const present = new Set(rows.map((row) => row.id));
+  const others = (current?.sessions ?? []).filter((session) => !selectedIds.has(session.id));
+  const decided = new Map<string, CarryAction>();
+  for (const entry of others) {
+    const base = state.sessions[entry.id];
+    decided.set(
+      entry.id,
+      limited
+        ? 'carry'
+        : decideCarry({ presentOnThisHost: present.has(entry.id), hasBase: base !== undefined, remoteChangedSinceBase: base !== undefined && base.contentHash !== entry.contentHash, force: options.force === true }),
+    );
+  }
+  // opencode deletes a session's children with it: a tombstoned parent takes its absent children along.
+  const doomed = withDescendants(others, others.filter((entry) => decided.get(entry.id) === 'tombstone').map((entry) => entry.id));
+  const deletedAt = new Date().toISOString();
+  const carried: ManifestSession[] = [];
+  const tombstones: Tombstone[] = [];
+  const conflicts: ManifestSession[] = [];
+  for (const entry of others) {
+    if (doomed.has(entry.id) && !present.has(entry.id)) {
+      tombstones.push({ id: entry.id, parentID: entry.parentID, title: entry.title, contentHash: entry.contentHash, deletedAt, by: host });
+      continue;
+    }
+    carried.push(entry);
+    if (decided.get(entry.id) === 'conflict') conflicts.push(entry);
+  }
+  return { carried, tombstones, conflicts };
+}
+
+/** Decides every selected session that needs no export (its local copy is unchanged since the sync base). */
+function planBeforeExport(
+  selected: SessionRow[],
+  currentById: Map<string, ManifestSession>,
+  tombstoned: Map<string, Tombstone>,
+  state: SyncState,
+  force: boolean,
+): PushPlan {
+  const plan: PushPlan = { kept: new Map(), deletedThere: [], tombstoneConflicts: [], toExport: [] };
+  for (const row of selected) {
+    const base = state.sessions[row.id];
+    const entry = currentById.get(row.id);
+    const action = decidePush({
+      unchangedSinceBase: base !== undefined && base.localTimeUpdated === row.time_updated,
+      ...(entry ? { remote: { changedSinceBase: base === undefined || entry.contentHash !== base.contentHash } } : {}),
+      hasBase: base !== undefined,
+      tombstoned: tombstoned.has(row.id) && !entry,
+      force,
+    });
+    if (action === 'export') plan.toExport.push(row);
+    else if (action === 'deleted-there') plan.deletedThere.push(row);
+    else plan.kept.set(row.id, { entry: entry!, action });
+  }
+  return plan;
+}
+
+/** Exports what changed, decides it against the remote, uploads what goes into the checkpoint. */
+async function exportAndStore(
+  ctx: Context,
+  plan: PushPlan,
+  currentById: Map<string, ManifestSession>,
+  tombstoned: Map<string, Tombstone>,
+  state: SyncState,
+  options: PushOptions,
+  skipped: SkippedSession[],
+): Promise<({ row: SessionRow; blob: ExportedBlob; uploaded: boolean } | undefined)[]> {
+  const { report, timing, worktree, opencode } = ctx;
+  const { toExport } = plan;
   const source = await timing.time('serve-start', () => openExporter(opencode, worktree.root, toExport.length, parseExportVia(ctx.env.SESSMIG_EXPORT_VIA), report));
-  if (toExport.length > 0) timing.note(`exported ${toExport.length} session(s) through ${source.kind === 'server' ? 'one `opencode serve`' : '`opencode export` processes'}; ${kept.size} reused`);
+  if (toExport.length > 0) timing.note(`exported ${toExport.length} session(s) through ${source.kind === 'server' ? 'one `opencode serve`' : '`opencode export` processes'}; ${plan.kept.size} reused`);
   const progress = { done: 0, bytes: 0 };
-  const exported = await mapPool(
+  return mapPool(
     toExport,
     ctx.jobs,
-    async (row, index): Promise<{ row: SessionRow; blob: ExportedBlob; uploaded: boolean } | undefined> => {
+    async (row, index) => {
       ctx.signal.throwIfAborted();
       const file = path.join(ctx.tempDir, `export-${index}.json.gz`);
       let blob: ExportedBlob;
@@ -163,10 +322,23 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
         throw error;
       }
       const entry = currentById.get(row.id);
-      const syncBase = state.sessions[row.id];
-      const remoteMoved = entry !== undefined && entry.contentHash !== blob.contentHash && (!syncBase || entry.contentHash !== syncBase.contentHash);
-      if (remoteMoved && !options.force) {
-        kept.set(row.id, { entry, action: 'conflict' });
+      const base = state.sessions[row.id];
+      const tombstone = entry ? undefined : tombstoned.get(row.id);
+      const action = decidePush({
+        unchangedSinceBase: false,
+        exported: { equalsBase: base?.contentHash === blob.contentHash, equalsRemote: entry?.contentHash === blob.contentHash, equalsTombstone: tombstone?.contentHash === blob.contentHash },
+        ...(entry ? { remote: { changedSinceBase: base === undefined || entry.contentHash !== base.contentHash } } : {}),
+        hasBase: base !== undefined,
+        tombstoned: tombstone !== undefined,
+        force: options.force === true,
+      });
+      if (action === 'deleted-there') {
+        plan.deletedThere.push(row);
+        return undefined;
+      }
+      if (action === 'conflict') {
+        if (entry) plan.kept.set(row.id, { entry, action: 'conflict' });
+        else plan.tombstoneConflicts.push(row);
         return undefined;
       }
       ctx.signal.throwIfAborted();
@@ -174,82 +346,75 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
       progress.done++;
       progress.bytes += blob.storedBytes;
       report.progress('pushed', progress.done, toExport.length, progress.bytes);
-      if (isBusy(blob.facts)) {
+      if (isBusy(blob.facts) && !options.migrate) {
         report.warn(`session ${row.id} ("${row.title}") is mid-turn in opencode; pushed as it stands and flagged busy`);
       }
       return { row, blob, uploaded };
     },
     ctx.signal,
   ).finally(() => source.close());
+}
 
-  const done = exported.filter((item): item is NonNullable<typeof item> => item !== undefined);
-  const fresh: ManifestSession[] = done.map(({ row, blob }) => manifestEntry(row, blob, todos));
-  // --session pushes some sessions: the checkpoint keeps the others as the current one had them.
-  const selectedIds = new Set(selected.map((row) => row.id));
-  const carried = only ? (current?.sessions ?? []).filter((session) => !selectedIds.has(session.id)) : [];
-  const sessions = [...fresh, ...[...kept.values()].map((item) => item.entry), ...carried];
-  if (remote instanceof SealedRemote) {
-    // The first encrypted push of a worktree seals the blobs it reuses from plaintext checkpoints.
-    const reused = [...kept.values()].map((item) => item.entry).concat(carried);
-    const adopted = await mapPool(reused, ctx.jobs, (entry, index) => remote.adoptPlainBlob(entry.sha256, `adopt-${index}.json.gz`), ctx.signal);
-    if (adopted.some(Boolean)) report.info(`sealed ${adopted.filter(Boolean).length} blob(s) this worktree had in plaintext`);
-  }
-  if (sessions.length === 0) {
-    report.warn('every session was deleted while pushing; nothing was pushed');
-    return { ...result, skipped: sortSkipped(skipped) };
-  }
-  ctx.signal.throwIfAborted();
-  const manifest: Manifest = {
-    formatVersion: FORMAT_VERSION,
-    kind: 'sessmig.checkpoint',
-    id: newCheckpointId(),
-    worktree: worktree.key,
-    parent: previous?.pointer.checkpoint ?? null,
-    createdAt: new Date().toISOString(),
-    source: { host: ctx.host, worktreeRoot: worktree.root, opencodeVersion, sessmigVersion: SESSMIG_VERSION },
-    sessions: orderParentsFirst(sessions),
-    skipped: sortSkipped(skipped),
-  };
-  await timing.time('manifest', () => writeManifest(remote, manifest));
-  ctx.signal.throwIfAborted();
-  const owner = options.migrate ? null : ctx.host;
-  await timing.time('pointer', () => writePointer(remote, worktree.key, previous, { checkpoint: manifest.id, owner }, ctx.host));
-  report.info(`worktree ${worktree.key}: checkpoint ${manifest.id} is now current${options.migrate ? '; ownership released for another host to claim (sessmig pull --migrate)' : ''}`);
+/**
+ * `push --migrate` hands the sessions to another host: a session opencode is still working on
+ * would go on changing here after the hand-over, and those changes would be lost. Refused unless --force.
+ */
+function assertNotBusy(sessions: ManifestSession[], options: PushOptions): void {
+  if (!options.migrate) return;
+  const busy = sessions.filter((session) => session.busy);
+  if (busy.length === 0) return;
+  if (options.force) return;
+  throw new SessmigError(
+    'session-busy',
+    `${busy.length} session(s) are mid-turn in opencode (${busy.map((session) => `${session.id} "${session.title}"`).join(', ')}); handing them over now would lose what opencode still writes here`,
+    { hint: 'wait until opencode finishes the turn (or stop it), then re-run `sessmig push --migrate`; --force hands them over as they stand. Nothing was made current.', exitCode: ExitCode.usage, data: { sessions: busy.map((session) => session.id) } },
+  );
+}
 
-  state.checkpoint = manifest.id;
-  for (const { row, blob } of done) {
-    state.sessions[row.id] = { contentHash: blob.contentHash, sha256: blob.sha256, localTimeUpdated: blob.facts.timeUpdated ?? row.time_updated };
-  }
-  state.handedAway = options.migrate ? { checkpoint: manifest.id, at: new Date().toISOString() } : null;
-  await saveSyncState(stateFile, state).catch((error: unknown) => report.warn(`could not save the sync state: ${(error as Error).message}`));
-
+function describePushed(
+  manifest: Manifest,
+  selectedIds: Set<string>,
+  done: { row: SessionRow; uploaded: boolean }[],
+  plan: PushPlan,
+  carryConflicts: ManifestSession[],
+): PushedSession[] {
   const uploadedIds = new Set(done.filter((item) => item.uploaded).map((item) => item.row.id));
   const exportedIds = new Set(done.map((item) => item.row.id));
-  const pushed: PushedSession[] = manifest.sessions
-    .filter((session) => selectedIds.has(session.id))
-    .map((session) => ({
-      id: session.id,
-      action: exportedIds.has(session.id) ? 'pushed' : (kept.get(session.id)?.action ?? 'reused'),
-      parentID: session.parentID,
-      title: session.title,
-      messages: session.messages,
-      rawBytes: session.rawBytes,
-      storedBytes: session.storedBytes,
-      uploaded: uploadedIds.has(session.id),
-      exported: exportedIds.has(session.id),
-      busy: session.busy,
-    }));
+  const conflictIds = new Set(carryConflicts.map((entry) => entry.id));
+  const describe = (session: { id: string; parentID: string | null; title: string; messages: number; rawBytes: number; storedBytes: number; busy: boolean }, action: PushAction): PushedSession => ({
+    id: session.id,
+    action,
+    parentID: session.parentID,
+    title: session.title,
+    messages: session.messages,
+    rawBytes: session.rawBytes,
+    storedBytes: session.storedBytes,
+    uploaded: uploadedIds.has(session.id),
+    exported: exportedIds.has(session.id),
+    busy: session.busy,
+  });
+  const out = manifest.sessions
+    .filter((session) => selectedIds.has(session.id) || conflictIds.has(session.id))
+    .map((session) => describe(session, conflictIds.has(session.id) ? 'conflict' : exportedIds.has(session.id) ? 'pushed' : (plan.kept.get(session.id)?.action ?? 'reused')));
+  const absent = (row: SessionRow) => ({ id: row.id, parentID: row.parent_id, title: row.title, messages: 0, rawBytes: 0, storedBytes: 0, busy: false });
+  for (const row of plan.deletedThere) out.push(describe(absent(row), 'deleted-there'));
+  for (const row of plan.tombstoneConflicts) out.push(describe(absent(row), 'conflict'));
+  return out;
+}
+
+function reportPushed(report: Context['report'], pushed: PushedSession[]): void {
   for (const item of pushed) {
     if (item.action === 'conflict') {
       report.warn(
-        `session ${item.id} ("${item.title}") changed here and in the remote since the last sync; the remote copy was kept ` +
-          '(pull to see both sides, or push --force to overwrite the remote copy)',
+        `session ${item.id} ("${item.title}") changed (or was deleted) here and in the remote since the last sync; the remote's side was kept ` +
+          '(pull to see both sides, or push --force to publish this host\'s side)',
       );
     } else if (item.action === 'remote-newer') {
       report.info(`session ${item.id} is newer in the remote and unchanged here; run \`sessmig pull\` to get it`);
+    } else if (item.action === 'deleted-there') {
+      report.info(`session ${item.id} ("${item.title}") was deleted on another host and is unchanged here: not pushed back; \`sessmig pull\` removes it here`);
     }
   }
-  return { ...result, status: 'pushed', owner, checkpoint: manifest.id, skipped: manifest.skipped, sessions: pushed };
 }
 
 /** A session's manifest entry, from its opencode row and its exported blob. */

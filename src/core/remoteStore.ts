@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { SessmigError } from './errors.js';
 import { parseDocument, serializeDocument } from '../format/document.js';
 import { checkpointKey, checkpointsPrefix, MAX_MANIFEST_BYTES, MAX_POINTER_BYTES, pointerKey } from '../format/layout.js';
-import { FORMAT_VERSION, Manifest, Pointer, type Host } from '../format/schema.js';
+import { FORMAT_VERSION, Manifest, MANIFEST_FORMAT_VERSION, Pointer, type Host } from '../format/schema.js';
 import type { Remote } from '../remote/remote.js';
 
 /** Reading and writing the format's documents for one worktree (docs/FORMAT.md). */
@@ -78,7 +78,7 @@ export async function readManifest(remote: Remote, worktree: string, checkpoint:
       hint: 'list the checkpoints with `sessmig ls`',
     });
   }
-  const manifest = parseDocument(stored.body, Manifest, `checkpoint ${key}`, MAX_MANIFEST_BYTES);
+  const manifest = parseDocument(stored.body, Manifest, `checkpoint ${key}`, MAX_MANIFEST_BYTES, MANIFEST_FORMAT_VERSION);
   if (manifest.worktree !== worktree || manifest.id !== checkpoint) {
     throw new SessmigError('manifest-mismatch', `checkpoint ${key} names worktree ${manifest.worktree} / checkpoint ${manifest.id}`, {
       hint: 'the remote was edited by hand or damaged; run `sessmig check`',

@@ -1,11 +1,12 @@
 import { existsSync } from 'node:fs';
-import { access } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeTodos, type Todo } from '../opencode/todos.js';
 import { listBackups, writeBackupIndex, type BackupRecord } from './backups.js';
 import type { Context } from './context.js';
 import { SessmigError } from './errors.js';
 import { orderParentsFirst } from './sessionTree.js';
+import { SyncState, saveSyncState, type SyncEntry } from './syncState.js';
 
 export interface UndoableEntry {
   pullId: string;
@@ -98,6 +99,20 @@ export async function undo(ctx: Context): Promise<UndoResult> {
       restored.push({ id: entry.id, messages });
     }
   }
+  // The sync base goes back to what it was before the pull: an undone import is not a deletion here.
+  if (record.syncBefore) await restoreSyncEntries(record.syncBefore.file, record.syncBefore.entries).catch((error: unknown) => report.warn(`could not restore the sync state: ${(error as Error).message}`));
   await writeBackupIndex(record.dir, { ...record, undoneAt: new Date().toISOString() });
   return { worktree: worktree.key, pullId: record.pullId, removed, restored };
+}
+
+/** Puts sync-base entries back (null: the session had none) in a sync state file, if it exists. */
+async function restoreSyncEntries(file: string, entries: Record<string, SyncEntry | null>): Promise<void> {
+  const parsed = SyncState.safeParse(JSON.parse(await readFile(file, 'utf8').catch(() => 'null')));
+  if (!parsed.success) return;
+  const state = parsed.data;
+  for (const [id, entry] of Object.entries(entries)) {
+    if (entry) state.sessions[id] = entry;
+    else delete state.sessions[id];
+  }
+  await saveSyncState(file, state);
 }

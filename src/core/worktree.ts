@@ -11,6 +11,12 @@ export interface Worktree {
   key: string;
   /** How the key was chosen. */
   keySource: 'opencode-project' | 'flag';
+  /** The checked-out branch (short name), or null on a detached HEAD. */
+  branch: string | null;
+  /** opencode's project id of the repository (undefined: no commit yet), whatever the key. */
+  projectId?: string;
+  /** The repository's other linked checkouts on this host (`git worktree list`), with their branches. */
+  otherCheckouts: { root: string; branch: string | null }[];
 }
 
 /**
@@ -39,24 +45,51 @@ export async function findWorktree(cwd: string, explicitKey: string | undefined,
     );
   }
   const root = await realpath(top.out).catch(() => path.resolve(top.out));
-  if (explicitKey !== undefined) return { root, key: assertWorktreeKey(explicitKey), keySource: 'flag' };
-
-  const gitDir = await git(['rev-parse', '--absolute-git-dir']);
-  const commonDir = await git(['rev-parse', '--path-format=absolute', '--git-common-dir']);
-  for (const dir of [gitDir.out, commonDir.out]) {
-    if (!dir) continue;
-    const cached = (await readFile(path.join(dir, 'opencode'), 'utf8').catch(() => '')).trim();
-    if (cached && WORKTREE_KEY.test(cached)) return { root, key: cached, keySource: 'opencode-project' };
+  const [branch, checkouts, projectId] = await Promise.all([
+    git(['symbolic-ref', '--quiet', '--short', 'HEAD']).then((r) => (r.ok && r.out ? r.out : null)),
+    git(['worktree', 'list', '--porcelain']).then((r) => (r.ok ? parseWorktreeList(r.out) : [])),
+    projectIdOf(git),
+  ]);
+  const otherCheckouts: { root: string; branch: string | null }[] = [];
+  for (const checkout of checkouts) {
+    const real = await realpath(checkout.root).catch(() => undefined);
+    if (real !== undefined && real !== root) otherCheckouts.push({ root: real, branch: checkout.branch });
   }
-  const roots = await git(['rev-list', '--max-parents=0', 'HEAD']);
-  const first = roots.ok ? roots.out.split('\n').map((line) => line.trim()).filter(Boolean).sort()[0] : undefined;
-  if (!first) {
+  const common = { root, branch, otherCheckouts, ...(projectId ? { projectId } : {}) };
+  if (explicitKey !== undefined) return { ...common, key: assertWorktreeKey(explicitKey), keySource: 'flag' };
+  if (!projectId) {
     throw new SessmigError('no-commit', `the repository at ${root} has no commit yet, so it has no opencode project id`, {
       hint: 'make a first commit, or name the worktree with --worktree NAME',
       exitCode: 2,
     });
   }
-  return { root, key: first, keySource: 'opencode-project' };
+  return { ...common, key: projectId, keySource: 'opencode-project' };
+}
+
+/** opencode's project id: the cached `.git/opencode` (linked checkout's or common dir), else the first root commit. */
+async function projectIdOf(git: (args: string[]) => Promise<{ ok: boolean; out: string }>): Promise<string | undefined> {
+  const gitDir = await git(['rev-parse', '--absolute-git-dir']);
+  const commonDir = await git(['rev-parse', '--path-format=absolute', '--git-common-dir']);
+  for (const dir of [gitDir.out, commonDir.out]) {
+    if (!dir) continue;
+    const cached = (await readFile(path.join(dir, 'opencode'), 'utf8').catch(() => '')).trim();
+    if (cached && WORKTREE_KEY.test(cached)) return cached;
+  }
+  const roots = await git(['rev-list', '--max-parents=0', 'HEAD']);
+  return roots.ok ? roots.out.split('\n').map((line) => line.trim()).filter(Boolean).sort()[0] : undefined;
+}
+
+/** `git worktree list --porcelain`: one block per checkout (`worktree PATH`, `branch refs/heads/NAME` or `detached`). */
+export function parseWorktreeList(text: string): { root: string; branch: string | null }[] {
+  const out: { root: string; branch: string | null }[] = [];
+  for (const block of text.split(/\n\s*\n/)) {
+    const lines = block.split('\n');
+    const root = lines.find((line) => line.startsWith('worktree '))?.slice('worktree '.length);
+    if (!root || lines.includes('bare')) continue;
+    const branch = lines.find((line) => line.startsWith('branch '))?.slice('branch '.length).replace(/^refs\/heads\//, '') ?? null;
+    out.push({ root, branch });
+  }
+  return out;
 }
 
 /** Is `dir` the worktree root or inside it? */

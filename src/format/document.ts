@@ -11,6 +11,8 @@ export function parseDocument<S extends z.ZodType>(
   schema: S,
   what: string,
   maxBytes: number,
+  /** The newest `formatVersion` of this kind of document that this sessmig reads. */
+  newest: number = FORMAT_VERSION,
 ): z.infer<S> {
   if (bytes.length > maxBytes) {
     throw remoteDataError(
@@ -30,10 +32,10 @@ export function parseDocument<S extends z.ZodType>(
     );
   }
   const versioned = Versioned.safeParse(value);
-  if (versioned.success && versioned.data.formatVersion > FORMAT_VERSION) {
+  if (versioned.success && versioned.data.formatVersion > newest) {
     throw remoteDataError(
       'format-too-new',
-      `${what} has format version ${versioned.data.formatVersion}, newer than this sessmig reads (${FORMAT_VERSION}): upgrade sessmig`,
+      `${what} has format version ${versioned.data.formatVersion}, newer than this sessmig reads (${newest}): upgrade sessmig`,
       'upgrade sessmig on this host (npm i -g sessmig@latest)',
     );
   }

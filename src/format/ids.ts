@@ -49,10 +49,26 @@ export function assertCheckpointId(value: string): string {
   return value;
 }
 
-export function newCheckpointId(now = new Date()): string {
-  const iso = now.toISOString(); // 2026-11-25T21:46:17.123Z
+/**
+ * A new checkpoint id from `now`, or — when `after` (the parent checkpoint) is not older — from
+ * 1 ms after it: a host whose clock is behind still makes an id that sorts after its parent, so
+ * `ls` order and `prune --keep-last` follow the history rather than the clocks.
+ */
+export function newCheckpointId(now = new Date(), after?: string | null): string {
+  const parentTime = after ? checkpointTime(after) : undefined;
+  const at = parentTime !== undefined && parentTime >= now.getTime() ? new Date(parentTime + 1) : now;
+  const iso = at.toISOString(); // 2026-11-25T21:46:17.123Z
   const stamp = iso.replace(/[-:]/g, '').replace('.', '');
   return `${stamp}-${randomBytes(4).toString('hex')}`;
+}
+
+/** The UTC time (ms since the epoch) in a checkpoint id, or undefined for a malformed one. */
+export function checkpointTime(id: string): number | undefined {
+  const match = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z-/.exec(id);
+  if (!match) return undefined;
+  const [, y, mo, d, h, mi, sec, ms] = match.map(Number) as number[];
+  const time = Date.UTC(y!, mo! - 1, d!, h!, mi!, sec!, ms!);
+  return Number.isNaN(time) ? undefined : time;
 }
 
 export function truncate(value: string, max = 80): string {

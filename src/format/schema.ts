@@ -8,6 +8,12 @@ import { CHECKPOINT_ID, HOST_ID, SESSION_ID, SHA256, WORKTREE_KEY } from './ids.
  * ignored, while `formatVersion` says when a document can no longer be read.
  */
 export const FORMAT_VERSION = 1;
+/**
+ * Checkpoint manifests are at version 2 since sessions carry their checkout and the manifest its
+ * tombstones (docs/FORMAT.md, "Format versions"). A v1 manifest is still read: its sessions belong
+ * to the checkout it was pushed from, and it has no tombstones.
+ */
+export const MANIFEST_FORMAT_VERSION = 2;
 
 const sessionId = z.string().regex(SESSION_ID, 'not an opencode session id');
 const sha256 = z.string().regex(SHA256, 'not a sha256 hex digest');
@@ -21,6 +27,16 @@ export const Host = z.looseObject({
   hostname: z.string().max(256),
 });
 export type Host = z.infer<typeof Host>;
+
+/** The checkout a session lives in: a host and that checkout's top directory, and its branch then. */
+export const Checkout = z.looseObject({
+  host: Host,
+  /** The checkout's top directory on that host, as `git rev-parse --show-toplevel` (real path). */
+  root: z.string().max(4096),
+  /** The checked-out branch (short name), or null for a detached HEAD. */
+  branch: z.string().max(1024).nullable(),
+});
+export type Checkout = z.infer<typeof Checkout>;
 
 export const ManifestSession = z.looseObject({
   /** opencode session id, unchanged across hosts. */
@@ -45,6 +61,8 @@ export const ManifestSession = z.looseObject({
   busy: z.boolean(),
   /** The session's todo list (not in opencode's export; read from its todo table). Absent: none. */
   todos: z.array(Todo).max(10_000).optional(),
+  /** v2: the checkout the session lives in (absent in v1: the manifest's source checkout). */
+  checkout: Checkout.optional(),
 });
 export type ManifestSession = z.infer<typeof ManifestSession>;
 
@@ -54,8 +72,21 @@ export const SkippedSession = z.looseObject({
 });
 export type SkippedSession = z.infer<typeof SkippedSession>;
 
+/** A session deleted on some host: carried forward by every push, so the deletion travels. */
+export const Tombstone = z.looseObject({
+  id: sessionId,
+  parentID: sessionId.nullable(),
+  title: z.string().max(4096),
+  /** The session's content hash when it was deleted (what a host must still hold to delete its copy silently). */
+  contentHash: sha256,
+  deletedAt: isoTime,
+  /** The host that deleted it. */
+  by: Host,
+});
+export type Tombstone = z.infer<typeof Tombstone>;
+
 export const Manifest = z.looseObject({
-  formatVersion: z.literal(FORMAT_VERSION),
+  formatVersion: z.union([z.literal(1), z.literal(MANIFEST_FORMAT_VERSION)]),
   kind: z.literal('sessmig.checkpoint'),
   id: checkpointId,
   worktree: worktreeKey,
@@ -69,10 +100,16 @@ export const Manifest = z.looseObject({
     /** `opencode --version` of the exporting binary. */
     opencodeVersion: z.string().max(64),
     sessmigVersion: z.string().max(64),
+    /** v2: the source checkout's branch (null: detached HEAD). */
+    branch: z.string().max(1024).nullable().optional(),
+    /** v2: pushed with --migrate (handed over from the source checkout). */
+    migrate: z.boolean().optional(),
   }),
   /** Parents before children. */
   sessions: z.array(ManifestSession).max(100_000),
   skipped: z.array(SkippedSession).max(100_000),
+  /** v2: sessions deleted since they were pushed (never also in `sessions`). Absent in v1: none. */
+  deleted: z.array(Tombstone).max(100_000).optional(),
 });
 export type Manifest = z.infer<typeof Manifest>;
 

@@ -35,6 +35,8 @@ export const SessionRow = z.object({
     .nullable()
     .transform((value) => value ?? ''),
   time_updated: z.number(),
+  /** opencode's project of the session (the repository's root commit; checkouts of one repository share it). */
+  project_id: z.string().nullable().optional(),
 });
 export type SessionRow = z.infer<typeof SessionRow>;
 
@@ -49,7 +51,7 @@ export function parseSessionRows(rows: unknown[]): SessionRow[] {
   return parsed.data.filter((row) => SESSION_ID.test(row.id));
 }
 
-const SESSION_QUERY = 'SELECT id, parent_id, directory, title, time_updated FROM session';
+const SESSION_QUERY = 'SELECT id, parent_id, directory, title, time_updated, project_id FROM session';
 const IMPORTED = /^Imported session: (\S+)\s*$/m;
 
 export class Opencode {

@@ -72,7 +72,7 @@ function parseTodoList(text: string | null): Todo[] {
  */
 export async function listSessionsWithTodos(opencode: Opencode): Promise<{ rows: SessionRow[]; todos: Map<string, Todo[]> }> {
   const raw = await opencode.query(
-    `SELECT s.id AS id, s.parent_id AS parent_id, s.directory AS directory, s.title AS title, s.time_updated AS time_updated, ${TODOS_OF_S} AS todos FROM session s`,
+    `SELECT s.id AS id, s.parent_id AS parent_id, s.directory AS directory, s.title AS title, s.time_updated AS time_updated, s.project_id AS project_id, ${TODOS_OF_S} AS todos FROM session s`,
   );
   const rows = parseSessionRows(raw);
   const todos = new Map<string, Todo[]>();
