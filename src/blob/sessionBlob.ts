@@ -14,6 +14,8 @@ export interface BlobFacts {
   messages: number;
   /** Role and completion of the last assistant message seen. */
   lastAssistantCompleted: boolean | undefined;
+  /** A tool part whose `state.status` is still `pending` or `running` (opencode 1.x tool states). */
+  toolRunning?: boolean;
 }
 
 const INFO_FIELDS = new Set(['id', 'parentID', 'title', 'directory', 'version', 'projectID']);
@@ -50,11 +52,9 @@ export function blobHooks(rebaseTo?: string): ReadHooks {
       if (path[0] === 'info') {
         return (path.length === 2 && INFO_FIELDS.has(path[1] as string)) || pathIs(path, 'info', 'time', 'updated');
       }
-      return (
-        path[0] === 'messages' &&
-        path[2] === 'info' &&
-        (pathIs(path.slice(3), 'role') || pathIs(path.slice(3), 'time', 'completed'))
-      );
+      if (path[0] !== 'messages') return false;
+      if (path[2] === 'parts') return path.length === 6 && path[4] === 'state' && path[5] === 'status';
+      return path[2] === 'info' && (pathIs(path.slice(3), 'role') || pathIs(path.slice(3), 'time', 'completed'));
     },
     onValueStart(path) {
       if (path.length === 2 && path[0] === 'messages') {
@@ -66,6 +66,10 @@ export function blobHooks(rebaseTo?: string): ReadHooks {
       }
     },
     onScalar(path, value) {
+      if (path[0] === 'messages' && path[2] === 'parts') {
+        if (value === 'pending' || value === 'running') facts.toolRunning = true;
+        return;
+      }
       if (path[0] === 'messages') {
         if (path[3] === 'role') currentRole = typeof value === 'string' ? value : undefined;
         else currentCompleted = typeof value === 'number';
@@ -104,5 +108,5 @@ export function blobHooks(rebaseTo?: string): ReadHooks {
 }
 
 export function isBusy(facts: BlobFacts): boolean {
-  return facts.lastAssistantCompleted === false;
+  return facts.lastAssistantCompleted === false || facts.toolRunning === true;
 }
