@@ -51,6 +51,8 @@ export interface Io {
   /** stderr is a terminal: progress is drawn (never with --json). */
   stderrIsTTY: boolean;
   signal: AbortSignal;
+  /** Standard input, for `--from-url -` / `--to-url -` (default: process.stdin). */
+  stdin?: NodeJS.ReadableStream;
 }
 
 export function parsePositiveInt(value: string | undefined, flag: string, fallback: number, max = 1_000_000): number {
