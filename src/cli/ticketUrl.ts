@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { lstat, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { usageError } from '../core/errors.js';
+import { cleartextOrigin } from '../remote/cleartext.js';
 import type { Io } from './options.js';
 
 /** A ticket URL is a few KiB; anything much larger is not one. */
@@ -14,6 +15,27 @@ const MAX_URL_BYTES = 64 * 1024;
  * (from a file); the URL itself still works, with a warning.
  */
 export async function ticketUrlFrom(value: string, flag: '--from-url' | '--to-url', io: Io): Promise<string> {
+  const url = await readTicketUrl(value, flag, io);
+  warnIfCleartextTicket(url, io);
+  return url;
+}
+
+/**
+ * A ticket's URLs all point at the store that minted it: plain HTTP to another machine carries the
+ * sessions in the clear, unless the ticket is for an encrypted worktree (its key in the #fragment,
+ * which no client sends: the objects are sealed).
+ */
+function warnIfCleartextTicket(url: string, io: Io): void {
+  const hash = url.indexOf('#');
+  if (hash >= 0 && hash < url.length - 1) return;
+  const origin = cleartextOrigin(url);
+  if (origin === undefined) return;
+  io.stderr(
+    `sessmig: warning: the ticket URL points at ${origin}, plain HTTP to another machine: these sessions cross the network unencrypted, readable and changeable on the way; ask for a ticket from an https:// endpoint or an encrypted worktree\n`,
+  );
+}
+
+async function readTicketUrl(value: string, flag: '--from-url' | '--to-url', io: Io): Promise<string> {
   const example = flag === '--from-url' ? 'sessmig pull --from-url - < ticket.url' : 'sessmig push --to-url - < upload.url';
   if (value === '-') {
     return firstLine(await readStdin(io, flag), `standard input (${flag} -)`, example);

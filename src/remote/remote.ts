@@ -31,6 +31,11 @@ export interface Remote {
    * included) whose mode lets other users in beyond what the remote grants (docs/FORMAT.md, Remotes).
    */
   exposed?(prefix: string): Promise<ExposedObject[]>;
+  /**
+   * The endpoint, when objects travel over plain HTTP to a host that is not this machine (S3 only);
+   * undefined otherwise. Safe to print: scheme, host and port.
+   */
+  cleartextEndpoint?(): string | undefined;
 }
 
 export interface ExposedObject {
