@@ -2,7 +2,7 @@
  * The permissions of what sessmig writes into a local-folder remote (docs/FORMAT.md, Remotes).
  * Sessions hold everything the agent saw, so everything is private to the user — files 0600,
  * folders 0700 — whatever the umask. One exception, chosen by the user: a remote root that is
- * group-writable (`chmod g+w`, usually with `g+s`) was shared with its group on purpose, and its
+ * group-writable but not writable by everyone (`chmod 2770`, `2775`) was shared with its group on purpose, and its
  * group keeps the rights the root gives it on what sessmig writes there. Other users get nothing,
  * whatever the root's mode: a root made by `mkdir` (0755 under umask 022) says nothing about intent.
  */
@@ -19,7 +19,8 @@ export const PRIVATE_DIR = 0o700;
 
 /** The policy a remote root's mode and group imply; undefined (no root yet) is private. */
 export function folderModes(root: { mode: number; gid: number } | undefined): FolderModes {
-  if (!root || (root.mode & 0o020) === 0) return { gid: undefined, sharedFile: PRIVATE_FILE, sharedDir: PRIVATE_DIR };
+  // Group-writable says "shared with my group"; writable by everyone (chmod 777) says nothing of the kind.
+  if (!root || (root.mode & 0o020) === 0 || (root.mode & 0o002) !== 0) return { gid: undefined, sharedFile: PRIVATE_FILE, sharedDir: PRIVATE_DIR };
   const group = root.mode & 0o070;
   return {
     gid: root.gid,
