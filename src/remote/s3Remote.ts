@@ -71,7 +71,7 @@ export class S3Remote implements Remote {
     this.client.middlewareStack.add(
       (next) => async (args) => {
         const request = args.request as { protocol?: string; hostname?: string; port?: number };
-        if (request?.hostname) this.sentTo = `${request.protocol ?? 'https:'}//${request.hostname.includes(':') ? `[${request.hostname}]` : request.hostname}${request.port ? `:${request.port}` : ''}`;
+        if (request?.hostname) this.sentTo = `${request.protocol ?? 'https:'}//${request.hostname.includes(':') && !request.hostname.startsWith('[') ? `[${request.hostname}]` : request.hostname}${request.port ? `:${request.port}` : ''}`;
         return next(args);
       },
       { step: 'finalizeRequest', name: 'sessmigSeeEndpoint' },
