@@ -9,7 +9,7 @@
  * - plain HTTP to a non-loopback address warns, unless the worktree is encrypted.
  */
 import { execa } from 'execa';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -375,6 +375,16 @@ describe('plain HTTP to another machine warns, unless the worktree is encrypted'
     const loopback = await onA(['status'], target.env);
     expect(loopback.exitCode, explain(loopback)).toBe(0);
     expect(loopback.stderr).not.toMatch(/plain HTTP/);
+  });
+
+  it('an endpoint from the AWS config file (endpoint_url, no AWS_ENDPOINT_URL_S3) warns too: sessmig notes where requests went', async (ctx) => {
+    if (!address) return ctx.skip('no non-loopback IPv4 address on this machine');
+    const config = path.join(scratch, 'aws-config');
+    await writeFile(config, `[default]\nendpoint_url = ${outside.AWS_ENDPOINT_URL_S3}\n`);
+    const { AWS_ENDPOINT_URL_S3: _ignored, ...env } = outside;
+    const run = await sessmig(a, ['ls', '--remote', target.remoteUrl('clear/')], { cwd: repoA, env: { ...env, AWS_CONFIG_FILE: config, AWS_PROFILE: 'default' } });
+    expect(run.exitCode, explain(run)).toBe(0);
+    expect(lines(run, PLAIN), run.stderr).toBe(1);
   });
 
   it('an encrypted worktree is silent: push --encrypt, status, check, ls, and its ticket', async (ctx) => {
