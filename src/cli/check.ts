@@ -5,7 +5,7 @@ import { ExitCode, usageError } from '../core/errors.js';
 import { findWorktree } from '../core/worktree.js';
 import { assertWorktreeKey } from '../format/ids.js';
 import { redact } from '../util/redact.js';
-import { addCommonOptions, formatBytes, parsePositiveInt, openerFor, printJson, remoteFrom, type CommonOptions, type Io } from './options.js';
+import { addCommonOptions, formatBytes, parsePositiveInt, openerFor, printJson, remoteFrom, warnIfCleartext, type CommonOptions, type Io } from './options.js';
 
 interface CheckFlags extends CommonOptions {
   all?: boolean;
@@ -47,6 +47,8 @@ export function registerCheck(program: Command, io: Io, done: (code: number) => 
         if (!quiet) io.stderr(`${redact(line)}\n`);
       },
     });
+    // No worktree opened (an empty remote): nothing proved the traffic sealed.
+    if (result.worktrees.length === 0) warnIfCleartext(remote, io);
     if (flags.json) {
       printJson(io, { command: 'check', ...result });
     } else {

@@ -7,7 +7,7 @@ import { hostPaths } from '../host/paths.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { addCommonOptions, formatBytes, printJson, remoteFrom, type CommonOptions, type Io } from './options.js';
+import { addCommonOptions, formatBytes, printJson, remoteFrom, warnIfCleartext, type CommonOptions, type Io } from './options.js';
 
 export function registerLs(program: Command, io: Io, done: (code: number) => void): void {
   addCommonOptions(program.command('ls').description('list the worktrees and checkpoints in the remote')).action(async (flags: CommonOptions) => {
@@ -20,6 +20,8 @@ export function registerLs(program: Command, io: Io, done: (code: number) => voi
     const worktrees = await listRemote(remote, flags.worktree === undefined ? undefined : assertWorktreeKey(flags.worktree), unseal).finally(() =>
       rm(scratch, { recursive: true, force: true }),
     );
+    // Silent only when every worktree listed is encrypted (ls reads their checkpoints' titles and hosts otherwise).
+    if (worktrees.length === 0 || worktrees.some((wt) => !wt.encrypted)) warnIfCleartext(remote, io);
     if (flags.json) {
       printJson(io, { command: 'ls', remote: remote.display, worktrees });
     } else {

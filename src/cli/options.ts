@@ -51,6 +51,8 @@ export interface Io {
   /** stderr is a terminal: progress is drawn (never with --json). */
   stderrIsTTY: boolean;
   signal: AbortSignal;
+  /** Standard input, for `--from-url -` / `--to-url -` (default: process.stdin). */
+  stdin?: NodeJS.ReadableStream;
 }
 
 export function parsePositiveInt(value: string | undefined, flag: string, fallback: number, max = 1_000_000): number {
@@ -103,6 +105,8 @@ export async function withContext<T>(
     const sealed = how.remote
       ? await resolveEncryption(remote, worktree.key, { configDir: paths.config, env: io.env, encrypt: encryptRequested(options.encrypt, io.env), tempDir, hostId: host.hostId })
       : remote;
+    // After the marker read: an encrypted worktree sends only sealed objects, so it stays silent.
+    if (how.remote && sealed === remote) warnIfCleartext(remote, io);
     return await fn({ cwd: io.cwd, env: io.env, paths, host, remote: sealed, worktree, opencode, report, jobs, signal: io.signal, tempDir, timing });
   } finally {
     await rm(tempDir, { recursive: true, force: true });
@@ -126,10 +130,34 @@ export function formatBytes(bytes: number): string {
   return `${value.toFixed(1)} ${units[unit]}`;
 }
 
-/** For commands on a raw remote (check, prune): opens each worktree, sealed where it is encrypted. */
+/**
+ * For commands on a raw remote (check, prune): opens each worktree, sealed where it is encrypted.
+ * The first worktree that is not encrypted warns about a plain-HTTP endpoint.
+ */
 export async function openerFor(remote: Remote, io: Io): Promise<(worktree: string) => Promise<Remote>> {
   const paths = hostPaths(io.env);
   const host = await loadHostIdentity(paths.config);
   // Reading never seals a blob, so no private temp folder is needed.
-  return worktreeOpener(remote, { configDir: paths.config, env: io.env, tempDir: os.tmpdir(), hostId: host.hostId });
+  const open = worktreeOpener(remote, { configDir: paths.config, env: io.env, tempDir: os.tmpdir(), hostId: host.hostId });
+  let warned = false;
+  return async (worktree) => {
+    const opened = await open(worktree);
+    if (opened === remote && !warned) {
+      warned = true;
+      warnIfCleartext(remote, io);
+    }
+    return opened;
+  };
+}
+
+/**
+ * One line on stderr (also with --json and --quiet: stdout stays the document) when the remote
+ * sends objects of a worktree that is not encrypted over plain HTTP to another machine.
+ */
+export function warnIfCleartext(remote: Remote, io: Io): void {
+  const origin = remote.cleartextEndpoint?.();
+  if (origin === undefined) return;
+  io.stderr(
+    `sessmig: warning: the S3 endpoint ${origin} is plain HTTP to another machine: these sessions cross the network unencrypted, readable and changeable on the way; use an https:// endpoint, or encrypt the worktree (sessmig push --encrypt)\n`,
+  );
 }

@@ -4,6 +4,7 @@ import { assertSessionId } from '../format/ids.js';
 import { pull, pullExitCode } from '../core/pull.js';
 import { pullFromTicket } from '../core/ticket.js';
 import { parseReplayMode } from '../opencode/importer.js';
+import { ticketUrlFrom } from './ticketUrl.js';
 import { addCommonOptions, printJson, withContext, type CommonOptions, type Io } from './options.js';
 
 interface PullFlags extends CommonOptions {
@@ -29,14 +30,14 @@ export function registerPull(program: Command, io: Io, done: (code: number) => v
       .option('-s, --session <id>', 'take this session whatever checkout it belongs to (moving it out of another checkout here), or bring back one deleted here (repeatable)', (value: string, previous: string[] = []) => [...previous, value])
       .option('-m, --migrate', 'take the sessions over: pull, then claim ownership (a released worktree; with --force, one owned by a host that is gone)')
       .option('--replay <mode>', 'auto: replay sessions through one opencode serve where the local opencode supports it, else import; always; never (or SESSMIG_REPLAY)')
-      .option('--from-url <url>', 'pull through a ticket (the URL `sessmig share` printed on a host with credentials): needs no credentials'),
+      .option('--from-url <url>', 'pull through a ticket (the URL `sessmig share` printed on a host with credentials): needs no credentials; - reads the URL from standard input, @FILE from a file (a URL given here is visible in ps)'),
   ).action(async (flags: PullFlags) => {
     if (flags.force && flags.keepLocal) throw usageError('bad-flag', '--force and --keep-local contradict each other', 'pick one');
     if (flags.fromUrl !== undefined) {
       if (flags.remote !== undefined) throw usageError('bad-flag', '--from-url and --remote contradict each other: the ticket names its remote', 'drop --remote');
       if (flags.checkpoint !== undefined) throw usageError('bad-flag', '--from-url and --checkpoint contradict each other: the ticket names its checkpoint', 'drop --checkpoint, or ask for a ticket of that checkpoint (sessmig share --checkpoint ID)');
     }
-    const fromUrl = flags.fromUrl;
+    const fromUrl = flags.fromUrl === undefined ? undefined : await ticketUrlFrom(flags.fromUrl, '--from-url', io);
     const replay = parseReplayMode(flags.replay ?? io.env.SESSMIG_REPLAY);
     const result = await withContext(
       flags,

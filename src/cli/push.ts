@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { usageError } from '../core/errors.js';
 import { push, pushExitCode } from '../core/push.js';
 import { pushToTicket } from '../core/uploadTicket.js';
+import { ticketUrlFrom } from './ticketUrl.js';
 import { addCommonOptions, formatBytes, printJson, withContext, type CommonOptions, type Io } from './options.js';
 
 interface PushFlags extends CommonOptions {
@@ -23,12 +24,12 @@ export function registerPush(program: Command, io: Io, done: (code: number) => v
       .option('-m, --migrate', 'hand the sessions over: push, then release ownership for another host to claim with `pull --migrate`')
       .option('-f, --force', 'on a conflict (changed here and in the remote since the last sync), overwrite the remote copy')
       .option('--encrypt', 'encrypt everything this push writes with this host\'s key (sessmig key new); the worktree stays encrypted from then on (or SESSMIG_ENCRYPT=1)')
-      .option('--to-url <url>', 'push through an upload ticket (the URL `sessmig share --upload` printed on a host with credentials): needs no credentials'),
+      .option('--to-url <url>', 'push through an upload ticket (the URL `sessmig share --upload` printed on a host with credentials): needs no credentials; - reads the URL from standard input, @FILE from a file (a URL given here is visible in ps)'),
   ).action(async (flags: PushFlags) => {
     if (flags.toUrl !== undefined) {
       if (flags.remote !== undefined) throw usageError('bad-flag', '--to-url and --remote contradict each other: the ticket names its remote', 'drop --remote');
       if (flags.force) throw usageError('bad-flag', '--force does not apply to --to-url: the host with credentials resolves conflicts when it takes the upload in (sessmig pull --force there)', 'drop --force');
-      const url = flags.toUrl;
+      const url = await ticketUrlFrom(flags.toUrl, '--to-url', io);
       const result = await withContext(
         flags,
         io,

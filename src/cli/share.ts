@@ -3,6 +3,8 @@ import { usageError } from '../core/errors.js';
 import { mintPullTicket, parseExpires } from '../core/ticket.js';
 import { DEFAULT_MAX_BYTES, DEFAULT_MAX_SESSIONS, mintPushTicket, parseSize } from '../core/uploadTicket.js';
 import { MAX_SLOTS, MAX_TICKET_SECONDS } from '../format/ticketSchema.js';
+import path from 'node:path';
+import { assertOutputFree, writeTicketFile } from './ticketUrl.js';
 import { addCommonOptions, formatBytes, parsePositiveInt, withContext, type CommonOptions, type Io } from './options.js';
 
 interface ShareFlags extends CommonOptions {
@@ -11,6 +13,8 @@ interface ShareFlags extends CommonOptions {
   upload?: boolean;
   maxSessions?: string;
   maxBytes?: string;
+  output?: string;
+  overwrite?: boolean;
 }
 
 export function registerShare(program: Command, io: Io, done: (code: number) => void): void {
@@ -22,9 +26,21 @@ export function registerShare(program: Command, io: Io, done: (code: number) => 
       .option('--expires <duration>', 'how long the URL works: 30s, 15m, 1h, 7d (at most 7 days)', '1h')
       .option('--upload', 'mint an upload ticket: the other host pushes its sessions through it; `sessmig pull` here takes them in after verifying them')
       .option('--max-sessions <n>', `upload ticket: how many sessions (subagent children included) it takes (default ${DEFAULT_MAX_SESSIONS}, at most ${MAX_SLOTS})`)
-      .option('--max-bytes <size>', `upload ticket: the largest compressed session it takes, e.g. 256MiB (default ${formatBytes(DEFAULT_MAX_BYTES)}, at most 5GiB)`),
+      .option('--max-bytes <size>', `upload ticket: the largest compressed session it takes, e.g. 256MiB (default ${formatBytes(DEFAULT_MAX_BYTES)}, at most 5GiB)`)
+      .option('-o, --output <file>', 'write the URL to this file, created readable by this user only (0600), instead of stdout')
+      .option('--overwrite', 'with --output: replace an existing file'),
   ).action(async (flags: ShareFlags) => {
     const seconds = testSeconds(io.env) ?? parseExpires(flags.expires);
+    if (flags.overwrite && flags.output === undefined) throw usageError('bad-flag', '--overwrite applies to --output only', 'add --output FILE, or drop --overwrite');
+    const output = flags.output === undefined ? undefined : path.resolve(io.cwd, flags.output);
+    if (output !== undefined) await assertOutputFree(output, flags.overwrite === true);
+    /** The URL goes to --output (then stdout never holds it), else to stdout. */
+    const deliver = async (url: string, pickUp: string): Promise<Record<string, string>> => {
+      if (output === undefined) return { url };
+      await writeTicketFile(output, url, flags.overwrite === true);
+      if (!flags.quiet) io.stderr(`wrote the URL to ${output} (mode 0600); on the other host: ${pickUp} < ${path.basename(output)}\n`);
+      return { output };
+    };
     if (flags.upload) {
       if (flags.checkpoint !== undefined) throw usageError('bad-flag', '--upload and --checkpoint contradict each other: an upload makes a new checkpoint', 'drop --checkpoint');
       const maxSessions = parsePositiveInt(flags.maxSessions, '--max-sessions', DEFAULT_MAX_SESSIONS, MAX_SLOTS);
@@ -34,12 +50,13 @@ export function registerShare(program: Command, io: Io, done: (code: number) => 
       if (!flags.quiet) {
         io.stderr(
           `upload ticket ${ticket.id}: up to ${maxSessions} session(s) of at most ${formatBytes(maxBytes)} each into worktree ${ticket.worktree}, valid until ${ticket.expiresAt}\n` +
-            'anyone with the URL can upload until then; on the other host: sessmig push --to-url "URL"; then here: sessmig pull (--migrate to take ownership)\n',
+            'anyone with the URL can upload until then; on the other host: sessmig push --to-url - (the URL on standard input); then here: sessmig pull (--migrate to take ownership)\n',
         );
       }
+      const where = await deliver(minted.url, 'sessmig push --to-url -');
       if (flags.json) {
-        io.stdout(`${JSON.stringify({ command: 'share', direction: 'push', url: minted.url, ticket: ticket.id, key: minted.key, remote: ticket.remote, worktree: ticket.worktree, checkpoint: ticket.checkpoint, parent: ticket.parent, maxSessions, maxBytes, bytes: minted.bytes, createdAt: ticket.createdAt, expiresAt: ticket.expiresAt }, null, 2)}\n`);
-      } else {
+        io.stdout(`${JSON.stringify({ command: 'share', direction: 'push', ...where, ticket: ticket.id, key: minted.key, remote: ticket.remote, worktree: ticket.worktree, checkpoint: ticket.checkpoint, parent: ticket.parent, maxSessions, maxBytes, bytes: minted.bytes, createdAt: ticket.createdAt, expiresAt: ticket.expiresAt }, null, 2)}\n`);
+      } else if (output === undefined) {
         io.stdout(`${minted.url}\n`);
       }
       done(0);
@@ -55,9 +72,10 @@ export function registerShare(program: Command, io: Io, done: (code: number) => 
     if (!flags.quiet) {
       io.stderr(
         `ticket ${ticket.id}: checkpoint ${ticket.checkpoint} of worktree ${ticket.worktree} (${minted.sessions} session(s)), valid until ${ticket.expiresAt}\n` +
-          'anyone with the URL can read these sessions until then; on the other host: sessmig pull --from-url "URL"\n',
+          'anyone with the URL can read these sessions until then; on the other host: sessmig pull --from-url - (the URL on standard input)\n',
       );
     }
+    const where = await deliver(minted.url, 'sessmig pull --from-url -');
     // The one place a URL's signature is printed: deliberately not redacted.
     if (flags.json) {
       io.stdout(
@@ -65,7 +83,7 @@ export function registerShare(program: Command, io: Io, done: (code: number) => 
           {
             command: 'share',
             direction: 'pull',
-            url: minted.url,
+            ...where,
             ticket: ticket.id,
             key: minted.key,
             remote: ticket.remote,
@@ -81,7 +99,7 @@ export function registerShare(program: Command, io: Io, done: (code: number) => 
           2,
         )}\n`,
       );
-    } else {
+    } else if (output === undefined) {
       io.stdout(`${minted.url}\n`);
     }
     done(0);

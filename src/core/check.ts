@@ -8,7 +8,7 @@ import { blobHooks, type BlobFacts } from '../blob/sessionBlob.js';
 import { CHECKPOINT_ID, SHA256, WORKTREE_KEY } from '../format/ids.js';
 import { blobKey, checkpointKey, FORMAT_ROOT, pointerKey, worktreePrefix, worktreesPrefix } from '../format/layout.js';
 import type { Manifest, ManifestSession } from '../format/schema.js';
-import type { Remote } from '../remote/remote.js';
+import type { ExposedObject, Remote } from '../remote/remote.js';
 import { SessmigError } from './errors.js';
 import { mapPool } from './pool.js';
 import { readManifest, readPointer } from './remoteStore.js';
@@ -140,6 +140,12 @@ export async function checkRemote(remote: Remote, options: CheckOptions): Promis
       byWorktree.set(worktree, list);
     }
   }
+  // Local folders: objects other users can get into (docs/FORMAT.md, Remotes). Read before the
+  // worktrees are checked, so a check that fails half-way has still said it.
+  const exposure = await exposedObjects(remote, options.worktrees);
+  const exposureOf = (worktree: string | null) =>
+    exposure.filter((item) => worktreeOfKey(item.key) === worktree).map((item) => exposedProblem(item, worktree, remote.display));
+  problems.push(...exposureOf(null));
   for (const worktree of [...byWorktree.keys()].sort()) {
     options.signal?.throwIfAborted();
     const found: CheckProblem[] = [];
@@ -149,11 +155,14 @@ export async function checkRemote(remote: Remote, options: CheckOptions): Promis
     } catch (error) {
       if (!(error instanceof SessmigError)) throw error;
       // An encrypted worktree without this host's key: nothing in it can be checked here.
-      problems.push(problem('error', error.code, worktree, markerKey(worktree), error.message, error.hint ? { hint: error.hint } : {}));
+      problems.push(problem('error', error.code, worktree, markerKey(worktree), error.message, error.hint ? { hint: error.hint } : {}), ...exposureOf(worktree));
       continue;
     }
-    worktrees.push(await checkWorktree(reader, worktree, byWorktree.get(worktree)!, options, found));
-    problems.push(...found);
+    const summary = await checkWorktree(reader, worktree, byWorktree.get(worktree)!, options, found);
+    const exposed = exposureOf(worktree);
+    summary.warnings += exposed.length;
+    worktrees.push(summary);
+    problems.push(...found, ...exposed);
   }
   const errors = problems.filter((p) => p.severity === 'error').length;
   return { remote: remote.display, readData: options.readData, worktrees, problems, errors, warnings: problems.length - errors, ok: errors === 0 };
@@ -412,6 +421,32 @@ async function readBlob(remote: Remote, key: string): Promise<BlobRead> {
     throw new SessmigError('remote-io', `cannot read ${key}: ${(error as Error).message}`, { hint: 're-run the check', cause: error });
   }
   return { storedBytes: stored.bytes, rawBytes: raw.bytes, sha256: raw.digest(), contentHash: scanner.normalizedDigest(), facts };
+}
+
+async function exposedObjects(remote: Remote, worktrees: string[] | undefined): Promise<ExposedObject[]> {
+  if (!remote.exposed) return [];
+  if (worktrees === undefined) return remote.exposed(`${FORMAT_ROOT}/`);
+  const seen = new Map<string, ExposedObject>();
+  for (const worktree of worktrees) for (const item of await remote.exposed(worktreePrefix(worktree))) seen.set(item.key, item);
+  return [...seen.values()];
+}
+
+function worktreeOfKey(key: string): string | null {
+  const rest = key.startsWith(worktreesPrefix()) ? key.slice(worktreesPrefix().length) : '';
+  const name = rest.slice(0, rest.indexOf('/'));
+  return rest.includes('/') && WORKTREE_KEY.test(name) ? name : null;
+}
+
+function exposedProblem(item: ExposedObject, worktree: string | null, display: string): CheckProblem {
+  const mode = item.mode.toString(8).padStart(4, '0');
+  const who = item.who === 'others' ? 'any user of this machine' : "members of its group (the remote's root is not shared with that group)";
+  const bits = item.mode & (item.who === 'others' ? 0o007 : 0o070);
+  const can = [bits & 0o444 ? (item.folder ? 'list' : 'read') : '', bits & 0o222 ? 'write' : '', item.folder && bits & 0o111 ? 'enter' : ''].filter(Boolean);
+  const verbs = can.length > 1 ? `${can.slice(0, -1).join(', ')} and ${can.at(-1)}` : can[0];
+  const fix = item.who === 'others' ? 'go-rwx' : 'g-rwx';
+  return problem('warning', 'readable-by-others', worktree, item.key, `${item.folder ? 'folder' : 'object'} ${item.key} of ${display} has mode ${mode}: ${who} can ${verbs} it`, {
+    hint: `an older sessmig (0644 files, 0755 folders) or a hand wrote it so; chmod -R ${fix} the remote's sessmig/ folder`,
+  });
 }
 
 function isDataError(error: unknown): error is SessmigError {

@@ -1,10 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 
-import { copyFile, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { chmod, copyFile, lstat, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { SessmigError } from '../core/errors.js';
-import type { ListedObject, PutConditions, Remote, StoredObject } from './remote.js';
+import { excessAccess, folderModes, PRIVATE_DIR, PRIVATE_FILE, wantedMode, type FolderModes } from './folderModes.js';
+import type { ExposedObject, ListedObject, PutConditions, Remote, StoredObject } from './remote.js';
 import { notFound, objectTooLarge, preconditionFailed } from './remoteErrors.js';
 
 const LOCK_STALE_MS = 30_000;
@@ -14,9 +16,12 @@ const LOCK_WAIT_MS = 10_000;
  * A remote in a local folder (file:///abs/path): the embedded default. Writes go to a temp file
  * and are renamed into place, so a reader sees a whole object or none. Conditional writes are
  * made atomic with a lock directory next to the object (mkdir is atomic on POSIX file systems).
+ * Everything it creates gets its mode from folderModes.ts (private unless the root is group-shared)
+ * before it is renamed into place, whatever the umask.
  */
 export class LocalRemote implements Remote {
   readonly conditionalWrites = true;
+  private policy: Promise<FolderModes> | undefined;
 
   constructor(
     readonly root: string,
@@ -89,8 +94,9 @@ export class LocalRemote implements Remote {
     await this.ensureDir(path.dirname(file));
     const temp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
     try {
-      await copyFile(source, temp);
-      const written = (await stat(temp)).size;
+      // copyFile gives the copy the source's mode; the folder (ours, private) covers that instant.
+      await copyFile(source, temp, constants.COPYFILE_EXCL);
+      const written = (await this.settle(temp, 'file')).size;
       if (written !== size) throw new Error(`copied ${written} bytes, expected ${size}`);
       await rename(temp, file);
     } catch (error) {
@@ -136,18 +142,93 @@ export class LocalRemote implements Remote {
     });
   }
 
-  private async ensureDir(dir: string): Promise<void> {
+  async exposed(prefix: string): Promise<ExposedObject[]> {
+    let root;
     try {
-      await mkdir(dir, { recursive: true });
+      root = await stat(this.root);
+    } catch (error) {
+      if (isMissing(error)) return [];
+      throw this.wrap(error, `read ${this.root}`);
+    }
+    const policy = folderModes(root);
+    const found: ExposedObject[] = [];
+    const consider = async (key: string): Promise<'file' | 'dir' | undefined> => {
+      const info = await lstat(this.file(key)).catch(() => undefined);
+      const kind = info?.isDirectory() ? 'dir' : info?.isFile() ? 'file' : undefined;
+      if (!info || !kind) return undefined;
+      const who = excessAccess(policy, kind, info.mode, info.gid);
+      if (who) found.push({ key: kind === 'dir' ? `${key}/` : key, folder: kind === 'dir', mode: info.mode & 0o7777, who });
+      return kind;
+    };
+    const visit = async (key: string): Promise<void> => {
+      if ((await consider(key)) !== 'dir') return;
+      const entries = await readdir(this.file(key)).catch(() => [] as string[]);
+      for (const entry of entries.sort()) await visit(`${key}/${entry}`);
+    };
+    // The folders above it (a listing shows the names below), then the folder and all it holds.
+    const parts = prefix.replace(/\/+$/, '').split('/');
+    for (let depth = 1; depth < parts.length; depth++) await consider(parts.slice(0, depth).join('/'));
+    await visit(parts.join('/'));
+    return found;
+  }
+
+  /** The root's policy, read once; a root that does not exist yet is created private (and so are its missing parents). */
+  private modes(): Promise<FolderModes> {
+    this.policy ??= (async () => {
+      try {
+        const info = await stat(this.root);
+        return folderModes(info);
+      } catch (error) {
+        if (!isMissing(error)) throw this.wrap(error, `read ${this.root}`);
+      }
+      await this.makeDirs(this.root, () => PRIVATE_DIR);
+      return folderModes(undefined);
+    })();
+    return this.policy;
+  }
+
+  private async ensureDir(dir: string): Promise<void> {
+    const policy = await this.modes();
+    await this.makeDirs(dir, (gid) => wantedMode(policy, 'dir', gid));
+  }
+
+  /** mkdir -p, then each folder it created gets its mode (mkdir's mode is cut by the umask). */
+  private async makeDirs(dir: string, modeFor: (gid: number) => number): Promise<void> {
+    try {
+      const first = await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
+      if (first === undefined) return;
+      for (let current = dir; ; current = path.dirname(current)) {
+        const info = await stat(current);
+        const mode = modeFor(info.gid);
+        if ((info.mode & 0o7777) !== mode) await chmod(current, mode);
+        if (current === first || path.dirname(current) === current) break;
+      }
     } catch (error) {
       throw this.wrap(error, `create ${dir}`);
     }
   }
 
+  /** Gives a file or folder sessmig just created the mode the policy wants; returns its stat. */
+  private async settle(target: string, kind: 'file' | 'dir'): Promise<{ size: number }> {
+    const policy = await this.modes();
+    const info = await stat(target);
+    const mode = wantedMode(policy, kind, info.gid);
+    if ((info.mode & 0o7777) !== mode) await chmod(target, mode);
+    return info;
+  }
+
   private async writeAtomic(file: string, body: Buffer): Promise<void> {
     const temp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
     try {
-      await writeFile(temp, body, { flag: 'wx' });
+      const handle = await open(temp, 'wx', PRIVATE_FILE);
+      try {
+        await handle.writeFile(body);
+        const policy = await this.modes();
+        const mode = wantedMode(policy, 'file', (await handle.stat()).gid);
+        await handle.chmod(mode);
+      } finally {
+        await handle.close();
+      }
       await rename(temp, file);
     } catch (error) {
       await rm(temp, { force: true });
@@ -160,7 +241,8 @@ export class LocalRemote implements Remote {
     const deadline = Date.now() + LOCK_WAIT_MS;
     for (;;) {
       try {
-        await mkdir(lock);
+        await mkdir(lock, PRIVATE_DIR);
+        await this.settle(lock, 'dir').catch(() => undefined);
         break;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw this.wrap(error, 'lock');

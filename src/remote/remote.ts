@@ -26,6 +26,26 @@ export interface Remote {
   /** Marks an existing object as just written (its last-modified time becomes now): a push that
    * reuses a blob protects it from a concurrent prune's grace period (docs/FORMAT.md, Pruning). */
   touch(key: string): Promise<void>;
+  /**
+   * Local folders only: the objects and folders under prefix (that folder and the folders above it
+   * included) whose mode lets other users in beyond what the remote grants (docs/FORMAT.md, Remotes).
+   */
+  exposed?(prefix: string): Promise<ExposedObject[]>;
+  /**
+   * The endpoint, when objects travel over plain HTTP to a host that is not this machine (S3 only);
+   * undefined otherwise. Safe to print: scheme, host and port.
+   */
+  cleartextEndpoint?(): string | undefined;
+}
+
+export interface ExposedObject {
+  /** The key; a folder's ends with '/'. */
+  key: string;
+  folder: boolean;
+  /** Permission bits (mode & 0o7777). */
+  mode: number;
+  /** Who gets in beyond the remote's policy: any user, or the object's group. */
+  who: 'others' | 'group';
 }
 
 export interface StoredObject {

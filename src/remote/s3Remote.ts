@@ -15,6 +15,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Readable } from 'node:stream';
 import { SessmigError } from '../core/errors.js';
 import { redact } from '../util/redact.js';
+import { cleartextOrigin } from './cleartext.js';
 import { getStreamFromUrl, MAX_ERROR_PREVIEW, putFileToUrl, readCapped } from './http.js';
 import type { ListedObject, PutConditions, Remote, StoredObject } from './remote.js';
 import { MAX_SINGLE_PUT_BYTES } from './remote.js';
@@ -42,6 +43,9 @@ const TRANSFER_URL_SECONDS = 3600;
 export class S3Remote implements Remote {
   readonly conditionalWrites = true;
   private readonly client: S3Client;
+  /** The endpoint the environment names, and the origin of the last request sent (the SDK may take an endpoint from its config files too). */
+  private readonly endpoint: string | undefined;
+  private sentTo: string | undefined;
 
   constructor(
     readonly location: S3Location,
@@ -49,6 +53,7 @@ export class S3Remote implements Remote {
     options: S3Options,
   ) {
     const endpoint = options.env.AWS_ENDPOINT_URL_S3 || options.env.AWS_ENDPOINT_URL || undefined;
+    this.endpoint = endpoint;
     const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_SESSION_TOKEN: sessionToken } = options.env;
     this.client = new S3Client({
       // Static keys from the given environment; otherwise the SDK's standard chain (profiles, SSO, IMDS).
@@ -63,6 +68,18 @@ export class S3Remote implements Remote {
       maxAttempts: 4,
     });
     this.client.middlewareStack.add(capErrorBodies(display), { step: 'deserialize', priority: 'low', name: 'sessmigCapErrorBodies' });
+    this.client.middlewareStack.add(
+      (next) => async (args) => {
+        const request = args.request as { protocol?: string; hostname?: string; port?: number };
+        if (request?.hostname) this.sentTo = `${request.protocol ?? 'https:'}//${request.hostname.includes(':') && !request.hostname.startsWith('[') ? `[${request.hostname}]` : request.hostname}${request.port ? `:${request.port}` : ''}`;
+        return next(args);
+      },
+      { step: 'finalizeRequest', name: 'sessmigSeeEndpoint' },
+    );
+  }
+
+  cleartextEndpoint(): string | undefined {
+    return (this.endpoint && cleartextOrigin(this.endpoint)) || (this.sentTo && cleartextOrigin(this.sentTo)) || undefined;
   }
 
   private key(key: string): string {

@@ -58,8 +58,9 @@ const kinds: { name: string; setup(): Promise<Store> }[] = [
         env: {},
         get: (key) => readFile(file(key)),
         async put(key, body) {
-          await mkdir(path.dirname(file(key)), { recursive: true });
-          await writeFile(file(key), body);
+          // As private as sessmig's own objects: check reports anything other users can read.
+          await mkdir(path.dirname(file(key)), { recursive: true, mode: 0o700 });
+          await writeFile(file(key), body, { mode: 0o600 });
         },
         delete: (key) => rm(file(key), { force: true }),
         dispose: () => rm(dir, { recursive: true, force: true }),

@@ -76,8 +76,9 @@ const kinds: Kind[] = [
           list: async () => new Map(await walk(dir)),
           get: (key) => readFile(file(key)),
           async put(key, body) {
-            await mkdir(path.dirname(file(key)), { recursive: true });
-            await writeFile(file(key), body);
+            // As private as sessmig's own objects: check reports anything other users can read.
+            await mkdir(path.dirname(file(key)), { recursive: true, mode: 0o700 });
+            await writeFile(file(key), body, { mode: 0o600 });
           },
         };
       };
