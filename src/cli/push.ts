@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { usageError } from '../core/errors.js';
 import { push, pushExitCode } from '../core/push.js';
 import { pushToTicket } from '../core/uploadTicket.js';
+import { takePushLock } from '../host/pushLock.js';
 import { addCommonOptions, formatBytes, printJson, withContext, type CommonOptions, type Io } from './options.js';
 
 interface PushFlags extends CommonOptions {
@@ -12,6 +13,9 @@ interface PushFlags extends CommonOptions {
   toUrl?: string;
   encrypt?: boolean;
 }
+
+/** How long a manual push waits for a running push of the same worktree (an automatic one, usually). */
+const PUSH_LOCK_WAIT_MS = 10 * 60 * 1000;
 
 export function registerPush(program: Command, io: Io, done: (code: number) => void): void {
   addCommonOptions(
@@ -46,7 +50,22 @@ export function registerPush(program: Command, io: Io, done: (code: number) => v
       done(0);
       return;
     }
-    const result = await withContext(flags, io, (ctx) => push(ctx, { ...(flags.session ? { sessions: flags.session } : {}), dryRun: flags.dryRun === true, migrate: flags.migrate === true, force: flags.force === true }));
+    const result = await withContext(flags, io, async (ctx) => {
+      const run = () => push(ctx, { ...(flags.session ? { sessions: flags.session } : {}), dryRun: flags.dryRun === true, migrate: flags.migrate === true, force: flags.force === true });
+      if (flags.dryRun) return run();
+      // One push of a worktree at a time on this host, the automatic push on idle included.
+      const lock = await takePushLock(ctx.paths.state, ctx.worktree.key, {
+        kind: 'manual',
+        waitMs: PUSH_LOCK_WAIT_MS,
+        signal: io.signal,
+        onWait: (holder) => ctx.report.info(`waiting for another push of this worktree to end${holder ? ` (${holder.kind}, pid ${holder.pid})` : ''}…`),
+      });
+      try {
+        return await run();
+      } finally {
+        await lock.release();
+      }
+    });
     if (flags.json) {
       printJson(io, { command: 'push', ...result });
     } else {
