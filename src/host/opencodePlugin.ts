@@ -65,7 +65,7 @@ export const SessmigPushOnIdle = async ({ client, directory, worktree }) => {
   const reported = new Set();
   const log = (level, message) => {
     try {
-      Promise.resolve(client.app.log({ body: { service: 'sessmig', level, message } })).catch(() => {});
+      Promise.resolve(client.app.log({ body: { service: 'sessmig', level, message: 'sessmig: ' + message } })).catch(() => {});
     } catch {}
   };
   const toast = (message) => {
@@ -105,7 +105,7 @@ export const SessmigPushOnIdle = async ({ client, directory, worktree }) => {
         child.unref();
         log('info', 'session ' + id + ' is idle: sessmig push started in the background (pid ' + child.pid + ')');
       } catch (error) {
-        log('error', 'sessmig plugin: ' + (error && error.message ? error.message : String(error)));
+        log('error', 'plugin: ' + (error && error.message ? error.message : String(error)));
       }
     },
   };
