@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { appendFile, mkdir, realpath } from 'node:fs/promises';
+import { execa } from 'execa';
+import { appendFile, mkdir, readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { attemptAutoPush, pushOnIdle } from '../core/autoPush.js';
@@ -27,6 +28,22 @@ async function pluginDir(flags: PluginFlags, io: Io): Promise<string> {
   return projectPluginDir(worktree.root);
 }
 
+/**
+ * The project plugin names this host's node and sessmig paths: keep it out of commits, through the
+ * repository's own ignore file (.git/info/exclude), not the shared .gitignore.
+ */
+async function excludeFromGit(root: string, file: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const result = await execa('git', ['rev-parse', '--path-format=absolute', '--git-path', 'info/exclude'], { cwd: root, env, reject: false, stdin: 'ignore' });
+  if (result.exitCode !== 0) return undefined;
+  const exclude = String(result.stdout).trim();
+  const line = `/${path.relative(root, file).split(path.sep).join('/')}`;
+  const text = await readFile(exclude, 'utf8').catch(() => '');
+  if (text.split('\n').includes(line)) return exclude;
+  await mkdir(path.dirname(exclude), { recursive: true });
+  await appendFile(exclude, `${text === '' || text.endsWith('\n') ? '' : '\n'}${line}\n`);
+  return exclude;
+}
+
 export function registerPlugin(program: Command, io: Io, done: (code: number) => void): void {
   const plugin = program.command('plugin').description('the opencode plugin that pushes a worktree when its opencode session goes idle');
 
@@ -41,9 +58,11 @@ export function registerPlugin(program: Command, io: Io, done: (code: number) =>
       const node = process.execPath;
       const bin = await sessmigBin();
       const file = await installPlugin(dir, pluginSource(node, bin));
-      if (flags.json) printJson(io, { command: 'plugin', action: 'install', scope: flags.project ? 'project' : 'global', file, node, sessmig: bin });
+      const excludedIn = flags.project ? await excludeFromGit(path.dirname(path.dirname(dir)), file, io.env) : undefined;
+      if (flags.json) printJson(io, { command: 'plugin', action: 'install', scope: flags.project ? 'project' : 'global', file, node, sessmig: bin, ...(excludedIn ? { excludedIn } : {}) });
       else {
         io.stderr(`installed ${file}\n`);
+        if (excludedIn) io.stderr(`  kept out of commits through ${excludedIn} (it names this host's paths)\n`);
         io.stderr(`  on session.idle it runs: ${node} ${bin} plugin idle  (reinstall if sessmig or node move)\n`);
         io.stderr('  it pushes only worktrees this host owns, to a remote set by git config sessmig.remote or SESSMIG_REMOTE\n');
       }

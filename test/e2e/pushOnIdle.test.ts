@@ -7,7 +7,7 @@
  */
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -187,6 +187,29 @@ describe('sessmig plugin install, then opencode run on the owner', () => {
     expect(await attempts(laptop.host)).toBe(before);
     expect(logged).toHaveLength(0);
   });
+
+  it('reports a failed automatic push through client.app.log, once', async () => {
+    const file = autoPushStateFile(laptop.host);
+    const failed = { worktree: key, root: laptop.repo, last: { startedAt: '2026-01-01T00:00:00.000Z', finishedAt: '2026-01-01T00:00:01.000Z', result: 'failed', message: 'remote unreachable' } };
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, JSON.stringify(failed));
+    const mod = await import(`${pathToFileURL(pluginFile).href}?t=${Date.now()}`);
+    const logged: { body: { service: string; level: string; message: string } }[] = [];
+    // The plugin finds sessmig's state through XDG_STATE_HOME, as inside opencode on that host.
+    const saved = process.env.XDG_STATE_HOME;
+    process.env.XDG_STATE_HOME = laptop.host.stateDir;
+    try {
+      const hooks = await mod.SessmigPushOnIdle({ client: { app: { log: async (e: any) => void logged.push(e) } }, directory: laptop.repo, worktree: laptop.repo });
+      // A busy session keeps the plugin from starting a push; the report comes first.
+      await hooks.event({ event: { type: 'session.status', properties: { sessionID: 'ses_other', status: { type: 'busy' } } } });
+      await hooks.event({ event: { type: 'session.idle', properties: { sessionID: session } } });
+      await hooks.event({ event: { type: 'session.idle', properties: { sessionID: session } } });
+    } finally {
+      if (saved === undefined) delete process.env.XDG_STATE_HOME;
+      else process.env.XDG_STATE_HOME = saved;
+    }
+    expect(logged).toEqual([{ body: { service: 'sessmig', level: 'error', message: 'sessmig: last automatic push failed at 2026-01-01T00:00:01.000Z: remote unreachable' } }]);
+  });
 });
 
 describe('on a host that does not own the worktree', () => {
@@ -194,6 +217,9 @@ describe('on a host that does not own the worktree', () => {
     const install = await sessmig(box.host, ['plugin', 'install', '--project', '--json'], { cwd: box.repo });
     expect(install.exitCode, explain(install)).toBe(0);
     expect(install.json.file).toBe(path.join(box.repo, '.opencode', 'plugin', 'sessmig.js'));
+    // It names this host's paths: git leaves it out of commits.
+    const untracked = await execa('git', ['status', '--porcelain', '--untracked-files=all'], { cwd: box.repo });
+    expect(untracked.stdout).not.toContain('sessmig.js');
     const checkpoint = await currentCheckpoint();
     const t0 = Date.now();
     await box.host.run(box.repo, 'work on the box MARK-IDLE-BOX', { timeoutMs: RUN_MS });
