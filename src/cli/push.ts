@@ -3,7 +3,7 @@ import { usageError } from '../core/errors.js';
 import { push, pushExitCode } from '../core/push.js';
 import { pushToTicket } from '../core/uploadTicket.js';
 import { takePushLock } from '../host/pushLock.js';
-import { addCommonOptions, formatBytes, printJson, withContext, type CommonOptions, type Io } from './options.js';
+import { addCommonOptions, formatBytes, parsePositiveInt, printJson, withContext, type CommonOptions, type Io } from './options.js';
 
 interface PushFlags extends CommonOptions {
   session?: string[];
@@ -15,7 +15,7 @@ interface PushFlags extends CommonOptions {
 }
 
 /** How long a manual push waits for a running push of the same worktree (an automatic one, usually). */
-const PUSH_LOCK_WAIT_MS = 10 * 60 * 1000;
+const PUSH_LOCK_WAIT_S = 600;
 
 export function registerPush(program: Command, io: Io, done: (code: number) => void): void {
   addCommonOptions(
@@ -56,7 +56,7 @@ export function registerPush(program: Command, io: Io, done: (code: number) => v
       // One push of a worktree at a time on this host, the automatic push on idle included.
       const lock = await takePushLock(ctx.paths.state, ctx.worktree.key, {
         kind: 'manual',
-        waitMs: PUSH_LOCK_WAIT_MS,
+        waitMs: parsePositiveInt(io.env.SESSMIG_PUSH_LOCK_WAIT, 'SESSMIG_PUSH_LOCK_WAIT', PUSH_LOCK_WAIT_S, 86_400) * 1000,
         signal: io.signal,
         onWait: (holder) => ctx.report.info(`waiting for another push of this worktree to end${holder ? ` (${holder.kind}, pid ${holder.pid})` : ''}…`),
       });

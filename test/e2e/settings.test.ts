@@ -5,7 +5,7 @@
  */
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -100,4 +100,25 @@ it('sessmig.encrypt=true asks for encryption as --encrypt does; SESSMIG_ENCRYPT=
   expect(bad.exitCode).toBe(2);
   expect(bad.json.error.code).toBe('bad-setting');
   await git(['config', '--unset', 'sessmig.encrypt']);
+});
+
+it('a manual push honours the push lock of a running push of the same worktree', async () => {
+  await git(['config', 'sessmig.remote', url('locked')]);
+  const probe = await sessmig(h.host, ['status', '--json'], { cwd: h.repo, env: noEnv });
+  const lockFile = path.join(h.host.stateDir, 'sessmig', 'locks', `${probe.json.worktree}.lock`);
+  await mkdir(path.dirname(lockFile), { recursive: true });
+  // Held by a live process (this test runner), as an automatic push would hold it.
+  await writeFile(lockFile, JSON.stringify({ pid: process.pid, hostname: os.hostname(), kind: 'auto', startedAt: new Date().toISOString() }));
+  try {
+    const refused = await sessmig(h.host, ['push', '--json'], { cwd: h.repo, env: { ...noEnv, SESSMIG_PUSH_LOCK_WAIT: '2' } });
+    expect(refused.exitCode, explain(refused)).toBe(1);
+    expect(refused.json.error.code).toBe('push-locked');
+    expect(refused.stderr).toContain(`waiting for another push of this worktree to end (auto, pid ${process.pid})`);
+    expect(existsSync(path.join(dir, 'locked'))).toBe(false);
+  } finally {
+    await rm(lockFile, { force: true });
+  }
+  const pushed = await sessmig(h.host, ['push', '--json'], { cwd: h.repo, env: noEnv });
+  expect(pushed.exitCode, explain(pushed)).toBe(0);
+  expect(existsSync(lockFile)).toBe(false);
 });
