@@ -77,7 +77,10 @@ export function opencodeFrom(options: CommonOptions, io: Io, tempDir: string, se
   const bin = settings.opencode.value;
   const timeoutMs = parsePositiveInt(options.opencodeTimeout, '--opencode-timeout', 600, 86_400) * 1000;
   const versionCache = new VersionCache(path.join(hostPaths(io.env).cache, 'opencode-versions.json'));
-  return new Opencode({ bin, env: io.env, timeoutMs, signal: io.signal, tempDir, versionCache });
+  // opencode loads plugins in every process sessmig starts (export, serve, db, import): the push-on-idle
+  // plugin stays inert there, so sessmig's own opencode never triggers an automatic push.
+  const env = { ...io.env, SESSMIG_NO_AUTO_PUSH: '1' };
+  return new Opencode({ bin, env, timeoutMs, signal: io.signal, tempDir, versionCache });
 }
 
 /** Builds a Context for a command that works on this worktree, runs fn, and cleans up. */

@@ -61,6 +61,8 @@ function lastAutoPush(root) {
 }
 
 export const SessmigPushOnIdle = async ({ client, directory, worktree }) => {
+  // Inert inside the opencode processes sessmig itself starts, and wherever the user says so.
+  if (process.env.SESSMIG_NO_AUTO_PUSH === '1') return {};
   const busy = new Set();
   const reported = new Set();
   const log = (level, message) => {
