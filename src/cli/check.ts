@@ -33,7 +33,7 @@ export function registerCheck(program: Command, io: Io, done: (code: number) => 
       .option('--all', 'check every worktree in the remote')
       .option('--read-data', 'also download every referenced blob and verify its checksum and content'),
   ).action(async (flags: CheckFlags) => {
-    const remote = remoteFrom(flags, io);
+    const remote = await remoteFrom(flags, io);
     const worktrees = await checkTargets(flags, io);
     const jobs = parsePositiveInt(flags.jobs, '--jobs', Math.max(1, Math.min(4, os.availableParallelism())), 64);
     const quiet = flags.quiet === true;

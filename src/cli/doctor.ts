@@ -1,18 +1,20 @@
 import type { Command } from 'commander';
 import { doctor } from '../core/doctor.js';
 import { ExitCode } from '../core/errors.js';
-import { addCommonOptions, printJson, withContext, type CommonOptions, type Io } from './options.js';
+import { describeSettings } from '../host/settings.js';
+import { addCommonOptions, printJson, settingsView, withContext, type CommonOptions, type Io } from './options.js';
 
 export function registerDoctor(program: Command, io: Io, done: (code: number) => void): void {
   addCommonOptions(
     program.command('doctor').description("check this host's opencode against the version that made the remote's current checkpoint"),
   ).action(async (flags: CommonOptions) => {
-    const result = await withContext(flags, io, (ctx) => doctor(ctx));
+    const { result, settings } = await withContext(flags, io, async (ctx) => ({ result: await doctor(ctx), settings: settingsView(ctx) }));
     const incompatible = result.compatibility?.verdict === 'incompatible';
     if (flags.json) {
-      printJson(io, { command: 'doctor', ...result });
+      printJson(io, { command: 'doctor', ...result, settings });
     } else {
       const out = (line: string) => io.stdout(`${line}\n`);
+      for (const line of describeSettings(settings, result.worktree)) out(`setting           ${line}`);
       out(`opencode here     ${result.opencode.version} (${result.opencode.bin})`);
       out(`remote's export   ${result.remoteExport ? `${result.remoteExport.opencodeVersion} (checkpoint ${result.remoteExport.checkpoint}, from ${result.remoteExport.host})` : '- (nothing pushed yet)'}`);
       const c = result.compatibility;

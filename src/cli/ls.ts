@@ -11,7 +11,7 @@ import { addCommonOptions, formatBytes, printJson, remoteFrom, warnIfCleartext, 
 
 export function registerLs(program: Command, io: Io, done: (code: number) => void): void {
   addCommonOptions(program.command('ls').description('list the worktrees and checkpoints in the remote')).action(async (flags: CommonOptions) => {
-    const remote = remoteFrom(flags, io);
+    const remote = await remoteFrom(flags, io);
     const key = await loadUserKey(hostPaths(io.env).config, io.env);
     const scratch = await mkdtemp(path.join(os.tmpdir(), 'sessmig-'));
     const hostId = '00000000-0000-4000-8000-000000000000';

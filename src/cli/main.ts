@@ -7,6 +7,7 @@ import { registerDoctor } from './doctor.js';
 import { registerKey } from './key.js';
 import { registerLs } from './ls.js';
 import type { Io } from './options.js';
+import { registerPlugin } from './plugin.js';
 import { registerPrune } from './prune.js';
 import { registerPull } from './pull.js';
 import { registerPush } from './push.js';
@@ -49,6 +50,7 @@ export async function main(argv: string[], io?: Partial<Io> & { stdin?: () => Pr
   registerDoctor(program, full, done);
   registerPrune(program, full, done);
   registerShare(program, full, done);
+  registerPlugin(program, full, done);
   registerKey(program, full, done, io?.stdin ?? readProcessStdin);
   try {
     await program.parseAsync(argv);

@@ -6,9 +6,10 @@ import { makeReporter, type Context } from '../core/context.js';
 import { usageError } from '../core/errors.js';
 import { Timing } from '../core/timing.js';
 import { findWorktree } from '../core/worktree.js';
-import { encryptRequested, resolveEncryption, worktreeOpener } from '../crypto/encryption.js';
+import { resolveEncryption, worktreeOpener } from '../crypto/encryption.js';
 import { loadHostIdentity } from '../host/identity.js';
 import { hostPaths } from '../host/paths.js';
+import { loadSettings, type Settings } from '../host/settings.js';
 import { Opencode } from '../opencode/opencode.js';
 import { VersionCache } from '../opencode/versionCache.js';
 import { openRemote } from '../remote/openRemote.js';
@@ -32,10 +33,10 @@ export interface CommonOptions {
 
 export function addCommonOptions(command: Command): Command {
   return command
-    .option('--remote <url>', 'remote: file:///abs/path or s3://bucket/prefix (default: $SESSMIG_REMOTE, else $XDG_DATA_HOME/sessmig/remote)')
-    .option('--worktree <key>', 'worktree key in the remote (default: the opencode project id of this repository)')
+    .option('--remote <url>', 'remote: file:///abs/path or s3://bucket/prefix (default: $SESSMIG_REMOTE, else git config sessmig.remote, else $XDG_DATA_HOME/sessmig/remote)')
+    .option('--worktree <key>', 'worktree key in the remote (default: $SESSMIG_WORKTREE, else git config sessmig.worktree, else the opencode project id of this repository)')
     .option('--json', 'print one JSON document on stdout; progress and warnings stay on stderr')
-    .option('--opencode <path>', 'the opencode binary (default: $SESSMIG_OPENCODE, else opencode on PATH)')
+    .option('--opencode <path>', 'the opencode binary (default: $SESSMIG_OPENCODE, else git config sessmig.opencode, else opencode on PATH)')
     .option('-j, --jobs <n>', 'parallel exports, imports and transfers (default: the number of CPUs, at most 4)')
     .option('--s3-path-style', 'path-style S3 URLs, for MinIO-style endpoints (or SESSMIG_S3_FORCE_PATH_STYLE=1)')
     .addOption(new Option('--opencode-timeout <seconds>', 'kill an opencode export or import that runs longer than this').default('600'))
@@ -63,16 +64,25 @@ export function parsePositiveInt(value: string | undefined, flag: string, fallba
   return Number(value);
 }
 
-export function remoteFrom(options: CommonOptions, io: Io): Remote {
-  const paths = hostPaths(io.env);
-  return openRemote({ url: options.remote, defaultFolder: path.join(paths.data, 'remote'), s3PathStyle: options.s3PathStyle === true, env: io.env });
+/** Flag > environment > git config (`sessmig.*`, as seen from the current folder) > default. */
+export function settingsFrom(options: CommonOptions, io: Io): Promise<Settings> {
+  return loadSettings({ remote: options.remote, worktree: options.worktree, encrypt: options.encrypt, opencode: options.opencode }, io.env, io.cwd, hostPaths(io.env).data);
 }
 
-export function opencodeFrom(options: CommonOptions, io: Io, tempDir: string): Opencode {
-  const bin = options.opencode ?? io.env.SESSMIG_OPENCODE ?? 'opencode';
+export async function remoteFrom(options: CommonOptions, io: Io, settings?: Settings): Promise<Remote> {
+  const paths = hostPaths(io.env);
+  const url = (settings ?? (await settingsFrom(options, io))).remote.value;
+  return openRemote({ url, defaultFolder: path.join(paths.data, 'remote'), s3PathStyle: options.s3PathStyle === true, env: io.env });
+}
+
+export function opencodeFrom(options: CommonOptions, io: Io, tempDir: string, settings: Settings): Opencode {
+  const bin = settings.opencode.value;
   const timeoutMs = parsePositiveInt(options.opencodeTimeout, '--opencode-timeout', 600, 86_400) * 1000;
   const versionCache = new VersionCache(path.join(hostPaths(io.env).cache, 'opencode-versions.json'));
-  return new Opencode({ bin, env: io.env, timeoutMs, signal: io.signal, tempDir, versionCache });
+  // opencode loads plugins in every process sessmig starts (export, serve, db, import): the push-on-idle
+  // plugin stays inert there, so sessmig's own opencode never triggers an automatic push.
+  const env = { ...io.env, SESSMIG_NO_AUTO_PUSH: '1' };
+  return new Opencode({ bin, env, timeoutMs, signal: io.signal, tempDir, versionCache });
 }
 
 /** Builds a Context for a command that works on this worktree, runs fn, and cleans up. */
@@ -84,9 +94,10 @@ export async function withContext<T>(
   how: { remote: boolean } = { remote: true },
 ): Promise<T> {
   const paths = hostPaths(io.env);
-  const remote = remoteFrom(options, io);
+  const settings = await settingsFrom(options, io);
+  const remote = await remoteFrom(options, io, settings);
   const jobs = parsePositiveInt(options.jobs, '--jobs', Math.max(1, Math.min(4, os.availableParallelism())), 64);
-  const worktree = await findWorktree(io.cwd, options.worktree, io.env);
+  const worktree = await findWorktree(io.cwd, settings.worktree.value ?? undefined, io.env);
   const host = await loadHostIdentity(paths.config);
   const report = makeReporter((line) => io.stderr(`${redact(line)}\n`), {
     quiet: options.quiet === true,
@@ -99,19 +110,25 @@ export async function withContext<T>(
   } catch (error) {
     throw usageError('temp-unwritable', `cannot create a temp folder in ${os.tmpdir()}: ${(error as Error).message}`, 'point TMPDIR at a writable folder with free space');
   }
-  const opencode = opencodeFrom(options, io, tempDir);
+  const opencode = opencodeFrom(options, io, tempDir, settings);
   const timing = new Timing();
   try {
     const sealed = how.remote
-      ? await resolveEncryption(remote, worktree.key, { configDir: paths.config, env: io.env, encrypt: encryptRequested(options.encrypt, io.env), tempDir, hostId: host.hostId })
+      ? await resolveEncryption(remote, worktree.key, { configDir: paths.config, env: io.env, encrypt: settings.encrypt.value, tempDir, hostId: host.hostId })
       : remote;
     // After the marker read: an encrypted worktree sends only sealed objects, so it stays silent.
     if (how.remote && sealed === remote) warnIfCleartext(remote, io);
-    return await fn({ cwd: io.cwd, env: io.env, paths, host, remote: sealed, worktree, opencode, report, jobs, signal: io.signal, tempDir, timing });
+    return await fn({ cwd: io.cwd, env: io.env, paths, host, remote: sealed, worktree, opencode, report, jobs, signal: io.signal, tempDir, timing, settings });
   } finally {
     await rm(tempDir, { recursive: true, force: true });
     if (options.timing) io.stderr(timing.format());
   }
+}
+
+/** The settings for output: the worktree's default filled in with the key found. */
+export function settingsView(ctx: Context): Settings {
+  const settings = ctx.settings!;
+  return { ...settings, worktree: { ...settings.worktree, value: settings.worktree.value ?? ctx.worktree.key } };
 }
 
 export function printJson(io: Io, value: unknown): void {

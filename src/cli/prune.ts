@@ -87,7 +87,7 @@ export function registerPrune(program: Command, io: Io, done: (code: number) => 
 
     if (flags.olderThan !== undefined) throw usageError('bad-flag', '--older-than applies to --local only', 'the remote takes --keep-last, --keep-within and --grace');
     const policy = policyFrom(flags);
-    const remote = remoteFrom(flags, io);
+    const remote = await remoteFrom(flags, io);
     const worktree = await worktreeKey(flags, io);
     const jobs = parsePositiveInt(flags.jobs, '--jobs', Math.max(1, Math.min(4, os.availableParallelism())), 64);
     const reader = await (await openerFor(remote, io))(worktree);

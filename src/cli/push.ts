@@ -3,7 +3,8 @@ import { usageError } from '../core/errors.js';
 import { push, pushExitCode } from '../core/push.js';
 import { pushToTicket } from '../core/uploadTicket.js';
 import { ticketUrlFrom } from './ticketUrl.js';
-import { addCommonOptions, formatBytes, printJson, withContext, type CommonOptions, type Io } from './options.js';
+import { takePushLock } from '../host/pushLock.js';
+import { addCommonOptions, formatBytes, parsePositiveInt, printJson, withContext, type CommonOptions, type Io } from './options.js';
 
 interface PushFlags extends CommonOptions {
   session?: string[];
@@ -13,6 +14,9 @@ interface PushFlags extends CommonOptions {
   toUrl?: string;
   encrypt?: boolean;
 }
+
+/** How long a manual push waits for a running push of the same worktree (an automatic one, usually). */
+const PUSH_LOCK_WAIT_S = 600;
 
 export function registerPush(program: Command, io: Io, done: (code: number) => void): void {
   addCommonOptions(
@@ -47,7 +51,22 @@ export function registerPush(program: Command, io: Io, done: (code: number) => v
       done(0);
       return;
     }
-    const result = await withContext(flags, io, (ctx) => push(ctx, { ...(flags.session ? { sessions: flags.session } : {}), dryRun: flags.dryRun === true, migrate: flags.migrate === true, force: flags.force === true }));
+    const result = await withContext(flags, io, async (ctx) => {
+      const run = () => push(ctx, { ...(flags.session ? { sessions: flags.session } : {}), dryRun: flags.dryRun === true, migrate: flags.migrate === true, force: flags.force === true });
+      if (flags.dryRun) return run();
+      // One push of a worktree at a time on this host, the automatic push on idle included.
+      const lock = await takePushLock(ctx.paths.state, ctx.worktree.key, {
+        kind: 'manual',
+        waitMs: parsePositiveInt(io.env.SESSMIG_PUSH_LOCK_WAIT, 'SESSMIG_PUSH_LOCK_WAIT', PUSH_LOCK_WAIT_S, 86_400) * 1000,
+        signal: io.signal,
+        onWait: (holder) => ctx.report.info(`waiting for another push of this worktree to end${holder ? ` (${holder.kind}, pid ${holder.pid})` : ''}…`),
+      });
+      try {
+        return await run();
+      } finally {
+        await lock.release();
+      }
+    });
     if (flags.json) {
       printJson(io, { command: 'push', ...result });
     } else {

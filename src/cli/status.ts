@@ -1,18 +1,26 @@
 import type { Command } from 'commander';
 import { status } from '../core/status.js';
-import { addCommonOptions, printJson, withContext, type CommonOptions, type Io } from './options.js';
+import { readAutoPushState } from '../host/autoPushState.js';
+import { describeSettings } from '../host/settings.js';
+import { addCommonOptions, printJson, settingsView, withContext, type CommonOptions, type Io } from './options.js';
 
 export function registerStatus(program: Command, io: Io, done: (code: number) => void): void {
   addCommonOptions(
     program.command('status').description("show the worktree's owner, current checkpoint, and where each session stands against the remote"),
   ).action(async (flags: CommonOptions) => {
-    const result = await withContext(flags, io, (ctx) => status(ctx));
+    const { result, settings, autoPush } = await withContext(flags, io, async (ctx) => ({
+      result: await status(ctx),
+      settings: settingsView(ctx),
+      autoPush: (await readAutoPushState(ctx.paths.state, ctx.worktree.key))?.last ?? null,
+    }));
     if (flags.json) {
-      printJson(io, { command: 'status', ...result });
+      printJson(io, { command: 'status', ...result, settings, autoPush });
     } else {
       const out = (line: string) => io.stdout(`${line}\n`);
       out(`worktree ${result.worktree} (${result.worktreeRoot})`);
       out(`remote   ${result.remote}`);
+      for (const line of describeSettings(settings, result.worktree)) out(`setting  ${line}`);
+      out(`auto push ${autoPush ? `last ${autoPush.finishedAt}: ${autoPush.result} — ${autoPush.message}` : 'none yet (sessmig plugin install pushes on idle)'}`);
       out(`stored   ${result.encrypted ? `encrypted (key ${result.encrypted.keyId})` : 'in the clear (push --encrypt to encrypt)'}`);
       out(`owner    ${result.ownerDescription}${result.ownedByThisHost ? '  ← this host' : ''}`);
       out(`current  ${result.checkpoint ?? '-'}${result.generation ? ` (generation ${result.generation})` : ''}`);

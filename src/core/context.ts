@@ -1,5 +1,6 @@
 import type { Host } from '../format/schema.js';
 import type { HostPaths } from '../host/paths.js';
+import type { Settings } from '../host/settings.js';
 import type { Opencode } from '../opencode/opencode.js';
 import type { Remote } from '../remote/remote.js';
 import type { Timing } from './timing.js';
@@ -29,6 +30,8 @@ export interface Context {
   /** A temp dir (0700) for this run, removed when it ends. */
   tempDir: string;
   timing: Timing;
+  /** The settings the command runs with and where each came from (absent where a test builds the context). */
+  settings?: Settings;
 }
 
 /**
