@@ -88,7 +88,12 @@ export async function captureCode(root: string, options: CaptureOptions): Promis
     }
     const lfsPointers = await countLfsPaths(root, worktreeIndex, call);
     if (lfsPointers > 0) {
-      warnings.push(`${lfsPointers} path(s) are tracked with git-lfs: they travel as LFS pointer files; run \`git lfs pull\` at the destination`);
+      const lfsSetUp = (await git(['config', '--get', 'filter.lfs.clean'], { ...call, allowFailure: true })).exitCode === 0;
+      warnings.push(
+        lfsSetUp
+          ? `${lfsPointers} path(s) are tracked with git-lfs: they travel as LFS pointer files, not their content; run \`git lfs pull\` at the destination`
+          : `${lfsPointers} path(s) are marked for git-lfs but git-lfs is not set up here: they travel as the bytes on disk (pointer files if never smudged)`,
+      );
     }
 
     const base = options.base && options.base.objectFormat === repo.objectFormat ? options.base : undefined;
