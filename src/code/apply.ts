@@ -4,7 +4,7 @@ import path from 'node:path';
 import { SessmigError, usageError } from '../core/errors.js';
 import type { CodeBundle, CodeState } from '../format/codeSchema.js';
 import { hashFile, readBundleHeader } from './bundleFile.js';
-import { copyIndex } from './capture.js';
+import { copyIndex, writeStateTrees } from './capture.js';
 import { checkoutTree, installIndex, stageTree } from './checkout.js';
 import { saveCheckoutState, undoCode, writeBackup, type CodeBackup } from './codeBackup.js';
 import { existingObjects, git, splitNul, type GitCall } from './git.js';
@@ -280,16 +280,17 @@ async function findConflicts(root: string, state: CodeState, facts: CheckoutFact
 async function holdsHandedOverState(root: string, state: CodeState, facts: CheckoutFacts, tempDir: string, call: GitCall): Promise<boolean> {
   const candidates = [{ head: state.head, indexTree: state.indexTree, worktreeTree: state.worktreeTree }, ...state.lineage].filter((entry) => entry.head === facts.head);
   if (candidates.length === 0) return false;
-  const scratch = path.join(tempDir, `code-compare-${randomBytes(4).toString('hex')}.index`);
+  const nonce = randomBytes(4).toString('hex');
+  const indexCopy = path.join(tempDir, `code-compare-${nonce}.index`);
+  const worktreeIndex = path.join(tempDir, `code-compare-${nonce}.worktree`);
   try {
-    await copyIndex(facts.indexFile, scratch);
-    const indexTree = await git(['write-tree'], { ...call, indexFile: scratch, allowFailure: true });
-    if (indexTree.exitCode !== 0 || !candidates.some((entry) => entry.indexTree === indexTree.stdout.trim())) return false;
-    await git(['add', '-A', '--', '.'], { ...call, indexFile: scratch });
-    const worktreeTree = (await git(['write-tree'], { ...call, indexFile: scratch })).stdout.trim();
-    return candidates.some((entry) => entry.indexTree === indexTree.stdout.trim() && entry.worktreeTree === worktreeTree);
+    const unmerged = (await git(['ls-files', '-u'], call)).stdout.trim();
+    if (unmerged) return false;
+    const trees = await writeStateTrees(facts.indexFile, indexCopy, worktreeIndex, call);
+    return candidates.some((entry) => entry.indexTree === trees.indexTree && entry.worktreeTree === trees.worktreeTree);
   } finally {
-    await rm(scratch, { force: true });
+    await rm(indexCopy, { force: true });
+    await rm(worktreeIndex, { force: true });
   }
 }
 

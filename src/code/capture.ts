@@ -66,17 +66,7 @@ export async function captureCode(root: string, options: CaptureOptions): Promis
       const files = [...new Set(unmerged.map((line) => line.slice(line.indexOf('\t') + 1)))];
       throw usageError('code-unmerged', `${root} has unmerged paths (${files.slice(0, 10).join(', ')}${files.length > 10 ? ', …' : ''}); the index cannot be captured`, 'finish or abort the merge/rebase first, or push with --no-code');
     }
-    // write-tree refreshes the cache-tree extension of the index it reads: work on copies.
-    await copyIndex(repo.indexFile, indexCopy);
-    await copyIndex(repo.indexFile, worktreeIndex);
-    const indexTree = (await git(['write-tree'], { ...call, indexFile: indexCopy })).stdout.trim();
-    await git(['add', '-A', '--', '.'], { ...call, indexFile: worktreeIndex });
-    const includes = (await git(['config', '--get-all', 'sessmig.codeInclude'], { ...call, allowFailure: true })).stdout.split('\n').map((line) => line.trim()).filter(Boolean);
-    for (const include of includes) {
-      const added = await git(['add', '-f', '--', include], { ...call, indexFile: worktreeIndex, allowFailure: true });
-      if (added.exitCode !== 0) warnings.push(`sessmig.codeInclude ${JSON.stringify(include)} matched nothing; not carried`);
-    }
-    const worktreeTree = (await git(['write-tree'], { ...call, indexFile: worktreeIndex })).stdout.trim();
+    const { indexTree, worktreeTree } = await writeStateTrees(repo.indexFile, indexCopy, worktreeIndex, call, warnings);
     const commit = async (tree: string, parents: string[], message: string) =>
       (await git(['commit-tree', '--no-gpg-sign', tree, ...parents.flatMap((parent) => ['-p', parent]), '-m', message], { ...call, extraEnv: SYNTHETIC_IDENTITY })).stdout.trim();
     const index = await commit(indexTree, [repo.head], 'sessmig: index');
@@ -160,6 +150,27 @@ export async function captureCode(root: string, options: CaptureOptions): Promis
     await rm(indexCopy, { force: true });
     await rm(worktreeIndex, { force: true });
   }
+}
+
+/**
+ * The index tree and the working-tree tree of the checkout whose index is `indexFile`, built in the private index files
+ * `indexCopy` and `worktreeIndex` (left for the caller to read and delete). The working tree is
+ * `git add -A` (untracked included, ignored excluded) plus `git add -f` of each
+ * `sessmig.codeInclude` pathspec; one that matches nothing adds a warning.
+ */
+export async function writeStateTrees(indexFile: string, indexCopy: string, worktreeIndex: string, call: GitCall, warnings: string[] = []): Promise<{ indexTree: string; worktreeTree: string }> {
+  // write-tree refreshes the cache-tree extension of the index it reads: work on copies.
+  await copyIndex(indexFile, indexCopy);
+  await copyIndex(indexFile, worktreeIndex);
+  const indexTree = (await git(['write-tree'], { ...call, indexFile: indexCopy })).stdout.trim();
+  await git(['add', '-A', '--', '.'], { ...call, indexFile: worktreeIndex });
+  const includes = (await git(['config', '--get-all', 'sessmig.codeInclude'], { ...call, allowFailure: true })).stdout.split('\n').map((line) => line.trim()).filter(Boolean);
+  for (const include of includes) {
+    const added = await git(['add', '-f', '--', include], { ...call, indexFile: worktreeIndex, allowFailure: true });
+    if (added.exitCode !== 0) warnings.push(`sessmig.codeInclude ${JSON.stringify(include)} matched nothing; not carried`);
+  }
+  const worktreeTree = (await git(['write-tree'], { ...call, indexFile: worktreeIndex })).stdout.trim();
+  return { indexTree, worktreeTree };
 }
 
 export function codeTooLarge(bytes: number, maxBytes: number): SessmigError {

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyCode, bundlesNeeded } from '../../src/code/apply.js';
 import { captureCode, type CapturedCode } from '../../src/code/capture.js';
 import { fetchCodeLeg, storeCodeLeg } from '../../src/code/codeStore.js';
+import { compareCode } from '../../src/code/codeStatus.js';
 import { CodeState } from '../../src/format/codeSchema.js';
 import { LocalRemote } from '../../src/remote/localRemote.js';
 import { codeSnapshot, gitIn, gitState, makeSandbox, readFiles } from './gitFixture.js';
@@ -109,6 +110,12 @@ describe('code leg: laptop → box → laptop with real git', () => {
     expect(Object.keys(await readFiles(box))).not.toContain('secret.log');
     // No private refs left on either side.
     expect(await gitIn(laptop, sandbox.env)('for-each-ref', 'refs/sessmig/capture')).toBe('');
+    // What `sessmig status` asks: both hold the checkpoint's code, until one changes.
+    expect((await compareCode(box, first.state, { tempDir: await temp('status'), env: sandbox.env })).same).toBe(true);
+    expect((await compareCode(laptop, first.state, { tempDir: await temp('status'), env: sandbox.env })).same).toBe(true);
+    await writeFile(path.join(box, 'scratch-on-box.txt'), 'x\n');
+    expect(await compareCode(box, first.state, { tempDir: await temp('status'), env: sandbox.env })).toEqual({ same: false, head: true, branch: true, index: true, worktree: false });
+    await rm(path.join(box, 'scratch-on-box.txt'));
   });
 
   it('box → laptop: new commit and edits on the box, a small incremental bundle, the laptop gets them', async () => {
@@ -148,6 +155,11 @@ describe('code leg: laptop → box → laptop with real git', () => {
     expect(result.created).toBe(true);
     const ignored = (rel: string) => rel === 'secret.log' || rel.startsWith('build');
     expect(await codeSnapshot(fresh, sandbox.env)).toEqual(await codeSnapshot(laptop, sandbox.env, ignored));
+    // A checkout with no commit yet (git init only) is a checkout too.
+    const unborn = path.join(sandbox.dir, 'unborn');
+    await gitIn(sandbox.dir, sandbox.env)('init', '-q', unborn);
+    await applyCode(unborn, captured.state, { bundleFiles: fetched.files, tempDir: await temp('apply'), backupDir: await temp('backup'), env: sandbox.env });
+    expect(await codeSnapshot(unborn, sandbox.env)).toEqual(await codeSnapshot(laptop, sandbox.env, ignored));
     // A missing folder works the same way.
     const missing = path.join(sandbox.dir, 'missing', 'box');
     await applyCode(missing, captured.state, { bundleFiles: fetched.files, tempDir: await temp('apply'), backupDir: await temp('backup'), env: sandbox.env });
