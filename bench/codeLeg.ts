@@ -7,7 +7,8 @@
 //
 // BENCH_CODE_FILES (default 40000) files of generated source-like text (seeded, so every run
 // builds the same bytes: 1-3 KiB each, words from a fixed vocabulary, 400 folders), one commit,
-// then a working state: 20 edited tracked files, 10 staged, 10 untracked. BENCH_CODE_SOURCE=DIR
+// packed with `git gc` (as a clone is), then a working state: 20 edited tracked files, 10 staged,
+// 10 untracked. SESSMIG_TRACE_GIT=1 lists every git call of the code leg with its time. BENCH_CODE_SOURCE=DIR
 // copies DIR's files instead (e.g. a node_modules tree). Everything under os.tmpdir(), removed after.
 // Remote: the local-folder remote. Times are wall clock on this (shared) machine.
 import { execFileSync } from 'node:child_process';
@@ -22,6 +23,12 @@ import { LocalRemote } from '../src/remote/localRemote.js';
 const FILES = Number(process.env.BENCH_CODE_FILES ?? 40_000);
 const env: NodeJS.ProcessEnv = {
   ...process.env,
+  // No automatic gc: a detached `git gc` started by the set-up commit would run during the
+  // measurements (and make the baseline's pack-objects reuse its deltas). The repository is
+  // packed once, explicitly, before measuring, as a real clone is.
+  GIT_CONFIG_COUNT: '1',
+  GIT_CONFIG_KEY_0: 'gc.auto',
+  GIT_CONFIG_VALUE_0: '0',
   GIT_CONFIG_NOSYSTEM: '1',
   GIT_AUTHOR_NAME: 'bench',
   GIT_AUTHOR_EMAIL: 'bench@example.com',
@@ -90,6 +97,7 @@ async function main(): Promise<void> {
     else await generate(src);
     git(src, 'add', '-A');
     git(src, 'commit', '-q', '-m', 'the tree');
+    git(src, 'gc', '-q');
     const tracked = git(src, 'ls-files').split('\n').filter(Boolean);
     for (const file of tracked.slice(0, 20)) await writeFile(path.join(src, file), 'edited on the laptop\n', { flag: 'a' });
     for (const file of tracked.slice(20, 30)) {

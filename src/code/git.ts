@@ -52,6 +52,7 @@ export function gitEnv(call: Pick<GitCall, 'env' | 'indexFile' | 'extraEnv'>): N
 
 /** Runs `git args…`; throws `git-failed` (with git's stderr) on a non-zero exit unless allowFailure. */
 export async function git(args: string[], call: GitCall): Promise<GitResult> {
+  const started = process.env.SESSMIG_TRACE_GIT ? Date.now() : 0;
   let result;
   try {
     result = await execa('git', args, {
@@ -71,6 +72,8 @@ export async function git(args: string[], call: GitCall): Promise<GitResult> {
     if ((result.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') throw gitMissing();
     throw new SessmigError('git-failed', `git ${args[0]} could not run in ${call.cwd}: ${result.shortMessage}`, { hint: 'check that git works here' });
   }
+  // A diagnostic for the bench: every git call of the code leg with its wall time, on stderr.
+  if (started) process.stderr.write(`git ${args.join(' ').slice(0, 120)}  ${Date.now() - started} ms\n`);
   const out: GitResult = { exitCode: result.exitCode ?? 1, stdout: String(result.stdout), stderr: String(result.stderr) };
   if (out.exitCode !== 0 && !call.allowFailure) {
     throw new SessmigError('git-failed', `git ${args.slice(0, 2).join(' ')} failed in ${call.cwd}: ${out.stderr.trim() || `exit ${out.exitCode}`}`, {
