@@ -110,6 +110,13 @@ export async function applyCode(destination: string, state: CodeState, options: 
     if (blocked && !options.force) throw destinationDirty(root, conflicts);
     if (facts && state.branch) await assertBranchFree(root, state.branch, call);
 
+    // An index.lock now would make the index install fail after the files were rewritten.
+    if (facts && (await lstat(`${facts.indexFile}.lock`).then(() => true, () => false))) {
+      throw new SessmigError('code-index-locked', `${facts.indexFile}.lock exists: another git command is running in ${root}`, {
+        hint: 'wait for it to finish (or remove the stale lock file if none runs), then re-run; nothing was changed',
+      });
+    }
+
     // 3. Save.
     const backup = await saveCheckoutState({
       destination: root,
@@ -147,7 +154,14 @@ export async function applyCode(destination: string, state: CodeState, options: 
       await writeBackup(options.backupDir, done);
       return { destination: root, created: !facts, head: state.head, branch: state.branch, backup: done, overridden: blocked ? conflicts : null };
     } catch (error) {
-      await undoCode(backup, { backupDir: options.backupDir, tempDir: options.tempDir, force: true, env: options.env }).catch(() => undefined);
+      try {
+        await undoCode(backup, { backupDir: options.backupDir, tempDir: options.tempDir, force: true, env: options.env });
+      } catch (rollback) {
+        throw new SessmigError('code-rollback-failed', `${(error as Error).message}; putting ${root} back also failed: ${(rollback as Error).message}`, {
+          hint: `its saved state is in refs/sessmig/saved/${backup.id}/ and ${path.join(options.backupDir, `code-${backup.id}.json`)}; fix the cause and run the undo again`,
+          cause: error,
+        });
+      }
       throw error;
     }
   } finally {

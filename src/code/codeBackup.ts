@@ -171,13 +171,25 @@ export async function undoCode(backup: CodeBackup, options: UndoCodeOptions): Pr
     }
     const indexFile = path.resolve(root, (await git(['rev-parse', '--git-path', 'index'], call)).stdout.trim());
     await installIndex(backup.indexFile ?? undefined, indexFile);
+    // Refs are only written where they differ: an apply that failed before moving them (e.g. on
+    // a locked ref) is rolled back without touching them.
     if (backup.branch) {
       const ref = `refs/heads/${backup.branch.name}`;
-      if (backup.branch.was) await git(['update-ref', '-m', 'sessmig: undo code apply', ref, backup.branch.was], call);
-      else await git(['update-ref', '-d', ref], call);
+      const now = await git(['rev-parse', '--verify', '-q', ref], { ...call, allowFailure: true });
+      const current = now.exitCode === 0 ? now.stdout.trim() : null;
+      if (current !== backup.branch.was) {
+        if (backup.branch.was) await git(['update-ref', '-m', 'sessmig: undo code apply', ref, backup.branch.was], call);
+        else await git(['update-ref', '-d', ref], call);
+      }
     }
-    if (backup.headRef) await git(['symbolic-ref', '-m', 'sessmig: undo code apply', 'HEAD', backup.headRef], call);
-    else if (backup.head) await git(['update-ref', '--no-deref', '-m', 'sessmig: undo code apply', 'HEAD', backup.head], call);
+    const symbolic = await git(['symbolic-ref', '-q', 'HEAD'], { ...call, allowFailure: true });
+    const headRef = symbolic.exitCode === 0 ? symbolic.stdout.trim() : null;
+    if (backup.headRef) {
+      if (headRef !== backup.headRef) await git(['symbolic-ref', '-m', 'sessmig: undo code apply', 'HEAD', backup.headRef], call);
+    } else if (backup.head) {
+      const head = (await git(['rev-parse', '--verify', '-q', 'HEAD'], { ...call, allowFailure: true })).stdout.trim();
+      if (headRef !== null || head !== backup.head) await git(['update-ref', '--no-deref', '-m', 'sessmig: undo code apply', 'HEAD', backup.head], call);
+    }
     await dropSavedRefs(backup, call);
   }
   await writeBackup(options.backupDir, { ...backup, undoneAt: new Date().toISOString() });

@@ -1,4 +1,4 @@
-import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyCode, bundlesNeeded } from '../../src/code/apply.js';
@@ -93,6 +93,31 @@ describe('code leg: a dirty destination is refused; force saves it and undo give
     expect(await gitIn(box, sandbox.env)('rev-parse', 'side')).toBe(before.git.refs.match(/refs\/heads\/side (\w+)/)![1] + '\n');
 
     await undoCode(result.backup, { backupDir, tempDir: await temp('undo'), env: sandbox.env });
+    expect({ git: await gitState(box, sandbox.env), files: await readFiles(box) }).toEqual(before);
+  });
+
+  it('a failure late in the apply (a locked branch ref) rolls the checkout back byte for byte', async () => {
+    const before = { git: await gitState(box, sandbox.env), files: await readFiles(box) };
+    await writeFile(path.join(box, '.git', 'refs', 'heads', 'main.lock'), '');
+    try {
+      const error = await applyCode(box, captured.state, { bundleFiles: fetched.files, tempDir: await temp('apply'), backupDir: await temp('backup'), force: true, env: sandbox.env }).catch((e: unknown) => e);
+      expect((error as SessmigError).code).toBe('git-failed');
+      expect((error as SessmigError).message).toContain('refs/heads/main');
+    } finally {
+      await rm(path.join(box, '.git', 'refs', 'heads', 'main.lock'));
+    }
+    expect({ git: await gitState(box, sandbox.env), files: await readFiles(box) }).toEqual(before);
+  });
+
+  it('an index.lock is refused before anything changes', async () => {
+    const before = { git: await gitState(box, sandbox.env), files: await readFiles(box) };
+    await writeFile(path.join(box, '.git', 'index.lock'), '');
+    try {
+      const error = await applyCode(box, captured.state, { bundleFiles: fetched.files, tempDir: await temp('apply'), backupDir: await temp('backup'), force: true, env: sandbox.env }).catch((e: unknown) => e);
+      expect((error as SessmigError).code).toBe('code-index-locked');
+    } finally {
+      await rm(path.join(box, '.git', 'index.lock'));
+    }
     expect({ git: await gitState(box, sandbox.env), files: await readFiles(box) }).toEqual(before);
   });
 
