@@ -113,6 +113,24 @@ describe('code leg: incremental size, caps, submodules, LFS, includes, damaged b
     expect(await gitIn(dest, sandbox.env)('ls-files', '-s', 'vendor/lib')).toContain(`160000 ${'a'.repeat(40)}`);
   });
 
+  it('a sha256 repository travels too (v3 bundles)', async () => {
+    const src = path.join(sandbox.dir, 'sha256');
+    await gitIn(sandbox.dir, sandbox.env)('init', '-q', '-b', 'main', '--object-format=sha256', src);
+    const git = gitIn(src, sandbox.env);
+    await writeFile(path.join(src, 'a.txt'), 'a\n');
+    await git('add', '-A');
+    await git('commit', '-q', '-m', 'sha256');
+    await writeFile(path.join(src, 'b.txt'), 'untracked\n');
+    const captured = await captureCode(src, { tempDir: await temp('c'), env: sandbox.env });
+    expect(captured.state.objectFormat).toBe('sha256');
+    expect(captured.state.head).toMatch(/^[0-9a-f]{64}$/);
+    await storeCodeLeg(remote, 'sha256', captured);
+    const dest = path.join(sandbox.dir, 'sha256-box');
+    const fetched = await fetchCodeLeg(remote, 'sha256', captured.state, await temp('f'));
+    await applyCode(dest, captured.state, { bundleFiles: fetched.files, tempDir: await temp('a'), backupDir: await temp('b'), env: sandbox.env });
+    expect(await codeSnapshot(dest, sandbox.env)).toEqual(await codeSnapshot(src, sandbox.env));
+  });
+
   it('a damaged bundle is refused before anything is touched', async () => {
     const captured = await captureCode(repo, { tempDir: await temp('c'), env: sandbox.env });
     await storeCodeLeg(remote, 'damaged', captured);
