@@ -1,0 +1,73 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pullCodeLeg, pushCodeLeg, readCodeState } from '../../src/code/codeLeg.js';
+import { SessmigError } from '../../src/core/errors.js';
+import { LocalRemote } from '../../src/remote/localRemote.js';
+import { codeSnapshot, gitIn, makeSandbox } from './gitFixture.js';
+
+describe('the code leg as push and pull call it', () => {
+  let sandbox: Awaited<ReturnType<typeof makeSandbox>>;
+  beforeAll(async () => {
+    sandbox = await makeSandbox();
+  });
+  afterAll(async () => sandbox.cleanup());
+
+  it('push: full, then incremental, then none; pull into a fresh folder and then incrementally', async () => {
+    const laptop = path.join(sandbox.dir, 'laptop');
+    await gitIn(sandbox.dir, sandbox.env)('init', '-q', '-b', 'dev', laptop);
+    const git = gitIn(laptop, sandbox.env);
+    await writeFile(path.join(laptop, 'a.txt'), 'a\n');
+    await git('add', '-A');
+    await git('commit', '-q', '-m', 'a');
+    const remote = new LocalRemote(path.join(sandbox.dir, 'remote'), 'file://remote');
+    const tempDir = path.join(sandbox.dir, 'tmp');
+    await mkdir(tempDir);
+    const warnings: string[] = [];
+    const common = { remote, worktreeKey: 'leg', root: laptop, tempDir, env: sandbox.env, warn: (m: string) => warnings.push(m) };
+
+    const first = await pushCodeLeg({ ...common, base: undefined });
+    expect(first.bundle).toBe('full');
+    // Through JSON, as the manifest carries it.
+    const manifest = JSON.parse(JSON.stringify({ id: 'cp1', code: first.state, sessions: [] })) as { id: string; code: unknown };
+    const state1 = readCodeState(manifest)!;
+    expect(state1).toEqual(first.state);
+
+    const box = path.join(sandbox.dir, 'box');
+    const pulled = await pullCodeLeg({ remote, worktreeKey: 'leg', destination: box, state: state1, tempDir, backupDir: path.join(sandbox.dir, 'backup1'), env: sandbox.env });
+    expect(pulled.created).toBe(true);
+    expect(pulled.downloadedBytes).toBe(first.uploadedBytes);
+
+    await writeFile(path.join(laptop, 'b.txt'), 'b\n');
+    const second = await pushCodeLeg({ ...common, base: state1 });
+    expect(second.bundle).toBe('incremental');
+    const third = await pushCodeLeg({ ...common, base: second.state });
+    expect(third).toMatchObject({ bundle: 'none', uploadedBytes: 0 });
+
+    const again = await pullCodeLeg({ remote, worktreeKey: 'leg', destination: box, state: second.state, tempDir, backupDir: path.join(sandbox.dir, 'backup2'), env: sandbox.env });
+    expect(again.downloadedBytes).toBe(second.uploadedBytes);
+    expect(await codeSnapshot(box, sandbox.env)).toEqual(await codeSnapshot(laptop, sandbox.env));
+    expect(warnings).toEqual([]);
+  });
+
+  it('readCodeState: absent, newer, malformed, and unknown fields kept', () => {
+    expect(readCodeState({ id: 'x' })).toBeUndefined();
+    const newer = (() => {
+      try {
+        readCodeState({ id: 'x', code: { formatVersion: 2 } });
+      } catch (error) {
+        return error as SessmigError;
+      }
+    })();
+    expect(newer?.code).toBe('code-format-newer');
+    const id = 'a'.repeat(40);
+    const good = {
+      formatVersion: 1, objectFormat: 'sha1', head: id, branch: 'main', index: id, worktree: id, indexTree: id, worktreeTree: id,
+      bundles: [{ sha256: 'b'.repeat(64), bytes: 10, prerequisites: [], tips: [id], later: true }], futureField: { kept: 1 },
+    };
+    expect(readCodeState({ id: 'x', code: good })).toMatchObject({ futureField: { kept: 1 }, lineage: [], submodules: [], lfsPointers: 0 });
+    expect(() => readCodeState({ id: 'x', code: { ...good, branch: '-rf' } })).toThrow(/malformed code part/);
+    expect(() => readCodeState({ id: 'x', code: { ...good, head: 'HEAD' } })).toThrow(/malformed code part/);
+    expect(() => readCodeState({ id: 'x', code: { ...good, bundles: [] } })).toThrow(/malformed code part/);
+  });
+});
