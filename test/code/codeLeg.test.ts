@@ -50,6 +50,39 @@ describe('the code leg as push and pull call it', () => {
     expect(warnings).toEqual([]);
   });
 
+  it('linked worktrees: capture from one, apply into another; a branch checked out elsewhere is refused', async () => {
+    const main = path.join(sandbox.dir, 'wt-main');
+    await gitIn(sandbox.dir, sandbox.env)('init', '-q', '-b', 'trunk', main);
+    const git = gitIn(main, sandbox.env);
+    await writeFile(path.join(main, 'a.txt'), 'a\n');
+    await git('add', '-A');
+    await git('commit', '-q', '-m', 'a');
+    const linked = path.join(sandbox.dir, 'wt-linked');
+    await git('worktree', 'add', '-q', '-b', 'topic', linked);
+    await writeFile(path.join(linked, 'naïve name with spaces.txt'), 'untracked in the linked worktree\n');
+    await writeFile(path.join(linked, 'a.txt'), 'edited in the linked worktree\n');
+    const remote = new LocalRemote(path.join(sandbox.dir, 'remote-wt'), 'file://remote-wt');
+    const tempDir = path.join(sandbox.dir, 'tmp-wt');
+    await mkdir(tempDir);
+    const pushed = await pushCodeLeg({ remote, worktreeKey: 'wt', root: linked, base: undefined, tempDir, env: sandbox.env });
+    expect(pushed.state.branch).toBe('topic');
+    expect(await git('status', '--porcelain')).toBe('');
+
+    // Into a second linked worktree of the same repository: topic is checked out in the first.
+    const other = path.join(sandbox.dir, 'wt-other');
+    await git('worktree', 'add', '-q', '--detach', other);
+    const refused = await pullCodeLeg({ remote, worktreeKey: 'wt', destination: other, state: pushed.state, tempDir, backupDir: path.join(sandbox.dir, 'backup-wt'), env: sandbox.env }).catch((e: unknown) => e);
+    expect((refused as SessmigError).code).toBe('code-branch-busy');
+    expect((refused as SessmigError).message).toContain(linked);
+    // Detached, the same state applies there.
+    const detached = { ...pushed.state, branch: null };
+    await pullCodeLeg({ remote, worktreeKey: 'wt', destination: other, state: detached, tempDir, backupDir: path.join(sandbox.dir, 'backup-wt2'), env: sandbox.env });
+    const a = await codeSnapshot(linked, sandbox.env);
+    const b = await codeSnapshot(other, sandbox.env);
+    expect({ ...b, branch: a.branch }).toEqual(a);
+    expect(b.branch).toBe('(detached)');
+  });
+
   it('readCodeState: absent, newer, malformed, and unknown fields kept', () => {
     expect(readCodeState({ id: 'x' })).toBeUndefined();
     const newer = (() => {
