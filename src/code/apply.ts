@@ -64,16 +64,15 @@ export async function bundlesNeeded(destination: string, state: CodeState, env?:
   const call: GitCall = { cwd: destination, env };
   const known = await existingObjects([...state.bundles.flatMap((b) => [...b.tips, ...b.prerequisites]), state.head, state.index, state.worktree], call);
   if ([state.head, state.index, state.worktree].every((id) => known.has(id))) return [];
-  // From the newest back: a bundle whose tips are here is not needed, nor, then, anything before it
-  // that only it depended on. A needed bundle whose prerequisites are missing pulls in its predecessors.
+  // From the newest back: a bundle whose tips are here is not needed (fetched objects are
+  // connected, so its whole content is here). Stop once the oldest bundle taken so far has every
+  // prerequisite here; until then older bundles are taken, down to the full one if need be.
   const needed: CodeBundle[] = [];
-  let satisfied = false;
   for (let i = state.bundles.length - 1; i >= 0; i--) {
     const bundle = state.bundles[i]!;
-    if (satisfied) break;
-    if (bundle.tips.every((tip) => known.has(tip))) break;
+    if (bundle.tips.every((tip) => known.has(tip))) continue;
     needed.unshift(bundle);
-    satisfied = bundle.prerequisites.every((id) => known.has(id));
+    if (bundle.prerequisites.every((id) => known.has(id))) break;
   }
   return needed;
 }

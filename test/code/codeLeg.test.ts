@@ -44,8 +44,14 @@ describe('the code leg as push and pull call it', () => {
     const third = await pushCodeLeg({ ...common, base: second.state });
     expect(third).toMatchObject({ bundle: 'none', uploadedBytes: 0 });
 
-    const again = await pullCodeLeg({ remote, worktreeKey: 'leg', destination: box, state: second.state, tempDir, backupDir: path.join(sandbox.dir, 'backup2'), env: sandbox.env });
-    expect(again.downloadedBytes).toBe(second.uploadedBytes);
+    await writeFile(path.join(laptop, 'c.txt'), 'c\n');
+    const fourth = await pushCodeLeg({ ...common, base: third.state });
+    expect(fourth.bundle).toBe('incremental');
+    expect(fourth.state.bundles).toHaveLength(3);
+
+    // The box has the first bundle's state only: it needs the two increments, not the full one.
+    const again = await pullCodeLeg({ remote, worktreeKey: 'leg', destination: box, state: fourth.state, tempDir, backupDir: path.join(sandbox.dir, 'backup2'), env: sandbox.env });
+    expect(again.downloadedBytes).toBe(second.uploadedBytes + fourth.uploadedBytes);
     expect(await codeSnapshot(box, sandbox.env)).toEqual(await codeSnapshot(laptop, sandbox.env));
     expect(warnings).toEqual([]);
   });
