@@ -23,7 +23,7 @@ export interface CaptureOptions {
   tempDir: string;
   /** The code part of the checkpoint this push builds on: its bundles become the chain's start. */
   base?: CodeState | undefined;
-  /** Cap on the new bundle's bytes (default 512 MiB); over it: `code-too-large`. */
+  /** Cap on the new bundles' bytes together (default 512 MiB); over it: `code-too-large`. */
   maxBytes?: number;
   /** Base environment for git (default process.env). */
   env?: NodeJS.ProcessEnv;
@@ -37,7 +37,7 @@ export interface CapturedBundle extends CodeBundle {
 export interface CapturedCode {
   /** The code part for the new checkpoint manifest. */
   state: CodeState;
-  /** Bundles to upload: none when the state equals the base's, else one (incremental or full). */
+  /** Bundles to upload: none when the state equals the base's; else one increment, or a new chain (one full bundle, or history up to the upstream merge base plus the rest). */
   newBundles: CapturedBundle[];
   /** Base bundles the chain keeps (already in the remote). */
   reusedBundles: CodeBundle[];
@@ -111,40 +111,53 @@ export async function captureCode(root: string, options: CaptureOptions): Promis
     const chainTips = base ? base.bundles.flatMap((bundle) => bundle.tips) : [];
     const known = base ? await existingObjects([...chainTips, base.head, base.index, base.worktree], call) : new Set<string>();
     const incremental = base !== undefined && known.size > 0;
-    const build = async (against: CodeState | undefined): Promise<CapturedBundle> => {
-      const extraParents = against ? [against.worktree, against.index].filter((id) => known.has(id)) : [];
-      const tip = await commit(worktreeTree, [worktree, ...extraParents], 'sessmig: transport');
+    const bundle = async (name: string, tip: string, exclude: string[]): Promise<CapturedBundle> => {
       await git(['update-ref', ref, tip], call);
       refCreated = true;
-      const file = path.join(options.tempDir, `code-${nonce}-${against ? 'incremental' : 'full'}.bundle`);
-      const exclude = against ? [...new Set([...chainTips, against.head, against.index, against.worktree])].filter((id) => known.has(id)) : [];
+      const file = path.join(options.tempDir, `code-${nonce}-${name}.bundle`);
       await git(['bundle', 'create', '-q', file, ref, ...(exclude.length > 0 ? ['--not', ...exclude] : [])], call);
       const header = await readBundleHeader(file);
       const { sha256, bytes } = await hashFile(file);
       return { file, sha256, bytes, prerequisites: header.prerequisites, tips: header.refs.map((r) => r.id) };
     };
+    const increment = async (against: CodeState): Promise<CapturedBundle> => {
+      const tip = await commit(worktreeTree, [worktree, ...[against.worktree, against.index].filter((id) => known.has(id))], 'sessmig: transport');
+      return bundle('incremental', tip, [...new Set([...chainTips, against.head, against.index, against.worktree])].filter((id) => known.has(id)));
+    };
+    // A new chain. When HEAD shares history with its upstream (or origin's HEAD), the chain is
+    // two bundles: that history up to the merge base, then everything else on top of it. A
+    // destination that is a clone already has the first and downloads only the second; an empty
+    // folder downloads both.
+    const fullChain = async (): Promise<CapturedBundle[]> => {
+      const tip = await commit(worktreeTree, [worktree], 'sessmig: transport');
+      const upstream = await upstreamBase(call);
+      if (!upstream) return [await bundle('full', tip, [])];
+      const history = await bundle('history', upstream, []);
+      return [history, await bundle('local', tip, [upstream])];
+    };
 
-    let bundle: CapturedBundle;
+    let fresh: CapturedBundle[];
     let reusedBundles: CodeBundle[] = [];
     if (incremental && base) {
-      bundle = await build(base);
-      const increments = base.bundles.slice(1).reduce((sum, b) => sum + b.bytes, 0) + bundle.bytes;
+      fresh = [await increment(base)];
+      const increments = base.bundles.slice(1).reduce((sum, b) => sum + b.bytes, 0) + fresh[0]!.bytes;
       const first = base.bundles[0];
       if (base.bundles.length >= MAX_CHAIN || (first && increments > Math.max(first.bytes, REBASE_FLOOR_BYTES))) {
-        await rm(bundle.file, { force: true });
-        bundle = await build(undefined);
+        await rm(fresh[0]!.file, { force: true });
+        fresh = await fullChain();
       } else {
         reusedBundles = base.bundles;
       }
     } else {
-      bundle = await build(undefined);
+      fresh = await fullChain();
     }
     const maxBytes = options.maxBytes ?? DEFAULT_CODE_MAX_BYTES;
-    if (bundle.bytes > maxBytes) {
-      await rm(bundle.file, { force: true });
-      throw codeTooLarge(bundle.bytes, maxBytes);
+    const newBytes = fresh.reduce((sum, b) => sum + b.bytes, 0);
+    if (newBytes > maxBytes) {
+      for (const b of fresh) await rm(b.file, { force: true });
+      throw codeTooLarge(newBytes, maxBytes);
     }
-    return { state: { ...state, bundles: [...reusedBundles, strip(bundle)] }, newBundles: [bundle], reusedBundles, warnings };
+    return { state: { ...state, bundles: [...reusedBundles, ...fresh.map(strip)] }, newBundles: fresh, reusedBundles, warnings };
   } finally {
     if (refCreated) await git(['update-ref', '-d', ref], { ...call, allowFailure: true });
     await rm(indexCopy, { force: true });
@@ -213,6 +226,20 @@ export async function describeRepository(root: string, call: GitCall): Promise<R
     head: head.stdout.trim(),
     branch,
   };
+}
+
+/**
+ * The merge base of HEAD with its upstream branch, else with `refs/remotes/origin/HEAD`: history a
+ * clone of the repository already has. Undefined when there is neither, or no common history.
+ */
+async function upstreamBase(call: GitCall): Promise<string | undefined> {
+  for (const candidate of ['@{upstream}', 'refs/remotes/origin/HEAD']) {
+    const found = await git(['rev-parse', '-q', '--verify', `${candidate}^{commit}`], { ...call, allowFailure: true });
+    if (found.exitCode !== 0) continue;
+    const base = await git(['merge-base', 'HEAD', found.stdout.trim()], { ...call, allowFailure: true });
+    if (base.exitCode === 0 && base.stdout.trim()) return base.stdout.trim();
+  }
+  return undefined;
 }
 
 /**

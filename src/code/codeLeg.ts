@@ -33,7 +33,7 @@ export interface PushedCode {
   state: CodeState;
   /** Bytes uploaded by this push (0: nothing changed since the base). */
   uploadedBytes: number;
-  /** Whether the new bundle is a full one (a new chain) or an increment. */
+  /** What this push added: nothing, a new chain ('full': it starts with a bundle without prerequisites) or an increment. */
   bundle: 'none' | 'full' | 'incremental';
 }
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -54,6 +55,42 @@ describe('the code leg as push and pull call it', () => {
     expect(again.downloadedBytes).toBe(second.uploadedBytes + fourth.uploadedBytes);
     expect(await codeSnapshot(box, sandbox.env)).toEqual(await codeSnapshot(laptop, sandbox.env));
     expect(warnings).toEqual([]);
+  });
+
+  it('a laptop with an upstream: history and local work are two bundles; a clone downloads only the second', async () => {
+    const origin = path.join(sandbox.dir, 'origin.git');
+    const seed = path.join(sandbox.dir, 'seed');
+    const top = gitIn(sandbox.dir, sandbox.env);
+    await top('init', '-q', '-b', 'main', seed);
+    for (let i = 0; i < 50; i++) await writeFile(path.join(seed, `f${i}.txt`), `${randomBytes(2000).toString('hex')}\n`);
+    await gitIn(seed, sandbox.env)('add', '-A');
+    await gitIn(seed, sandbox.env)('commit', '-q', '-m', 'published history');
+    await top('clone', '-q', '--bare', seed, origin);
+    const laptop = path.join(sandbox.dir, 'up-laptop');
+    const box = path.join(sandbox.dir, 'up-box');
+    await top('clone', '-q', origin, laptop);
+    await top('clone', '-q', origin, box);
+    await writeFile(path.join(laptop, 'f1.txt'), 'unpushed commit\n');
+    await gitIn(laptop, sandbox.env)('commit', '-q', '-am', 'not pushed anywhere');
+    await writeFile(path.join(laptop, 'wip.txt'), 'untracked\n');
+
+    const remote = new LocalRemote(path.join(sandbox.dir, 'remote-up'), 'file://remote-up');
+    const tempDir = path.join(sandbox.dir, 'tmp-up');
+    await mkdir(tempDir);
+    const pushed = await pushCodeLeg({ remote, worktreeKey: 'up', root: laptop, base: undefined, tempDir, env: sandbox.env });
+    expect(pushed.bundle).toBe('full');
+    const [history, local] = pushed.state.bundles;
+    const published = (await gitIn(laptop, sandbox.env)('rev-parse', 'origin/main')).trim();
+    expect(history).toMatchObject({ prerequisites: [], tips: [published] });
+    expect(local!.prerequisites).toEqual([published]);
+    expect(local!.bytes).toBeLessThan(history!.bytes / 4);
+
+    const pulled = await pullCodeLeg({ remote, worktreeKey: 'up', destination: box, state: pushed.state, tempDir, backupDir: path.join(sandbox.dir, 'backup-up'), env: sandbox.env });
+    expect(pulled.downloadedBytes).toBe(local!.bytes);
+    expect(await codeSnapshot(box, sandbox.env)).toEqual(await codeSnapshot(laptop, sandbox.env));
+    // An empty folder takes both.
+    const fresh = await pullCodeLeg({ remote, worktreeKey: 'up', destination: path.join(sandbox.dir, 'up-fresh'), state: pushed.state, tempDir, backupDir: path.join(sandbox.dir, 'backup-up2'), env: sandbox.env });
+    expect(fresh.downloadedBytes).toBe(history!.bytes + local!.bytes);
   });
 
   it('linked worktrees: capture from one, apply into another; a branch checked out elsewhere is refused', async () => {
