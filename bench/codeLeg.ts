@@ -7,8 +7,10 @@
 //
 // BENCH_CODE_FILES (default 40000) files of generated source-like text (seeded, so every run
 // builds the same bytes: 1-3 KiB each, words from a fixed vocabulary, 400 folders), one commit,
-// packed with `git gc` (as a clone is), then a working state: 20 edited tracked files, 10 staged,
-// 10 untracked. SESSMIG_TRACE_GIT=1 lists every git call of the code leg with its time. BENCH_CODE_SOURCE=DIR
+// packed with `git gc` (as a clone is) and published to a bare "origin" the laptop tracks, then
+// one unpublished commit and a working state: 20 edited tracked files, 10 staged, 10 untracked.
+// Destinations: an empty folder, and a clone of origin (the hand-made baselines only carry commits;
+// the WIP state would need a commit first). SESSMIG_TRACE_GIT=1 lists every git call of the code leg with its time. BENCH_CODE_SOURCE=DIR
 // copies DIR's files instead (e.g. a node_modules tree). Everything under os.tmpdir(), removed after.
 // Remote: the local-folder remote. Times are wall clock on this (shared) machine.
 import { execFileSync } from 'node:child_process';
@@ -98,7 +100,20 @@ async function main(): Promise<void> {
     git(src, 'add', '-A');
     git(src, 'commit', '-q', '-m', 'the tree');
     git(src, 'gc', '-q');
+    // The published history: a bare "origin" the laptop tracks, and a box that is a clone of it.
+    const origin = path.join(work, 'origin.git');
+    git(work, 'clone', '-q', '--bare', src, origin);
+    git(src, 'remote', 'add', 'origin', origin);
+    git(src, 'fetch', '-q', 'origin');
+    git(src, 'branch', '-q', '--set-upstream-to=origin/main', 'main');
+    const cloneBox = path.join(work, 'clone-box');
+    const handClone = path.join(work, 'hand-clone');
+    git(work, 'clone', '-q', origin, cloneBox);
+    git(work, 'clone', '-q', origin, handClone);
     const tracked = git(src, 'ls-files').split('\n').filter(Boolean);
+    // One commit that is not published, then the working state.
+    await writeFile(path.join(src, tracked[50]!), 'committed, not pushed\n', { flag: 'a' });
+    git(src, 'commit', '-q', '-am', 'local commit');
     for (const file of tracked.slice(0, 20)) await writeFile(path.join(src, file), 'edited on the laptop\n', { flag: 'a' });
     for (const file of tracked.slice(20, 30)) {
       await writeFile(path.join(src, file), 'staged on the laptop\n', { flag: 'a' });
@@ -118,7 +133,11 @@ async function main(): Promise<void> {
     const need1 = await bundlesNeeded(box, capture1.value.state, env);
     const fetch1 = await timed(async () => fetchCodeLeg(remote, 'bench', capture1.value.state, await tmp('f1'), need1));
     const apply1 = await timed(async () => applyCode(box, capture1.value.state, { bundleFiles: fetch1.value.files, tempDir: await tmp('a1'), backupDir: await tmp('b1'), env }));
-    rows.push(['sessmig full', fmt(capture1.seconds), fmt(store1.seconds), mb(store1.value.uploadedBytes), fmt(fetch1.seconds), fmt(apply1.seconds), mb(fetch1.value.downloadedBytes)]);
+    rows.push(['sessmig first push → empty folder', fmt(capture1.seconds), fmt(store1.seconds), mb(store1.value.uploadedBytes), fmt(fetch1.seconds), fmt(apply1.seconds), mb(fetch1.value.downloadedBytes)]);
+    const needClone = await bundlesNeeded(cloneBox, capture1.value.state, env);
+    const fetchClone = await timed(async () => fetchCodeLeg(remote, 'bench', capture1.value.state, await tmp('fc'), needClone));
+    const applyClone = await timed(async () => applyCode(cloneBox, capture1.value.state, { bundleFiles: fetchClone.value.files, tempDir: await tmp('ac'), backupDir: await tmp('bc'), env }));
+    rows.push(['sessmig same checkpoint → a clone of origin', '-', '-', '-', fmt(fetchClone.seconds), fmt(applyClone.seconds), kb(fetchClone.value.downloadedBytes)]);
 
     // Full: by hand (committed HEAD only: the edits would need a WIP commit first).
     const hand = path.join(work, 'hand');
@@ -130,7 +149,15 @@ async function main(): Promise<void> {
       git(hand, 'checkout', '-q', '-b', 'work', 'refs/remotes/laptop/main');
     });
     const handBytes = (await stat(handBundle)).size;
-    rows.push(['by hand full (bundle create; init+fetch+checkout)', fmt(handCreate.seconds), '-', mb(handBytes), '-', fmt(handFetch.seconds), mb(handBytes)]);
+    rows.push(['by hand: bundle main → empty folder (init+fetch+checkout)', fmt(handCreate.seconds), '-', mb(handBytes), '-', fmt(handFetch.seconds), mb(handBytes)]);
+    const handCloneBundle = path.join(work, 'hand-clone.bundle');
+    const handCreateC = await timed(() => git(src, 'bundle', 'create', '-q', handCloneBundle, 'main', '--not', 'origin/main'));
+    const handFetchC = await timed(() => {
+      git(handClone, 'fetch', '-q', handCloneBundle, 'main:refs/remotes/laptop/main');
+      git(handClone, 'merge', '-q', '--ff-only', 'refs/remotes/laptop/main');
+    });
+    const handCloneBytes = (await stat(handCloneBundle)).size;
+    rows.push(['by hand: bundle main --not origin/main → a clone (fetch+merge)', fmt(handCreateC.seconds), '-', kb(handCloneBytes), '-', fmt(handFetchC.seconds), kb(handCloneBytes)]);
 
     // Incremental: one tracked file changed.
     await writeFile(path.join(src, tracked[100]!), 'one more line\n', { flag: 'a' });
@@ -139,7 +166,7 @@ async function main(): Promise<void> {
     const need2 = await bundlesNeeded(box, capture2.value.state, env);
     const fetch2 = await timed(async () => fetchCodeLeg(remote, 'bench', capture2.value.state, await tmp('f2'), need2));
     const apply2 = await timed(async () => applyCode(box, capture2.value.state, { bundleFiles: fetch2.value.files, tempDir: await tmp('a2'), backupDir: await tmp('b2'), env }));
-    rows.push(['sessmig incremental (1 file)', fmt(capture2.seconds), fmt(store2.seconds), kb(store2.value.uploadedBytes), fmt(fetch2.seconds), fmt(apply2.seconds), kb(fetch2.value.downloadedBytes)]);
+    rows.push(['sessmig incremental (1 file) → the first box', fmt(capture2.seconds), fmt(store2.seconds), kb(store2.value.uploadedBytes), fmt(fetch2.seconds), fmt(apply2.seconds), kb(fetch2.value.downloadedBytes)]);
 
     // Incremental by hand: a WIP commit of the change, a bundle against the last one, fetch, checkout.
     const handInc = path.join(work, 'hand-inc.bundle');
