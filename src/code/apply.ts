@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, realpath, rm, stat as statPath, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SessmigError, usageError } from '../core/errors.js';
 import type { CodeBundle, CodeState } from '../format/codeSchema.js';
@@ -78,7 +78,8 @@ export async function bundlesNeeded(destination: string, state: CodeState, env?:
 }
 
 export async function applyCode(destination: string, state: CodeState, options: ApplyOptions): Promise<ApplyResult> {
-  const root = path.resolve(destination);
+  // The real path: git reports real paths (worktree list, show-toplevel), and a checkout may be reached through a symlink.
+  const root = await realpath(destination).catch(() => path.resolve(destination));
   const kind = await destinationKind(root, options.env);
   const call: GitCall = { cwd: root, env: options.env };
   const nonce = randomBytes(8).toString('hex');
@@ -173,20 +174,19 @@ type DestinationKind = 'missing' | 'empty' | 'checkout';
 
 /** A missing folder, an empty one, or the top-level folder of a (non-bare) checkout; anything else is refused. */
 export async function destinationKind(root: string, env?: NodeJS.ProcessEnv): Promise<DestinationKind> {
-  const stat = await lstat(root).catch(() => undefined);
+  const stat = await statPath(root).catch(() => undefined);
   if (!stat) return 'missing';
   if (!stat.isDirectory()) throw usageError('code-destination-invalid', `${root} is not a folder`, 'pull into a checkout of the repository or an empty folder');
   if ((await readdir(root)).length === 0) return 'empty';
   const top = await git(['rev-parse', '--show-toplevel'], { cwd: root, env, allowFailure: true });
-  if (top.exitCode !== 0 || path.resolve(top.stdout.trim()) !== path.resolve(root)) {
-    const real = top.exitCode === 0 ? top.stdout.trim() : '';
-    if (!real || path.resolve(real) !== path.resolve(root)) {
-      throw usageError(
-        'code-destination-invalid',
-        top.exitCode === 0 ? `${root} is inside the checkout ${real}, not its top-level folder` : `${root} is neither a git checkout nor empty`,
-        'pull from the top-level folder of a checkout of the repository, or into an empty folder',
-      );
-    }
+  const shown = top.stdout.trim();
+  // git prints the real path: compare real paths, so a checkout reached through a symlink is one.
+  if (top.exitCode !== 0 || !shown || (await realpath(shown)) !== (await realpath(root))) {
+    throw usageError(
+      'code-destination-invalid',
+      top.exitCode === 0 && shown ? `${root} is inside the checkout ${shown}, not its top-level folder` : `${root} is neither a git checkout nor empty`,
+      'pull from the top-level folder of a checkout of the repository, or into an empty folder',
+    );
   }
   return 'checkout';
 }

@@ -52,8 +52,9 @@ const REBASE_FLOOR_BYTES = 1024 * 1024;
 
 /** Captures the checkout whose top-level folder is `root`. */
 export async function captureCode(root: string, options: CaptureOptions): Promise<CapturedCode> {
-  const call: GitCall = { cwd: root, env: options.env };
-  const repo = await describeRepository(root, call);
+  const repo = await describeRepository(root, { cwd: root, env: options.env });
+  // From the top-level folder: `git add -A -- .` in a subfolder would capture only that subfolder.
+  const call: GitCall = { cwd: repo.root, env: options.env };
   const warnings: string[] = [];
   const nonce = randomBytes(8).toString('hex');
   const indexCopy = path.join(options.tempDir, `code-index-${nonce}`);
@@ -64,7 +65,7 @@ export async function captureCode(root: string, options: CaptureOptions): Promis
     const unmerged = splitNul((await git(['ls-files', '-u', '-z'], call)).stdout);
     if (unmerged.length > 0) {
       const files = [...new Set(unmerged.map((line) => line.slice(line.indexOf('\t') + 1)))];
-      throw usageError('code-unmerged', `${root} has unmerged paths (${files.slice(0, 10).join(', ')}${files.length > 10 ? ', …' : ''}); the index cannot be captured`, 'finish or abort the merge/rebase first, or push with --no-code');
+      throw usageError('code-unmerged', `${repo.root} has unmerged paths (${files.slice(0, 10).join(', ')}${files.length > 10 ? ', …' : ''}); the index cannot be captured`, 'finish or abort the merge/rebase first, or push with --no-code');
     }
     const { indexTree, worktreeTree } = await writeStateTrees(repo.indexFile, indexCopy, worktreeIndex, call, warnings);
     const commit = async (tree: string, parents: string[], message: string) =>
@@ -76,7 +77,7 @@ export async function captureCode(root: string, options: CaptureOptions): Promis
     if (submodules.length > 0) {
       warnings.push(`${submodules.length} submodule(s) (${submodules.slice(0, 5).map((s) => s.path).join(', ')}) travel as gitlinks only: their content does not; run \`git submodule update --init\` at the destination`);
     }
-    const lfsPointers = await countLfsPaths(root, worktreeIndex, call);
+    const lfsPointers = await countLfsPaths(repo.root, worktreeIndex, call);
     if (lfsPointers > 0) {
       const lfsSetUp = (await git(['config', '--get', 'filter.lfs.clean'], { ...call, allowFailure: true })).exitCode === 0;
       warnings.push(

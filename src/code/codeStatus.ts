@@ -20,8 +20,8 @@ export interface CodeComparison {
 }
 
 export async function compareCode(root: string, state: CodeState, options: { tempDir: string; env?: NodeJS.ProcessEnv }): Promise<CodeComparison> {
-  const call: GitCall = { cwd: root, env: options.env };
-  const repo = await describeRepository(root, call);
+  const repo = await describeRepository(root, { cwd: root, env: options.env });
+  const call: GitCall = { cwd: repo.root, env: options.env };
   const nonce = randomBytes(4).toString('hex');
   const indexCopy = path.join(options.tempDir, `code-status-${nonce}.index`);
   const worktreeIndex = path.join(options.tempDir, `code-status-${nonce}.worktree`);

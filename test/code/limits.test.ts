@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyCode, bundlesNeeded } from '../../src/code/apply.js';
@@ -68,6 +68,21 @@ describe('code leg: incremental size, caps, submodules, LFS, includes, damaged b
     const third = await captureCode(repo, { tempDir: await temp('c'), base: second.state, env: sandbox.env });
     expect(third.newBundles).toEqual([]);
     expect(third.state.bundles).toEqual(second.state.bundles);
+  });
+
+  it('capture from a subfolder is the capture of the whole checkout; a checkout reached through a symlink is one', async () => {
+    const whole = await captureCode(repo, { tempDir: await temp('c'), env: sandbox.env });
+    const fromSub = await captureCode(path.join(repo, 'd3'), { tempDir: await temp('c'), env: sandbox.env });
+    expect({ head: fromSub.state.head, index: fromSub.state.index, worktree: fromSub.state.worktree }).toEqual({ head: whole.state.head, index: whole.state.index, worktree: whole.state.worktree });
+    await storeCodeLeg(remote, 'symlink', whole);
+    const real = path.join(sandbox.dir, 'real-box');
+    const all = await fetchCodeLeg(remote, 'symlink', whole.state, await temp('f'));
+    await applyCode(real, whole.state, { bundleFiles: all.files, tempDir: await temp('a'), backupDir: await temp('b'), env: sandbox.env });
+    const link = path.join(sandbox.dir, 'link-to-box');
+    await symlink(real, link);
+    expect(await bundlesNeeded(link, whole.state, sandbox.env)).toEqual([]);
+    await applyCode(link, whole.state, { bundleFiles: new Map(), tempDir: await temp('a'), backupDir: await temp('b'), env: sandbox.env });
+    expect(await codeSnapshot(real, sandbox.env)).toEqual(await codeSnapshot(repo, sandbox.env));
   });
 
   it('over the size cap: code-too-large naming the flag, and nothing left behind', async () => {
