@@ -155,7 +155,9 @@ export async function applyCode(destination: string, state: CodeState, options: 
       return { destination: root, created: !facts, head: state.head, branch: state.branch, backup: done, overridden: blocked ? conflicts : null };
     } catch (error) {
       try {
-        await undoCode(backup, { backupDir: options.backupDir, tempDir: options.tempDir, force: true, env: options.env });
+        // The files may be anywhere between the old state and the checkpoint's: paths of the
+        // checkpoint's working tree that the saved state lacks are deleted, the saved ones rewritten.
+        await undoCode(backup, { backupDir: options.backupDir, tempDir: options.tempDir, force: true, onDisk: state.worktree, env: options.env });
       } catch (rollback) {
         throw new SessmigError('code-rollback-failed', `${(error as Error).message}; putting ${root} back also failed: ${(rollback as Error).message}`, {
           hint: `its saved state is in refs/sessmig/saved/${backup.id}/ and ${path.join(options.backupDir, `code-${backup.id}.json`)}; fix the cause and run the undo again`,

@@ -140,6 +140,11 @@ export interface UndoCodeOptions {
   force?: boolean;
   /** A private folder for a temporary index. */
   tempDir: string;
+  /**
+   * The tree the working tree may hold now, when the apply did not finish (its rollback): every
+   * path of it that the saved state lacks is deleted. Default: what the apply recorded, else HEAD.
+   */
+  onDisk?: string;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -163,7 +168,7 @@ export async function undoCode(backup: CodeBackup, options: UndoCodeOptions): Pr
     const scratch = path.join(options.tempDir, `code-undo-${backup.id}`);
     try {
       // The private index describes what is on disk now, so read-tree removes what the apply added.
-      await git(['read-tree', backup.applied?.worktree ?? 'HEAD'], { ...call, indexFile: scratch });
+      await git(['read-tree', options.onDisk ?? backup.applied?.worktree ?? 'HEAD'], { ...call, indexFile: scratch });
       await git(['update-index', '-q', '--refresh'], { ...call, indexFile: scratch, allowFailure: true });
       await checkoutTree(backup.worktree, scratch, call);
     } finally {

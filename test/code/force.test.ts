@@ -39,6 +39,8 @@ describe('code leg: a dirty destination is refused; force saves it and undo give
     await writeFile(path.join(laptop, 'a.txt'), 'alpha from the laptop\n');
     await lg('commit', '-q', '-am', 'laptop commit');
     await writeFile(path.join(laptop, 'untracked.txt'), 'laptop untracked\n');
+    await mkdir(path.join(laptop, 'new-dir'));
+    await writeFile(path.join(laptop, 'new-dir', 'only-on-laptop.txt'), 'a path the box does not have\n');
     await writeFile(path.join(laptop, 'notes.env'), 'laptop notes\n');
     await writeFile(path.join(laptop, 'b.txt'), 'bravo unstaged on the laptop\n');
 
