@@ -3,6 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pullCodeLeg, pushCodeLeg, readCodeState } from '../../src/code/codeLeg.js';
+import { checkRemote } from '../../src/core/check.js';
 import { SessmigError } from '../../src/core/errors.js';
 import { LocalRemote } from '../../src/remote/localRemote.js';
 import { codeSnapshot, gitIn, makeSandbox } from './gitFixture.js';
@@ -55,6 +56,9 @@ describe('the code leg as push and pull call it', () => {
     expect(again.downloadedBytes).toBe(second.uploadedBytes + fourth.uploadedBytes);
     expect(await codeSnapshot(box, sandbox.env)).toEqual(await codeSnapshot(laptop, sandbox.env));
     expect(warnings).toEqual([]);
+    // sessmig check knows the bundles' names (it does not verify them yet).
+    const checked = await checkRemote(remote, { worktrees: ['leg'], readData: false, jobs: 1 });
+    expect(checked.problems.filter((p) => p.code === 'unknown-object')).toEqual([]);
   });
 
   it('a laptop with an upstream: history and local work are two bundles; a clone downloads only the second', async () => {
