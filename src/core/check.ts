@@ -204,6 +204,8 @@ async function checkWorktree(remote: Remote, worktree: string, listed: Listed[],
     if (cp && CHECKPOINT_ID.test(cp[1]!)) checkpointIds.push(cp[1]!);
     else if (blob && SHA256.test(blob[1]!)) storedBlobs.set(blob[1]!, item);
     else if (name.startsWith('tickets/') || name.startsWith('incoming/') || name === 'ENCRYPTION.json') summary.reserved++;
+    // Code bundles (docs/FORMAT-code.md): written by the code leg; not verified here yet.
+    else if (/^code\/[0-9a-f]{64}\.(bundle|age)$/.test(name)) summary.reserved++;
     // A sealed blob (encrypted worktree): checked through the manifests that name it (the name is keyed).
     else if (/^blobs\/[0-9a-f]{64}\.age$/.test(name)) summary.reserved++;
     else {

@@ -66,6 +66,16 @@ export class UserKey {
     return this.mac('blob name', sha256).toString('hex');
   }
 
+  /** The object name of a code bundle (docs/FORMAT-code.md): keyed like a blob's, under its own label. */
+  codeName(sha256: string): string {
+    return this.mac('code name', sha256).toString('hex');
+  }
+
+  /** The age identity that encrypts the code bundle with this plaintext sha256. */
+  codeIdentity(sha256: string): string {
+    return identityFromBytes(this.mac('code key', sha256));
+  }
+
   /** The key an upload ticket's document is sealed to (its URL's fragment); this host can re-derive it. */
   ticketIdentity(ticketId: string): string {
     return identityFromBytes(this.mac('ticket key', ticketId));

@@ -75,15 +75,23 @@ export class SealedRemote implements Remote {
     return new SealedRemote(inner, key, worktree, recipient, await headerBytes(recipient), options.tempDir, options.hostId, options.marker);
   }
 
-  /** Keys of this worktree's checkpoints and blobs; anything else passes through unchanged. */
-  private classify(key: string): { kind: 'checkpoint' } | { kind: 'blob'; sha256: string; stored: string } | { kind: 'pointer' } | { kind: 'other' } {
+  /**
+   * Keys of this worktree's checkpoints, blobs and code bundles (docs/FORMAT-code.md); anything
+   * else passes through unchanged. A code bundle is sealed like a blob, under its own keyed name
+   * and derived identity: `code/<HMAC code name>.age`.
+   */
+  private classify(key: string): { kind: 'checkpoint' } | { kind: 'blob'; sha256: string; stored: string; identity: () => string } | { kind: 'pointer' } | { kind: 'other' } {
     if (!key.startsWith(this.prefix)) return { kind: 'other' };
     const rest = key.slice(this.prefix.length);
     if (rest === 'HEAD.json') return { kind: 'pointer' };
     const checkpoint = /^checkpoints\/(.+)\.json$/.exec(rest)?.[1];
     if (checkpoint !== undefined && CHECKPOINT_ID.test(checkpoint)) return { kind: 'checkpoint' };
     const sha256 = /^blobs\/(.+)\.json\.gz$/.exec(rest)?.[1];
-    if (sha256 !== undefined && SHA256.test(sha256)) return { kind: 'blob', sha256, stored: this.storedBlobKey(sha256) };
+    if (sha256 !== undefined && SHA256.test(sha256)) return { kind: 'blob', sha256, stored: this.storedBlobKey(sha256), identity: () => this.key.blobIdentity(sha256) };
+    const bundle = /^code\/(.+)\.bundle$/.exec(rest)?.[1];
+    if (bundle !== undefined && SHA256.test(bundle)) {
+      return { kind: 'blob', sha256: bundle, stored: `${this.prefix}code/${this.key.codeName(bundle)}.age`, identity: () => this.key.codeIdentity(bundle) };
+    }
     return { kind: 'other' };
   }
 
@@ -127,7 +135,7 @@ export class SealedRemote implements Remote {
     if (kind.kind !== 'blob') return this.inner.putFile(key, file, size);
     const sealed = path.join(this.tempDir, `${path.basename(file)}.age`);
     try {
-      const sealedSize = await sealFile(file, sealed, await this.blobRecipient(kind.sha256));
+      const sealedSize = await sealFile(file, sealed, await identityToRecipient(kind.identity()));
       await this.inner.putFile(kind.stored, sealed, sealedSize);
     } finally {
       await rm(sealed, { force: true });
@@ -137,7 +145,7 @@ export class SealedRemote implements Remote {
   async getStream(key: string): Promise<Readable> {
     const kind = this.classify(key);
     if (kind.kind !== 'blob') return this.inner.getStream(key);
-    return openStream(await this.inner.getStream(kind.stored), this.key.blobIdentity(kind.sha256), `blob ${kind.stored}`);
+    return openStream(await this.inner.getStream(kind.stored), kind.identity(), `blob ${kind.stored}`);
   }
 
   list(prefix: string): AsyncIterable<ListedObject> {
@@ -152,10 +160,6 @@ export class SealedRemote implements Remote {
   async touch(key: string): Promise<void> {
     const kind = this.classify(key);
     return this.inner.touch(kind.kind === 'blob' ? kind.stored : key);
-  }
-
-  private blobRecipient(sha256: string): Promise<string> {
-    return identityToRecipient(this.key.blobIdentity(sha256));
   }
 
   /** Records that the worktree is encrypted, before its first sealed checkpoint. */
