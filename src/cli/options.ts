@@ -91,13 +91,13 @@ export async function withContext<T>(
   io: Io,
   fn: (ctx: Context) => Promise<T>,
   /** Commands that do not touch the remote (undo) or go through a ticket instead skip its encryption marker. */
-  how: { remote: boolean } = { remote: true },
+  how: { remote: boolean; emptyFolder?: boolean } = { remote: true },
 ): Promise<T> {
   const paths = hostPaths(io.env);
   const settings = await settingsFrom(options, io);
   const remote = await remoteFrom(options, io, settings);
   const jobs = parsePositiveInt(options.jobs, '--jobs', Math.max(1, Math.min(4, os.availableParallelism())), 64);
-  const worktree = await findWorktree(io.cwd, settings.worktree.value ?? undefined, io.env);
+  const worktree = await findWorktree(io.cwd, settings.worktree.value ?? undefined, io.env, { emptyFolder: how.emptyFolder === true });
   const host = await loadHostIdentity(paths.config);
   const report = makeReporter((line) => io.stderr(`${redact(line)}\n`), {
     quiet: options.quiet === true,

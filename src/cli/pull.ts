@@ -16,6 +16,7 @@ interface PullFlags extends CommonOptions {
   fromUrl?: string;
   replay?: string;
   session?: string[];
+  code?: boolean;
 }
 
 export function registerPull(program: Command, io: Io, done: (code: number) => void): void {
@@ -27,6 +28,8 @@ export function registerPull(program: Command, io: Io, done: (code: number) => v
       .option('-n, --dry-run', 'show what would change; change nothing')
       .option('-f, --force', 'on a conflict, take the remote copy (the local copy is kept as a backup); with --migrate, also claim from a non-released owner')
       .option('--keep-local', 'on a conflict, keep the local copy')
+      .option('--code', "restore the checkpoint's code into this checkout too (branch, HEAD, index, working tree): default with --migrate")
+      .option('--no-code', 'leave the code alone, also with --migrate')
       .option('-s, --session <id>', 'take this session whatever checkout it belongs to (moving it out of another checkout here), or bring back one deleted here (repeatable)', (value: string, previous: string[] = []) => [...previous, value])
       .option('-m, --migrate', 'take the sessions over: pull, then claim ownership (a released worktree; with --force, one owned by a host that is gone)')
       .option('--replay <mode>', 'auto: replay sessions through one opencode serve where the local opencode supports it, else import; always; never (or SESSMIG_REPLAY)')
@@ -53,8 +56,10 @@ export function registerPull(program: Command, io: Io, done: (code: number) => v
             migrate: flags.migrate === true,
             replay,
             ...(flags.session ? { sessions: flags.session.map((id) => assertSessionId(id, '--session')) } : {}),
+            code: flags.code ?? flags.migrate === true,
           }),
-      { remote: fromUrl === undefined },
+      // An empty folder is a destination too: the code leg creates the checkout there.
+      { remote: fromUrl === undefined, emptyFolder: fromUrl === undefined && (flags.code ?? flags.migrate === true) },
     );
     if (flags.json) {
       printJson(io, { command: 'pull', ...result });

@@ -13,6 +13,8 @@ interface PushFlags extends CommonOptions {
   force?: boolean;
   toUrl?: string;
   encrypt?: boolean;
+  code?: boolean;
+  codeMaxBytes?: string;
 }
 
 /** How long a manual push waits for a running push of the same worktree (an automatic one, usually). */
@@ -27,6 +29,9 @@ export function registerPush(program: Command, io: Io, done: (code: number) => v
       .option('-n, --dry-run', 'show what would be pushed; write nothing')
       .option('-m, --migrate', 'hand the sessions over: push, then release ownership for another host to claim with `pull --migrate`')
       .option('-f, --force', 'on a conflict (changed here and in the remote since the last sync), overwrite the remote copy')
+      .option('--code', "carry the checkout's code too (commits not on any git remote, staged, unstaged and untracked files): default with --migrate")
+      .option('--no-code', 'leave the code out, also with --migrate')
+      .option('--code-max-bytes <bytes>', 'refuse a code leg whose new bundles exceed this many bytes (default 536870912)')
       .option('--encrypt', 'encrypt everything this push writes with this host\'s key (sessmig key new); the worktree stays encrypted from then on (or SESSMIG_ENCRYPT=1)')
       .option('--to-url <url>', 'push through an upload ticket (the URL `sessmig share --upload` printed on a host with credentials): needs no credentials; - reads the URL from standard input, @FILE from a file (a URL given here is visible in ps)'),
   ).action(async (flags: PushFlags) => {
@@ -52,7 +57,7 @@ export function registerPush(program: Command, io: Io, done: (code: number) => v
       return;
     }
     const result = await withContext(flags, io, async (ctx) => {
-      const run = () => push(ctx, { ...(flags.session ? { sessions: flags.session } : {}), dryRun: flags.dryRun === true, migrate: flags.migrate === true, force: flags.force === true });
+      const run = () => push(ctx, { ...(flags.session ? { sessions: flags.session } : {}), dryRun: flags.dryRun === true, migrate: flags.migrate === true, force: flags.force === true, code: flags.code ?? flags.migrate === true, ...(flags.codeMaxBytes !== undefined ? { codeMaxBytes: parsePositiveInt(flags.codeMaxBytes, '--code-max-bytes', 536_870_912, Number.MAX_SAFE_INTEGER) } : {}) });
       if (flags.dryRun) return run();
       // One push of a worktree at a time on this host, the automatic push on idle included.
       const lock = await takePushLock(ctx.paths.state, ctx.worktree.key, {

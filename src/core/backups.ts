@@ -23,6 +23,8 @@ export const BackupIndex = z.looseObject({
    * (null: none). `sessmig undo` puts these back, so an undone import is not taken for a deletion.
    */
   syncBefore: z.looseObject({ file: z.string(), entries: z.record(z.string(), z.looseObject({ contentHash: z.string(), sha256: z.string(), localTimeUpdated: z.number().nullable() }).nullable()) }).optional(),
+  /** The code leg's saved checkout state (src/code/codeBackup.ts), when this pull applied code. */
+  code: z.unknown().optional(),
   /** Sessions this pull imported (new or replacing a local copy). */
   imported: z.array(z.string()).default([]),
   /** Local sessions this pull deleted, each backed up as an opencode export file. */

@@ -1,5 +1,7 @@
 import { existsSync } from 'node:fs';
-import { copyFile } from 'node:fs/promises';
+import { copyFile, rm } from 'node:fs/promises';
+import { pullCodeLeg, readCodeState } from '../code/codeLeg.js';
+import { undoCode } from '../code/codeBackup.js';
 import path from 'node:path';
 import { downloadRebasedBlob, exportToBlobFile } from '../blob/blobFiles.js';
 import { assertCheckpointId, assertSessionId, newCheckpointId } from '../format/ids.js';
@@ -36,6 +38,8 @@ export interface PullOptions {
   replay?: ReplayMode;
   /** Take these sessions whatever checkout they belong to (moving them out of another local checkout), or bring back one deleted here. */
   sessions?: string[];
+  /** Restore the checkpoint's code into this checkout too (docs/FORMAT-code.md): default with --migrate. */
+  code?: boolean;
   /** The clock, for the skew check (tests inject a skewed one). */
   now?: () => number;
 }
@@ -112,6 +116,8 @@ export interface PullResult {
   backupDir: string | null;
   /** Uploads through upload tickets that this pull verified and made current first. */
   uploads: TakenUpload[];
+  /** The code leg, when it was applied: the checkout's commit and branch now, and whether the checkout was created. */
+  code?: { head: string; branch: string | null; created: boolean; downloadedBytes: number };
 }
 
 interface Plan {
@@ -171,7 +177,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     early = undefined;
     await importer?.close();
   };
-  if (!options.dryRun && Object.keys(state.sessions).length === 0 && manifest.sessions.length >= 2) startEarly(manifest.sessions.length);
+  if (!options.dryRun && !options.code && Object.keys(state.sessions).length === 0 && manifest.sessions.length >= 2) startEarly(manifest.sessions.length);
   try {
     return await pullPlanned();
   } finally {
@@ -218,7 +224,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     // When nothing local is replaced (a first pull, a hand-over to a fresh host), no session is
     // deleted before the imports: `opencode serve` for the replay can start while the blobs download.
     if (toImport.length > 0 && !plans.some((plan) => plan.action === 'replace' || plan.action === 'deleted-there')) {
-      if (!early) startEarly(toImport.length);
+      if (!early && !options.code) startEarly(toImport.length);
     } else {
       await closeEarly(); // sessions are deleted before the imports: no server may run meanwhile
     }
@@ -287,7 +293,12 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     let index: BackupIndex | undefined;
     const backups = new Map<string, string>();
     const backupTodos = new Map<string, Todo[]>();
-    if (deleting.length > 0 || importing.length > 0) {
+    const codeState = options.code ? readCodeState(manifest) : undefined;
+    if (worktree.empty && !codeState) {
+      throw usageError('not-a-worktree', `${worktree.root} is an empty folder and checkpoint ${manifest.id} carries no code to make a checkout of`, 'clone the repository there first, or push from the source with --migrate (or --code) so the code travels');
+    }
+    if (options.code && !codeState) report.info(`checkpoint ${manifest.id} carries no code (pushed without the code leg): only the sessions are pulled`);
+    if (deleting.length > 0 || importing.length > 0 || codeState) {
       const pullId = newCheckpointId();
       backupDir = await createBackupDir(ctx.paths.state, worktree.key, pullId);
       index = {
@@ -335,7 +346,25 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     }
 
     ctx.signal.throwIfAborted();
-    const journal = new Journal(ctx, backups, localById, backupTodos);
+    // The code leg, after every blob is verified and before any session is touched: a refused
+    // destination (local changes in the way) stops the pull with nothing changed.
+    let undoCodeLeg: (() => Promise<void>) | undefined;
+    if (codeState && backupDir && index) {
+      const applied = await timing.time('code', () =>
+        pullCodeLeg({ remote, worktreeKey: worktree.key, destination: worktree.root, state: codeState, tempDir: ctx.tempDir, backupDir: backupDir!, force: options.force === true, env: ctx.env }),
+      ).catch(async (error: unknown) => {
+        await rm(backupDir!, { recursive: true, force: true });
+        throw error;
+      });
+      index.code = applied.backup;
+      await writeBackupIndex(backupDir, index);
+      const dir = backupDir;
+      undoCodeLeg = () => undoCode(applied.backup, { backupDir: dir, tempDir: ctx.tempDir, force: true, env: ctx.env });
+      result.code = { head: applied.head, branch: applied.branch, created: applied.created, downloadedBytes: applied.downloadedBytes };
+      result.backupDir = backupDir;
+      report.info(`code: ${applied.branch ?? 'detached HEAD'} at ${applied.head.slice(0, 12)}${applied.created ? ' (checkout created)' : ''}; the previous state is saved (sessmig undo restores it)`);
+    }
+    const journal = new Journal(ctx, backups, localById, backupTodos, undoCodeLeg);
     let verified = new Map<string, { time_updated: number }>();
     const imported = { done: 0, bytes: 0 };
     const paths = new Map<string, 'replay' | 'import'>();
@@ -672,6 +701,8 @@ class Journal {
     private readonly backups: Map<string, string>,
     private readonly localById: Map<string, SessionRow>,
     private readonly todos: Map<string, Todo[]>,
+    /** Puts the checkout's code back, when this pull applied the code leg. */
+    private readonly undoCodeLeg?: () => Promise<void>,
   ) {}
 
   deleted(id: string): void {
@@ -701,6 +732,7 @@ class Journal {
       await opencode.importFile(this.backups.get(row.id)!, dir, row.id).catch((error: unknown) => problems.push(`restore ${row.id}: ${(error as Error).message}`));
     }
     await writeTodos(opencode, this.todos).catch((error: unknown) => problems.push(`restore todos: ${(error as Error).message}`));
+    if (this.undoCodeLeg) await this.undoCodeLeg().catch((error: unknown) => problems.push(`restore the code: ${(error as Error).message}`));
     if (problems.length > 0) {
       throw new SessmigError('rollback-failed', `the pull failed and its rollback did not finish: ${problems.join('; ')}`, {
         hint: `the local copies are backed up as opencode export files; restore them with \`opencode import FILE\` (see \`sessmig status\`)`,

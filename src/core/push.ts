@@ -19,6 +19,7 @@ import type { Worktree } from './worktree.js';
 import { DirComparer } from '../util/dirs.js';
 import { decideCarry, decidePush, type CarryAction, type PushAction } from './plan.js';
 import { SealedRemote } from '../crypto/sealedRemote.js';
+import { pushCodeLeg, readCodeState } from '../code/codeLeg.js';
 
 export interface PushOptions {
   /** Limit to these sessions (and their children). */
@@ -28,6 +29,10 @@ export interface PushOptions {
   migrate?: boolean;
   /** On a conflict (changed here and in the remote since the last sync), push the local copy anyway. */
   force?: boolean;
+  /** Carry the checkout's code too (the code leg, docs/FORMAT-code.md): default with --migrate. */
+  code?: boolean;
+  /** Cap for the code leg's new bundles (bytes); default 512 MiB. */
+  codeMaxBytes?: number;
 }
 
 /**
@@ -70,6 +75,8 @@ export interface PushResult {
   deleted: { id: string; title: string }[];
   /** Root sessions of this repository outside this checkout, per directory (not pushed from here). */
   outside: { directory: string; sessions: number }[];
+  /** The code leg, when it travelled: the commit and branch captured, and what was uploaded. */
+  code?: { head: string; branch: string | null; bundle: 'none' | 'full' | 'incremental'; uploadedBytes: number };
 }
 
 /** Finds the checkout's sessions (with their subagent children), parents first. */
@@ -155,7 +162,7 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
   for (const item of outside) {
     report.warn(`${item.sessions} session(s) of this repository lie outside this checkout, in ${item.directory}: not pushed from here (push from that checkout)`);
   }
-  if (selected.length === 0 && carry.tombstones.length === 0) {
+  if (selected.length === 0 && carry.tombstones.length === 0 && !options.code) {
     report.info(`worktree ${worktree.key}: no opencode sessions in ${worktree.root}; nothing to push`);
     return result;
   }
@@ -171,6 +178,22 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
   const reusedCount = [...plan.kept.values()].filter((item) => item.action === 'reused').length;
   if (reusedCount > 0) report.info(`${reusedCount} session(s) unchanged since the last sync: reusing their blobs`);
 
+  // The code leg first: a checkout it cannot capture (too large, mid-merge) stops the push before any export.
+  const code = options.code
+    ? await timing.time('code', () =>
+        pushCodeLeg({
+          remote,
+          worktreeKey: worktree.key,
+          root: worktree.root,
+          base: current ? readCodeState(current) : undefined,
+          tempDir: ctx.tempDir,
+          ...(options.codeMaxBytes !== undefined ? { maxBytes: options.codeMaxBytes } : {}),
+          env: ctx.env,
+          warn: (message) => report.warn(message),
+        }),
+      )
+    : undefined;
+  if (code) report.info(`code: ${code.state.branch ?? 'detached HEAD'} at ${code.state.head.slice(0, 12)}, ${code.bundle === 'none' ? 'no new bundle' : `${code.bundle} bundle of ${code.uploadedBytes} bytes`}`);
   const skipped: SkippedSession[] = [];
   const exported = await exportAndStore(ctx, plan, currentById, tombstoned, state, options, skipped);
   const done = exported.filter((item): item is NonNullable<typeof item> => item !== undefined);
@@ -185,7 +208,7 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
     const adopted = await mapPool(reused, ctx.jobs, (entry, index) => remote.adoptPlainBlob(entry.sha256, `adopt-${index}.json.gz`), ctx.signal);
     if (adopted.some(Boolean)) report.info(`sealed ${adopted.filter(Boolean).length} blob(s) this worktree had in plaintext`);
   }
-  if (sessions.length === 0 && carry.tombstones.length === 0) {
+  if (sessions.length === 0 && carry.tombstones.length === 0 && !code) {
     report.warn('every session was deleted while pushing; nothing was pushed');
     return { ...result, skipped: sortSkipped(skipped) };
   }
@@ -202,6 +225,7 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
     source: { host: ctx.host, worktreeRoot: worktree.root, opencodeVersion, sessmigVersion: SESSMIG_VERSION, branch: worktree.branch, ...(options.migrate ? { migrate: true } : {}) },
     sessions: orderParentsFirst(sessions),
     skipped: sortSkipped(skipped),
+    ...(code ? { code: code.state } : {}),
     deleted: [...(current?.deleted ?? []).filter((item) => !pushedIds.has(item.id) && now.getTime() - Date.parse(item.deletedAt) < TOMBSTONE_TTL_MS), ...carry.tombstones].sort((a, b) => (a.id < b.id ? -1 : 1)),
   };
   await timing.time('manifest', () => writeManifest(remote, manifest));
@@ -221,7 +245,15 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
 
   const pushed = describePushed(manifest, selectedIds, done, plan, carry.conflicts);
   reportPushed(report, pushed);
-  return { ...result, status: 'pushed', owner, checkpoint: manifest.id, skipped: manifest.skipped, sessions: pushed };
+  return {
+    ...result,
+    status: 'pushed',
+    owner,
+    checkpoint: manifest.id,
+    skipped: manifest.skipped,
+    sessions: pushed,
+    ...(code ? { code: { head: code.state.head, branch: code.state.branch, bundle: code.bundle, uploadedBytes: code.uploadedBytes } } : {}),
+  };
 }
 
 /** Sessions of the current checkpoint that this push does not export: carried forward, or tombstoned when deleted here. */

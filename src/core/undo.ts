@@ -6,6 +6,7 @@ import { listBackups, writeBackupIndex, type BackupRecord } from './backups.js';
 import type { Context } from './context.js';
 import { SessmigError } from './errors.js';
 import { orderParentsFirst } from './sessionTree.js';
+import { CodeBackup, undoCode } from '../code/codeBackup.js';
 import { SyncState, saveSyncState, type SyncEntry } from './syncState.js';
 
 export interface UndoableEntry {
@@ -58,6 +59,12 @@ export async function undo(ctx: Context): Promise<UndoResult> {
     });
   }
   report.info(`undoing pull ${record.pullId} (checkpoint ${record.checkpoint}) in worktree ${worktree.key}`);
+  // The code first: it refuses (code-changed-since-apply) when the checkout changed since the pull,
+  // before any session is touched.
+  if (record.code !== undefined) {
+    await undoCode(CodeBackup.parse(record.code), { backupDir: record.dir, tempDir: ctx.tempDir, env: ctx.env });
+    report.info(`restored the checkout's code as it was before pull ${record.pullId}`);
+  }
   const present = new Set((await opencode.listSessions()).map((row) => row.id));
   // Delete the imported sessions, children first (deleting a parent takes its children too).
   const removed: string[] = [];

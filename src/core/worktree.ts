@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { readFile, realpath } from 'node:fs/promises';
+import { readdir, readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { SessmigError, usageError } from './errors.js';
 import { assertWorktreeKey, WORKTREE_KEY } from '../format/ids.js';
@@ -17,6 +17,8 @@ export interface Worktree {
   projectId?: string;
   /** The repository's other linked checkouts on this host (`git worktree list`), with their branches. */
   otherCheckouts: { root: string; branch: string | null }[];
+  /** An empty folder, not yet a checkout: a pull with the code leg creates the checkout here. */
+  empty?: boolean;
 }
 
 /**
@@ -24,7 +26,7 @@ export interface Worktree {
  * `.git/opencode`, else the repo's first root commit — what opencode computes), so two clones
  * of one repo agree with no configuration; or the name given with --worktree.
  */
-export async function findWorktree(cwd: string, explicitKey: string | undefined, env: NodeJS.ProcessEnv): Promise<Worktree> {
+export async function findWorktree(cwd: string, explicitKey: string | undefined, env: NodeJS.ProcessEnv, options: { emptyFolder?: boolean } = {}): Promise<Worktree> {
   const git = async (args: string[]) => {
     try {
       const result = await execa('git', args, { cwd, env, reject: false, stdin: 'ignore' });
@@ -37,6 +39,14 @@ export async function findWorktree(cwd: string, explicitKey: string | undefined,
     }
   };
   const top = await git(['rev-parse', '--show-toplevel']);
+  if ((!top.ok || !top.out) && options.emptyFolder && (await readdir(cwd).catch(() => ['?'])).length === 0) {
+    // A fresh box: the pull's code leg makes this folder the checkout. The key cannot come from a
+    // repository that is not here yet, so it must be named.
+    if (explicitKey === undefined) {
+      throw usageError('worktree-key-needed', `${cwd} is an empty folder: sessmig cannot tell which worktree of the remote to pull into it`, 'name it with --worktree KEY (`sessmig ls` lists them), e.g. `sessmig pull --migrate --worktree KEY`');
+    }
+    return { root: await realpath(cwd).catch(() => path.resolve(cwd)), key: assertWorktreeKey(explicitKey), keySource: 'flag', branch: null, otherCheckouts: [], empty: true };
+  }
   if (!top.ok || !top.out) {
     throw usageError(
       'not-a-worktree',
