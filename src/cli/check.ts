@@ -5,7 +5,7 @@ import { ExitCode, usageError } from '../core/errors.js';
 import { findWorktree } from '../core/worktree.js';
 import { assertWorktreeKey } from '../format/ids.js';
 import { redact } from '../util/redact.js';
-import { addCommonOptions, formatBytes, parsePositiveInt, openerFor, printJson, remoteFrom, warnIfCleartext, type CommonOptions, type Io } from './options.js';
+import { addCommonOptions, formatBytes, parsePositiveInt, openerFor, printJson, remoteFrom, settingsFrom, warnIfCleartext, type CommonOptions, type Io } from './options.js';
 
 interface CheckFlags extends CommonOptions {
   all?: boolean;
@@ -21,7 +21,8 @@ export async function checkTargets(flags: CheckFlags, io: Io): Promise<string[] 
     if (flags.worktree !== undefined) throw usageError('bad-flag', '--all and --worktree exclude each other', 'check one worktree with --worktree KEY, or every one with --all');
     return undefined;
   }
-  if (flags.worktree !== undefined) return [assertWorktreeKey(flags.worktree)];
+  const key = (await settingsFrom(flags, io)).worktree.value;
+  if (key !== null) return [assertWorktreeKey(key)];
   return [(await findWorktree(io.cwd, undefined, io.env)).key];
 }
 

@@ -65,6 +65,8 @@ export function registerPlugin(program: Command, io: Io, done: (code: number) =>
         if (excludedIn) io.stderr(`  kept out of commits through ${excludedIn} (it names this host's paths)\n`);
         io.stderr(`  on session.idle it runs: ${node} ${bin} plugin idle  (reinstall if sessmig or node move)\n`);
         io.stderr('  it pushes only worktrees this host owns, to a remote set by git config sessmig.remote or SESSMIG_REMOTE\n');
+        const here = await settingsFrom({}, io).catch(() => undefined);
+        if (here?.remote.source === 'default') io.stderr('  no remote is configured here yet: `git config sessmig.remote URL` in each repository to push on idle\n');
       }
       done(0);
     });

@@ -16,7 +16,7 @@ import { findWorktree } from '../core/worktree.js';
 import { assertWorktreeKey } from '../format/ids.js';
 import { hostPaths } from '../host/paths.js';
 import { redact } from '../util/redact.js';
-import { addCommonOptions, formatBytes, parsePositiveInt, openerFor, printJson, remoteFrom, type CommonOptions, type Io } from './options.js';
+import { addCommonOptions, formatBytes, parsePositiveInt, openerFor, printJson, remoteFrom, settingsFrom, type CommonOptions, type Io } from './options.js';
 
 interface PruneFlags extends CommonOptions {
   keepLast?: string;
@@ -113,8 +113,9 @@ export function registerPrune(program: Command, io: Io, done: (code: number) => 
   });
 }
 
-/** --worktree KEY, else the current repository's key; no opencode, no host identity needed. */
+/** --worktree KEY (or SESSMIG_WORKTREE, git config sessmig.worktree), else the current repository's key; no opencode, no host identity needed. */
 async function worktreeKey(flags: PruneFlags, io: Io): Promise<string> {
-  if (flags.worktree !== undefined) return assertWorktreeKey(flags.worktree);
+  const key = (await settingsFrom(flags, io)).worktree.value;
+  if (key !== null) return assertWorktreeKey(key);
   return (await findWorktree(io.cwd, undefined, io.env)).key;
 }

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { findWorktree } from '../core/worktree.js';
 import { hostPaths } from '../host/paths.js';
 import { listUndoable, undo } from '../core/undo.js';
-import { addCommonOptions, printJson, withContext, type CommonOptions, type Io } from './options.js';
+import { addCommonOptions, printJson, settingsFrom, withContext, type CommonOptions, type Io } from './options.js';
 
 interface UndoFlags extends CommonOptions {
   list?: boolean;
@@ -16,7 +16,8 @@ export function registerUndo(program: Command, io: Io, done: (code: number) => v
       .option('-l, --list', 'list the pulls that can be undone, newest first'),
   ).action(async (flags: UndoFlags) => {
     if (flags.list) {
-      const worktree = await findWorktree(io.cwd, flags.worktree, io.env);
+      const settings = await settingsFrom(flags, io);
+      const worktree = await findWorktree(io.cwd, settings.worktree.value ?? undefined, io.env);
       const entries = await listUndoable({ paths: hostPaths(io.env), worktree });
       if (flags.json) {
         printJson(io, { command: 'undo', worktree: worktree.key, pulls: entries });

@@ -122,3 +122,20 @@ it('a manual push honours the push lock of a running push of the same worktree',
   expect(pushed.exitCode, explain(pushed)).toBe(0);
   expect(existsSync(lockFile)).toBe(false);
 });
+
+it('sessmig.worktree names the worktree for push, check and undo --list alike', async () => {
+  await git(['config', 'sessmig.remote', url('named')]);
+  await git(['config', 'sessmig.worktree', 'app-named']);
+  try {
+    const push = await sessmig(h.host, ['push', '--json'], { cwd: h.repo, env: noEnv });
+    expect(push.exitCode, explain(push)).toBe(0);
+    expect(push.json.worktree).toBe('app-named');
+    const check = await sessmig(h.host, ['check', '--json'], { cwd: h.repo, env: noEnv });
+    expect(check.exitCode, explain(check)).toBe(0);
+    expect(check.json.worktrees.map((w: { worktree: string }) => w.worktree)).toEqual(['app-named']);
+    const undo = await sessmig(h.host, ['undo', '--list', '--json'], { cwd: h.repo, env: noEnv });
+    expect(undo.json.worktree).toBe('app-named');
+  } finally {
+    await git(['config', '--unset', 'sessmig.worktree']);
+  }
+});
