@@ -43,14 +43,21 @@ async function readTicketUrl(value: string, flag: '--from-url' | '--to-url', io:
   if (value.startsWith('@')) {
     const file = path.resolve(io.cwd, value.slice(1));
     let text: string;
+    let mode = 0;
     try {
-      if ((await stat(file)).size > MAX_URL_BYTES) throw usageError('bad-ticket-url', `${flag} @${value.slice(1)}: the file exceeds ${MAX_URL_BYTES} bytes: that is not a ticket URL`, `the file should hold the URL \`sessmig share\` printed, and nothing else`);
+      const info = await stat(file);
+      mode = info.mode & 0o777;
+      if (info.size > MAX_URL_BYTES) throw usageError('bad-ticket-url', `${flag} @${value.slice(1)}: the file exceeds ${MAX_URL_BYTES} bytes: that is not a ticket URL`, `the file should hold the URL \`sessmig share\` printed, and nothing else`);
       text = await readFile(file, 'utf8');
     } catch (error) {
       if ((error as { exitCode?: number }).exitCode !== undefined) throw error;
       throw usageError('bad-ticket-url', `${flag} @${value.slice(1)}: cannot read the file: ${(error as Error).message}`, `give the file \`sessmig share --output FILE\` wrote, or ${flag} - to read the URL from standard input`);
     }
-    return firstLine(text, `${value}`, example);
+    const url = firstLine(text, `${value}`, example);
+    if (mode & 0o044) {
+      io.stderr(`sessmig: warning: ${value.slice(1)} has mode 0${mode.toString(8)}: other users of this machine can read the ticket URL in it; chmod 600 it (sessmig share --output writes it so)\n`);
+    }
+    return url;
   }
   io.stderr(`sessmig: warning: the ${flag} URL on the command line can be read by every user of this machine (ps) while sessmig runs; pass it on standard input instead: ${example}\n`);
   return value;
