@@ -25,6 +25,10 @@ export function registerStatus(program: Command, io: Io, done: (code: number) =>
       out(`owner    ${result.ownerDescription}${result.ownedByThisHost ? '  ← this host' : ''}`);
       out(`current  ${result.checkpoint ?? '-'}${result.generation ? ` (generation ${result.generation})` : ''}`);
       if (result.handedAway) out(`handed away from this host by push --migrate at ${result.handedAway.at} (checkpoint ${result.handedAway.checkpoint})`);
+      if (result.code) {
+        const off = (['head', 'branch', 'index', 'worktree'] as const).filter((part) => !result.code![part]);
+        out(`code     ${off.length === 0 ? 'the same as the checkpoint\'s' : `differs from the checkpoint's: ${off.join(', ')}`}`);
+      }
       out(`checkout ${result.checkout.root} (${result.checkout.branch ? `branch ${result.checkout.branch}` : 'detached HEAD'})`);
       for (const session of result.sessions) {
         const where = session.state === 'other-checkout' ? session.local?.directory ?? session.checkout?.root : session.checkout && session.checkout.root !== result.worktreeRoot ? `${session.checkout.host.hostname || session.checkout.host.hostId}:${session.checkout.root}` : undefined;

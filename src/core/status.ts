@@ -1,6 +1,8 @@
 import { SealedRemote } from '../crypto/sealedRemote.js';
 import path from 'node:path';
-import type { Checkout, ManifestSession } from '../format/schema.js';
+import type { Checkout, Manifest, ManifestSession } from '../format/schema.js';
+import { readCodeState } from '../code/codeLeg.js';
+import { compareCode, type CodeComparison } from '../code/codeStatus.js';
 import { existsSync } from 'node:fs';
 import { DirComparer } from '../util/dirs.js';
 import { checkoutOf } from './plan.js';
@@ -56,6 +58,8 @@ export interface StatusResult {
   }[];
   /** The checkout this command ran in. */
   checkout: { root: string; branch: string | null };
+  /** This checkout's code against the current checkpoint's code part (null: the checkpoint carries no code). */
+  code: CodeComparison | null;
   backups: { pullId: string; createdAt: string; dir: string; sessions: string[] }[];
   /** The worktree's objects are sealed with the key of this id (null: stored in the clear). */
   encrypted: { keyId: string } | null;
@@ -129,7 +133,15 @@ export async function status(ctx: Context): Promise<StatusResult> {
     lastSyncedCheckpoint: state.checkpoint,
     sessions,
     checkout: { root: worktree.root, branch: worktree.branch },
+    code: await compareWithCheckpoint(ctx, manifest),
     backups,
     encrypted: remote instanceof SealedRemote ? { keyId: remote.key.keyId() } : null,
   };
+}
+
+/** Does this checkout hold the checkpoint's code (HEAD, branch, index, working tree)? */
+async function compareWithCheckpoint(ctx: Context, manifest: Manifest | undefined): Promise<CodeComparison | null> {
+  const state = manifest ? readCodeState(manifest) : undefined;
+  if (!state || ctx.worktree.empty) return null;
+  return compareCode(ctx.worktree.root, state, { tempDir: ctx.tempDir, env: ctx.env });
 }
