@@ -77,6 +77,14 @@ export async function bundlesNeeded(destination: string, state: CodeState, env?:
   return needed;
 }
 
+/**
+ * Makes `destination` hold `state` (see the order above). Errors (SessmigError), all before the
+ * destination changed: `code-destination-dirty` (data: changed, inTheWay, branch),
+ * `code-destination-invalid`, `code-branch-busy`, `code-object-format`, `code-index-locked`,
+ * `code-bundle-missing` / `code-bundle-damaged` / `code-state-incomplete` / `code-state-invalid`;
+ * after it changed: the git error, once the saved state is back (`code-rollback-failed` if
+ * putting it back failed too, naming the saved state).
+ */
 export async function applyCode(destination: string, state: CodeState, options: ApplyOptions): Promise<ApplyResult> {
   // The real path: git reports real paths (worktree list, show-toplevel), and a checkout may be reached through a symlink.
   const root = await realpath(destination).catch(() => path.resolve(destination));
