@@ -293,7 +293,10 @@ async function findConflicts(root: string, state: CodeState, facts: CheckoutFact
     const commit = found.stdout.trim();
     if (found.exitCode === 0 && commit !== state.head) {
       const ancestor = await git(['merge-base', '--is-ancestor', commit, state.head], { ...scratch, allowFailure: true });
-      if (ancestor.exitCode !== 0) branch = { name: state.branch, commit };
+      // A branch at a head this checkpoint was built on (the one this host handed over, then
+      // amended or rebased elsewhere) holds nothing the remote's earlier checkpoint lacks.
+      const handedOver = state.lineage.some((entry) => entry.head === commit);
+      if (ancestor.exitCode !== 0 && !handedOver) branch = { name: state.branch, commit };
     }
   }
   return { changed, inTheWay: [...inTheWay].sort(), branch };

@@ -141,6 +141,32 @@ describe('code leg: laptop → box → laptop with real git', () => {
     expect(Buffer.from(files['secret.log']!.content, 'base64').toString()).toBe('ignored: must not travel\n');
   });
 
+  it('the box amends the handed-over commit: the laptop takes the rewritten branch back; another diverged branch is refused', async () => {
+    const bg = gitIn(box, sandbox.env);
+    const lg = gitIn(laptop, sandbox.env);
+    // Hand over from the laptop (its current state), the box applies it…
+    const handOver = await captureCode(laptop, { tempDir: await temp('capture'), env: sandbox.env });
+    await storeCodeLeg(remote, WORKTREE, handOver);
+    let fetched = await fetchCodeLeg(remote, WORKTREE, handOver.state, await temp('fetch'), await bundlesNeeded(box, handOver.state, sandbox.env));
+    await applyCode(box, handOver.state, { bundleFiles: fetched.files, tempDir: await temp('apply'), backupDir: await temp('backup'), env: sandbox.env });
+    // …and rewrites the laptop's last commit.
+    await bg('commit', '-q', '--amend', '-m', 'amended on the box');
+    const amended = await captureCode(box, { tempDir: await temp('capture'), base: handOver.state, env: sandbox.env });
+    await storeCodeLeg(remote, WORKTREE, amended);
+    fetched = await fetchCodeLeg(remote, WORKTREE, amended.state, await temp('fetch'), await bundlesNeeded(laptop, amended.state, sandbox.env));
+    await applyCode(laptop, amended.state, { bundleFiles: fetched.files, tempDir: await temp('apply'), backupDir: await temp('backup'), env: sandbox.env });
+    expect((await lg('log', '-1', '--format=%s')).trim()).toBe('amended on the box');
+
+    // A commit the laptop made after the hand-over is local work: refused.
+    const onLaptop = await captureCode(laptop, { tempDir: await temp('capture'), env: sandbox.env });
+    await lg('commit', '-q', '-am', 'laptop-only work').catch(() => lg('commit', '-q', '--allow-empty', '-m', 'laptop-only work'));
+    const error = await applyCode(laptop, handOver.state, { bundleFiles: fetched.files, tempDir: await temp('apply'), backupDir: await temp('backup'), env: sandbox.env }).catch((e: unknown) => e);
+    expect((error as { code?: string }).code).toBe('code-destination-dirty');
+    expect((error as Error).message).toContain('branch main');
+    await lg('reset', '-q', '--soft', 'HEAD~1');
+    expect(onLaptop.state.head).toBe((await lg('rev-parse', 'HEAD')).trim());
+  });
+
   it('a detached HEAD travels as detached, into an empty folder (a fresh box)', async () => {
     const lg = gitIn(laptop, sandbox.env);
     await lg('checkout', '-q', '--detach');
