@@ -109,10 +109,15 @@ export async function applyCode(destination: string, state: CodeState, options: 
 
     // 2. What stands in the way.
     const conflicts = facts ? await findConflicts(root, state, facts, call, scratchCall) : { changed: [], inTheWay: [], branch: null };
-    if (facts && (conflicts.changed.length > 0 || conflicts.inTheWay.length > 0) && (await holdsHandedOverState(root, state, facts, options.tempDir, call))) {
-      // The "local work" is a state this checkpoint descends from (the one this host handed over): nothing of it is lost.
-      conflicts.changed = [];
-      conflicts.inTheWay = [];
+    let trees: { indexTree: string; worktreeTree: string } | undefined;
+    if (facts && (conflicts.changed.length > 0 || conflicts.inTheWay.length > 0)) {
+      const held = await handedOverState(state, facts, options.tempDir, call);
+      trees = held.trees;
+      if (held.matches) {
+        // The "local work" is a state this checkpoint descends from (the one this host handed over): nothing of it is lost.
+        conflicts.changed = [];
+        conflicts.inTheWay = [];
+      }
     }
     const blocked = conflicts.changed.length > 0 || conflicts.inTheWay.length > 0 || conflicts.branch !== null;
     if (blocked && !options.force) throw destinationDirty(root, conflicts);
@@ -132,6 +137,7 @@ export async function applyCode(destination: string, state: CodeState, options: 
       branch: state.branch,
       overwritten: conflicts.inTheWay,
       checkout: facts ? { indexFile: facts.indexFile, head: facts.head, headRef: facts.headRef } : undefined,
+      trees,
       env: options.env,
     });
 
@@ -302,18 +308,21 @@ async function findConflicts(root: string, state: CodeState, facts: CheckoutFact
   return { changed, inTheWay: [...inTheWay].sort(), branch };
 }
 
-/** Does the checkout hold exactly the checkpoint's state or one of its lineage (HEAD, index tree, working tree)? */
-async function holdsHandedOverState(root: string, state: CodeState, facts: CheckoutFacts, tempDir: string, call: GitCall): Promise<boolean> {
+/**
+ * Does the checkout hold exactly the checkpoint's state or one of its lineage (HEAD, index tree,
+ * working tree)? Returns the trees it built, so the save does not build them again.
+ */
+async function handedOverState(state: CodeState, facts: CheckoutFacts, tempDir: string, call: GitCall): Promise<{ matches: boolean; trees?: { indexTree: string; worktreeTree: string } }> {
   const candidates = [{ head: state.head, indexTree: state.indexTree, worktreeTree: state.worktreeTree }, ...state.lineage].filter((entry) => entry.head === facts.head);
-  if (candidates.length === 0) return false;
+  if (candidates.length === 0) return { matches: false };
   const nonce = randomBytes(4).toString('hex');
   const indexCopy = path.join(tempDir, `code-compare-${nonce}.index`);
   const worktreeIndex = path.join(tempDir, `code-compare-${nonce}.worktree`);
   try {
     const unmerged = (await git(['ls-files', '-u'], call)).stdout.trim();
-    if (unmerged) return false;
+    if (unmerged) return { matches: false };
     const trees = await writeStateTrees(facts.indexFile, indexCopy, worktreeIndex, call);
-    return candidates.some((entry) => entry.indexTree === trees.indexTree && entry.worktreeTree === trees.worktreeTree);
+    return { matches: candidates.some((entry) => entry.indexTree === trees.indexTree && entry.worktreeTree === trees.worktreeTree), trees };
   } finally {
     await rm(indexCopy, { force: true });
     await rm(worktreeIndex, { force: true });

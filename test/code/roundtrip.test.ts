@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyCode, bundlesNeeded } from '../../src/code/apply.js';
 import { captureCode, type CapturedCode } from '../../src/code/capture.js';
+import { undoCode } from '../../src/code/codeBackup.js';
 import { fetchCodeLeg, storeCodeLeg } from '../../src/code/codeStore.js';
 import { compareCode } from '../../src/code/codeStatus.js';
 import { CodeState } from '../../src/format/codeSchema.js';
@@ -134,8 +135,15 @@ describe('code leg: laptop → box → laptop with real git', () => {
     const needed = await bundlesNeeded(laptop, boxCapture.state, sandbox.env);
     expect(needed.map((b) => b.sha256)).toEqual([boxCapture.state.bundles[1]!.sha256]);
     const fetched = await fetchCodeLeg(remote, WORKTREE, boxCapture.state, await temp('fetch'), needed);
-    await applyCode(laptop, boxCapture.state, { bundleFiles: fetched.files, tempDir: await temp('apply'), backupDir: await temp('backup'), env: sandbox.env });
+    const before = { git: await gitState(laptop, sandbox.env), files: await readFiles(laptop) };
+    const backupDir = await temp('backup');
+    const applied = await applyCode(laptop, boxCapture.state, { bundleFiles: fetched.files, tempDir: await temp('apply'), backupDir, env: sandbox.env });
     const ignored = (rel: string) => rel === 'secret.log' || rel.startsWith('build');
+    expect(await codeSnapshot(laptop, sandbox.env, ignored)).toEqual(await codeSnapshot(box, sandbox.env));
+    // Undo gives the handed-over state back byte for byte; then apply again.
+    await undoCode(applied.backup, { backupDir, tempDir: await temp('undo'), env: sandbox.env });
+    expect({ git: await gitState(laptop, sandbox.env), files: await readFiles(laptop) }).toEqual(before);
+    await applyCode(laptop, boxCapture.state, { bundleFiles: fetched.files, tempDir: await temp('apply'), backupDir: await temp('backup'), env: sandbox.env });
     expect(await codeSnapshot(laptop, sandbox.env, ignored)).toEqual(await codeSnapshot(box, sandbox.env));
     const files = await readFiles(laptop);
     expect(Buffer.from(files['secret.log']!.content, 'base64').toString()).toBe('ignored: must not travel\n');
