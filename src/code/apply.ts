@@ -77,6 +77,14 @@ export async function bundlesNeeded(destination: string, state: CodeState, env?:
   return needed;
 }
 
+/**
+ * Makes `destination` hold `state` (see the order above). Errors (SessmigError), all before the
+ * destination changed: `code-destination-dirty` (data: changed, inTheWay, branch),
+ * `code-destination-invalid`, `code-branch-busy`, `code-object-format`, `code-index-locked`,
+ * `code-bundle-missing` / `code-bundle-damaged` / `code-state-incomplete` / `code-state-invalid`;
+ * after it changed: the git error, once the saved state is back (`code-rollback-failed` if
+ * putting it back failed too, naming the saved state).
+ */
 export async function applyCode(destination: string, state: CodeState, options: ApplyOptions): Promise<ApplyResult> {
   // The real path: git reports real paths (worktree list, show-toplevel), and a checkout may be reached through a symlink.
   const root = await realpath(destination).catch(() => path.resolve(destination));
@@ -101,10 +109,15 @@ export async function applyCode(destination: string, state: CodeState, options: 
 
     // 2. What stands in the way.
     const conflicts = facts ? await findConflicts(root, state, facts, call, scratchCall) : { changed: [], inTheWay: [], branch: null };
-    if (facts && (conflicts.changed.length > 0 || conflicts.inTheWay.length > 0) && (await holdsHandedOverState(root, state, facts, options.tempDir, call))) {
-      // The "local work" is a state this checkpoint descends from (the one this host handed over): nothing of it is lost.
-      conflicts.changed = [];
-      conflicts.inTheWay = [];
+    let trees: { indexTree: string; worktreeTree: string } | undefined;
+    if (facts && (conflicts.changed.length > 0 || conflicts.inTheWay.length > 0)) {
+      const held = await handedOverState(state, facts, options.tempDir, call);
+      trees = held.trees;
+      if (held.matches) {
+        // The "local work" is a state this checkpoint descends from (the one this host handed over): nothing of it is lost.
+        conflicts.changed = [];
+        conflicts.inTheWay = [];
+      }
     }
     const blocked = conflicts.changed.length > 0 || conflicts.inTheWay.length > 0 || conflicts.branch !== null;
     if (blocked && !options.force) throw destinationDirty(root, conflicts);
@@ -124,6 +137,7 @@ export async function applyCode(destination: string, state: CodeState, options: 
       branch: state.branch,
       overwritten: conflicts.inTheWay,
       checkout: facts ? { indexFile: facts.indexFile, head: facts.head, headRef: facts.headRef } : undefined,
+      trees,
       env: options.env,
     });
 
@@ -285,24 +299,30 @@ async function findConflicts(root: string, state: CodeState, facts: CheckoutFact
     const commit = found.stdout.trim();
     if (found.exitCode === 0 && commit !== state.head) {
       const ancestor = await git(['merge-base', '--is-ancestor', commit, state.head], { ...scratch, allowFailure: true });
-      if (ancestor.exitCode !== 0) branch = { name: state.branch, commit };
+      // A branch at a head this checkpoint was built on (the one this host handed over, then
+      // amended or rebased elsewhere) holds nothing the remote's earlier checkpoint lacks.
+      const handedOver = state.lineage.some((entry) => entry.head === commit);
+      if (ancestor.exitCode !== 0 && !handedOver) branch = { name: state.branch, commit };
     }
   }
   return { changed, inTheWay: [...inTheWay].sort(), branch };
 }
 
-/** Does the checkout hold exactly the checkpoint's state or one of its lineage (HEAD, index tree, working tree)? */
-async function holdsHandedOverState(root: string, state: CodeState, facts: CheckoutFacts, tempDir: string, call: GitCall): Promise<boolean> {
+/**
+ * Does the checkout hold exactly the checkpoint's state or one of its lineage (HEAD, index tree,
+ * working tree)? Returns the trees it built, so the save does not build them again.
+ */
+async function handedOverState(state: CodeState, facts: CheckoutFacts, tempDir: string, call: GitCall): Promise<{ matches: boolean; trees?: { indexTree: string; worktreeTree: string } }> {
   const candidates = [{ head: state.head, indexTree: state.indexTree, worktreeTree: state.worktreeTree }, ...state.lineage].filter((entry) => entry.head === facts.head);
-  if (candidates.length === 0) return false;
+  if (candidates.length === 0) return { matches: false };
   const nonce = randomBytes(4).toString('hex');
   const indexCopy = path.join(tempDir, `code-compare-${nonce}.index`);
   const worktreeIndex = path.join(tempDir, `code-compare-${nonce}.worktree`);
   try {
     const unmerged = (await git(['ls-files', '-u'], call)).stdout.trim();
-    if (unmerged) return false;
+    if (unmerged) return { matches: false };
     const trees = await writeStateTrees(facts.indexFile, indexCopy, worktreeIndex, call);
-    return candidates.some((entry) => entry.indexTree === trees.indexTree && entry.worktreeTree === trees.worktreeTree);
+    return { matches: candidates.some((entry) => entry.indexTree === trees.indexTree && entry.worktreeTree === trees.worktreeTree), trees };
   } finally {
     await rm(indexCopy, { force: true });
     await rm(worktreeIndex, { force: true });

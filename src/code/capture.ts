@@ -50,7 +50,12 @@ const MAX_CHAIN = 32;
 /** …but small chains stay: below this many bytes of increments a full bundle saves nothing worth a re-upload. */
 const REBASE_FLOOR_BYTES = 1024 * 1024;
 
-/** Captures the checkout whose top-level folder is `root`. */
+/**
+ * Captures the checkout that `root` is in (any folder of it). Returns the code part and the bundle
+ * files to upload (in `options.tempDir`; the caller deletes them). Errors (SessmigError):
+ * `code-no-commit` and `code-unmerged` (exit 2), `code-too-large` (exit 2, names
+ * `--code-max-bytes`), `git-failed`, `git-missing`. Nothing is left in the repository on any path.
+ */
 export async function captureCode(root: string, options: CaptureOptions): Promise<CapturedCode> {
   const repo = await describeRepository(root, { cwd: root, env: options.env });
   // From the top-level folder: `git add -A -- .` in a subfolder would capture only that subfolder.

@@ -57,6 +57,8 @@ export interface SaveOptions {
   overwritten: string[];
   /** The checkout's index file path and HEAD facts, when it is one. */
   checkout?: { indexFile: string; head: string | null; headRef: string | null } | undefined;
+  /** Index and working-tree trees the caller just built from this checkout (writeStateTrees): reused, unless paths are overwritten. */
+  trees?: { indexTree: string; worktreeTree: string } | undefined;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -89,15 +91,22 @@ export async function saveCheckoutState(options: SaveOptions): Promise<CodeBacku
     const parents = head ? ['-p', head] : [];
     const commit = async (tree: string, message: string) =>
       (await git(['commit-tree', '--no-gpg-sign', tree, ...parents, '-m', message], { ...call, extraEnv: SYNTHETIC_IDENTITY })).stdout.trim();
-    await copyIndex(indexFile, scratch);
-    const indexTree = await git(['write-tree'], { ...call, indexFile: scratch, allowFailure: true });
-    const index = indexTree.exitCode === 0 ? await commit(indexTree.stdout.trim(), 'sessmig: saved index') : null;
-    await copyIndex(indexFile, scratch);
-    await git(['add', '-A', '--', '.'], { ...call, indexFile: scratch });
-    for (let i = 0; i < options.overwritten.length; i += 1000) {
-      await git(['add', '-f', '--', ...options.overwritten.slice(i, i + 1000).map(literal)], { ...call, indexFile: scratch });
+    let index: string | null;
+    let worktree: string;
+    if (options.trees && options.overwritten.length === 0) {
+      index = await commit(options.trees.indexTree, 'sessmig: saved index');
+      worktree = await commit(options.trees.worktreeTree, 'sessmig: saved working tree');
+    } else {
+      await copyIndex(indexFile, scratch);
+      const indexTree = await git(['write-tree'], { ...call, indexFile: scratch, allowFailure: true });
+      index = indexTree.exitCode === 0 ? await commit(indexTree.stdout.trim(), 'sessmig: saved index') : null;
+      await copyIndex(indexFile, scratch);
+      await git(['add', '-A', '--', '.'], { ...call, indexFile: scratch });
+      for (let i = 0; i < options.overwritten.length; i += 1000) {
+        await git(['add', '-f', '--', ...options.overwritten.slice(i, i + 1000).map(literal)], { ...call, indexFile: scratch });
+      }
+      worktree = await commit((await git(['write-tree'], { ...call, indexFile: scratch })).stdout.trim(), 'sessmig: saved working tree');
     }
-    const worktree = await commit((await git(['write-tree'], { ...call, indexFile: scratch })).stdout.trim(), 'sessmig: saved working tree');
     let was: string | null = null;
     if (options.branch) {
       const found = await git(['rev-parse', '--verify', '-q', `refs/heads/${options.branch}^{commit}`], { ...call, allowFailure: true });

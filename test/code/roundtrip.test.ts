@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyCode, bundlesNeeded } from '../../src/code/apply.js';
 import { captureCode, type CapturedCode } from '../../src/code/capture.js';
+import { undoCode } from '../../src/code/codeBackup.js';
 import { fetchCodeLeg, storeCodeLeg } from '../../src/code/codeStore.js';
 import { compareCode } from '../../src/code/codeStatus.js';
 import { CodeState } from '../../src/format/codeSchema.js';
@@ -134,11 +135,44 @@ describe('code leg: laptop → box → laptop with real git', () => {
     const needed = await bundlesNeeded(laptop, boxCapture.state, sandbox.env);
     expect(needed.map((b) => b.sha256)).toEqual([boxCapture.state.bundles[1]!.sha256]);
     const fetched = await fetchCodeLeg(remote, WORKTREE, boxCapture.state, await temp('fetch'), needed);
-    await applyCode(laptop, boxCapture.state, { bundleFiles: fetched.files, tempDir: await temp('apply'), backupDir: await temp('backup'), env: sandbox.env });
+    const before = { git: await gitState(laptop, sandbox.env), files: await readFiles(laptop) };
+    const backupDir = await temp('backup');
+    const applied = await applyCode(laptop, boxCapture.state, { bundleFiles: fetched.files, tempDir: await temp('apply'), backupDir, env: sandbox.env });
     const ignored = (rel: string) => rel === 'secret.log' || rel.startsWith('build');
+    expect(await codeSnapshot(laptop, sandbox.env, ignored)).toEqual(await codeSnapshot(box, sandbox.env));
+    // Undo gives the handed-over state back byte for byte; then apply again.
+    await undoCode(applied.backup, { backupDir, tempDir: await temp('undo'), env: sandbox.env });
+    expect({ git: await gitState(laptop, sandbox.env), files: await readFiles(laptop) }).toEqual(before);
+    await applyCode(laptop, boxCapture.state, { bundleFiles: fetched.files, tempDir: await temp('apply'), backupDir: await temp('backup'), env: sandbox.env });
     expect(await codeSnapshot(laptop, sandbox.env, ignored)).toEqual(await codeSnapshot(box, sandbox.env));
     const files = await readFiles(laptop);
     expect(Buffer.from(files['secret.log']!.content, 'base64').toString()).toBe('ignored: must not travel\n');
+  });
+
+  it('the box amends the handed-over commit: the laptop takes the rewritten branch back; another diverged branch is refused', async () => {
+    const bg = gitIn(box, sandbox.env);
+    const lg = gitIn(laptop, sandbox.env);
+    // Hand over from the laptop (its current state), the box applies it…
+    const handOver = await captureCode(laptop, { tempDir: await temp('capture'), env: sandbox.env });
+    await storeCodeLeg(remote, WORKTREE, handOver);
+    let fetched = await fetchCodeLeg(remote, WORKTREE, handOver.state, await temp('fetch'), await bundlesNeeded(box, handOver.state, sandbox.env));
+    await applyCode(box, handOver.state, { bundleFiles: fetched.files, tempDir: await temp('apply'), backupDir: await temp('backup'), env: sandbox.env });
+    // …and rewrites the laptop's last commit.
+    await bg('commit', '-q', '--amend', '-m', 'amended on the box');
+    const amended = await captureCode(box, { tempDir: await temp('capture'), base: handOver.state, env: sandbox.env });
+    await storeCodeLeg(remote, WORKTREE, amended);
+    fetched = await fetchCodeLeg(remote, WORKTREE, amended.state, await temp('fetch'), await bundlesNeeded(laptop, amended.state, sandbox.env));
+    await applyCode(laptop, amended.state, { bundleFiles: fetched.files, tempDir: await temp('apply'), backupDir: await temp('backup'), env: sandbox.env });
+    expect((await lg('log', '-1', '--format=%s')).trim()).toBe('amended on the box');
+
+    // A commit the laptop made after the hand-over is local work: refused.
+    const onLaptop = await captureCode(laptop, { tempDir: await temp('capture'), env: sandbox.env });
+    await lg('commit', '-q', '-am', 'laptop-only work').catch(() => lg('commit', '-q', '--allow-empty', '-m', 'laptop-only work'));
+    const error = await applyCode(laptop, handOver.state, { bundleFiles: fetched.files, tempDir: await temp('apply'), backupDir: await temp('backup'), env: sandbox.env }).catch((e: unknown) => e);
+    expect((error as { code?: string }).code).toBe('code-destination-dirty');
+    expect((error as Error).message).toContain('branch main');
+    await lg('reset', '-q', '--soft', 'HEAD~1');
+    expect(onLaptop.state.head).toBe((await lg('rev-parse', 'HEAD')).trim());
   });
 
   it('a detached HEAD travels as detached, into an empty folder (a fresh box)', async () => {
