@@ -5,12 +5,12 @@ import path from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
-import { SessmigError } from '../core/errors.js';
-import type { Timing } from '../core/timing.js';
+import { SessmigError } from '../util/errors.js';
+import type { Timing } from '../util/timing.js';
 import type { SessionExporter } from '../opencode/exporter.js';
 import type { Remote } from '../remote/remote.js';
 import { redact } from '../util/redact.js';
-import { JsonScanError, JsonScanner } from './jsonScan.js';
+import { JsonScanError, JsonScanner } from '../util/jsonScan.js';
 import { blobHooks, type BlobFacts } from './sessionBlob.js';
 import { adaptBlobFor, BlobUnfitError } from '../opencode/adapters.js';
 

@@ -1,4 +1,4 @@
-import { pathIs, type JsonPath, type ScanHooks } from './jsonScan.js';
+import { pathIs, type JsonPath, type ScanHooks } from '../util/jsonScan.js';
 
 /**
  * What sessmig reads from, and changes in, an opencode export blob `{info, messages:[{info, parts}]}`.

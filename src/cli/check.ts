@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import os from 'node:os';
 import { checkRemote, type CheckProblem } from '../core/check.js';
-import { ExitCode, usageError } from '../core/errors.js';
+import { ExitCode, usageError } from '../util/errors.js';
 import { findWorktree } from '../core/worktree.js';
 import { assertWorktreeKey } from '../format/ids.js';
 import { redact } from '../util/redact.js';

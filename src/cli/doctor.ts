@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { doctor } from '../core/doctor.js';
-import { ExitCode } from '../core/errors.js';
+import { ExitCode } from '../util/errors.js';
 import { describeSettings } from '../host/settings.js';
 import { addCommonOptions, printJson, settingsView, withContext, type CommonOptions, type Io } from './options.js';
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { usageError } from '../core/errors.js';
+import { usageError } from '../util/errors.js';
 import { keyFile, loadUserKey, saveUserKey, UserKey } from '../crypto/keys.js';
 import { hostPaths } from '../host/paths.js';
 import type { Io } from './options.js';

@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { ExitCode, InterruptedError, isSessmigError, usageError } from '../core/errors.js';
+import { ExitCode, InterruptedError, isSessmigError, usageError } from '../util/errors.js';
 import { SESSMIG_VERSION } from '../version.js';
 import { redact } from '../util/redact.js';
 import { registerCheck } from './check.js';

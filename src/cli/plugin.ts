@@ -4,7 +4,7 @@ import { appendFile, mkdir, readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { attemptAutoPush, pushOnIdle } from '../core/autoPush.js';
-import { usageError } from '../core/errors.js';
+import { usageError } from '../util/errors.js';
 import { findWorktree } from '../core/worktree.js';
 import { autoPushLog, recordAutoPush } from '../host/autoPushState.js';
 import { globalPluginDir, installPlugin, pluginSource, projectPluginDir, uninstallPlugin } from '../host/opencodePlugin.js';

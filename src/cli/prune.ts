@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import os from 'node:os';
-import { ExitCode, usageError } from '../core/errors.js';
+import { ExitCode, usageError } from '../util/errors.js';
 import {
   DEFAULT_BACKUP_AGE_MS,
   DEFAULT_GRACE_MS,

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { usageError } from '../core/errors.js';
+import { usageError } from '../util/errors.js';
 import { assertSessionId } from '../format/ids.js';
 import { pull, pullExitCode } from '../core/pull.js';
 import { pullFromTicket } from '../core/ticket.js';

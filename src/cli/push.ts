@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { usageError } from '../core/errors.js';
+import { usageError } from '../util/errors.js';
 import { push, pushExitCode } from '../core/push.js';
 import { pushToTicket } from '../core/uploadTicket.js';
 import { ticketUrlFrom } from './ticketUrl.js';

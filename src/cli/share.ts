@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { usageError } from '../core/errors.js';
+import { usageError } from '../util/errors.js';
 import { mintPullTicket, parseExpires } from '../core/ticket.js';
 import { DEFAULT_MAX_BYTES, DEFAULT_MAX_SESSIONS, mintPushTicket, parseSize } from '../core/uploadTicket.js';
 import { MAX_SLOTS, MAX_TICKET_SECONDS } from '../format/ticketSchema.js';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { usageError } from '../core/errors.js';
+import { usageError } from '../util/errors.js';
 import { cleartextOrigin } from '../remote/cleartext.js';
 import type { Io } from './options.js';
 

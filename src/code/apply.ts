@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, realpath, rm, stat as statPath, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { SessmigError, usageError } from '../core/errors.js';
+import { SessmigError, usageError } from '../util/errors.js';
 import type { CodeBundle, CodeState } from '../format/codeSchema.js';
 import { hashFile, readBundleHeader } from './bundleFile.js';
 import { copyIndex, writeStateTrees } from './capture.js';

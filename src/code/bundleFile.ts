@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { SessmigError } from '../core/errors.js';
+import { SessmigError } from '../util/errors.js';
 import { OBJECT_ID } from '../format/codeSchema.js';
 
 /** What a git bundle file declares in its header (v2 and v3 formats, gitformat-bundle(5)). */

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { copyFile, readFile, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
-import { SessmigError, usageError } from '../core/errors.js';
+import { SessmigError, usageError } from '../util/errors.js';
 import { DEFAULT_CODE_MAX_BYTES } from '../format/codeLayout.js';
 import { CODE_FORMAT_VERSION, type CodeBundle, type CodeState } from '../format/codeSchema.js';
 import { hashFile, readBundleHeader } from './bundleFile.js';

@@ -1,6 +1,6 @@
 import { constants } from 'node:fs';
 import { copyFile, rename, rm } from 'node:fs/promises';
-import { SessmigError } from '../core/errors.js';
+import { SessmigError } from '../util/errors.js';
 import { git, type GitCall } from './git.js';
 
 /**

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { SessmigError } from '../core/errors.js';
+import { SessmigError } from '../util/errors.js';
 import { OBJECT_ID } from '../format/codeSchema.js';
 import { copyIndex } from './capture.js';
 import { checkoutTree, installIndex, stageTree } from './checkout.js';

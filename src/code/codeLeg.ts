@@ -1,4 +1,4 @@
-import { SessmigError } from '../core/errors.js';
+import { SessmigError } from '../util/errors.js';
 import { CODE_FORMAT_VERSION, CodeState } from '../format/codeSchema.js';
 import type { Remote } from '../remote/remote.js';
 import { applyCode, bundlesNeeded, type ApplyResult } from './apply.js';

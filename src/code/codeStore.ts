@@ -4,7 +4,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { SessmigError } from '../core/errors.js';
+import { SessmigError } from '../util/errors.js';
 import { codeBundleKey } from '../format/codeLayout.js';
 import type { CodeBundle, CodeState } from '../format/codeSchema.js';
 import type { Remote } from '../remote/remote.js';

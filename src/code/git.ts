@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { SessmigError, usageError } from '../core/errors.js';
+import { SessmigError, usageError } from '../util/errors.js';
 
 /**
  * The one way the code leg runs the real `git` CLI. Every call gets a clean environment: the

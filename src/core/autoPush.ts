@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { lastRequest, recordAutoPush, stampRequest, type AutoPushRecord } from '../host/autoPushState.js';
 import { tryPushLock } from '../host/pushLock.js';
 import type { Context } from './context.js';
-import { isSessmigError } from './errors.js';
+import { isSessmigError } from '../util/errors.js';
 import { push } from './push.js';
 import { readPointer } from './remoteStore.js';
 

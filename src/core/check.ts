@@ -3,13 +3,13 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Meter } from '../blob/blobFiles.js';
-import { JsonScanError, JsonScanner } from '../blob/jsonScan.js';
+import { JsonScanError, JsonScanner } from '../util/jsonScan.js';
 import { blobHooks, type BlobFacts } from '../blob/sessionBlob.js';
 import { CHECKPOINT_ID, SHA256, WORKTREE_KEY } from '../format/ids.js';
 import { blobKey, checkpointKey, FORMAT_ROOT, pointerKey, worktreePrefix, worktreesPrefix } from '../format/layout.js';
 import type { Manifest, ManifestSession } from '../format/schema.js';
 import type { ExposedObject, Remote } from '../remote/remote.js';
-import { SessmigError } from './errors.js';
+import { SessmigError } from '../util/errors.js';
 import { mapPool } from './pool.js';
 import { readManifest, readPointer } from './remoteStore.js';
 

@@ -23,14 +23,14 @@ import {
 import type { Remote } from '../remote/remote.js';
 import { redact } from '../util/redact.js';
 import type { Context } from './context.js';
-import { ExitCode, SessmigError } from './errors.js';
+import { ExitCode, SessmigError } from '../util/errors.js';
 import { describeOwner } from './ownership.js';
 import { mapPool } from './pool.js';
 import { readManifest, writeManifest, writePointer, type PointerState } from './remoteStore.js';
 import { orderParentsFirst } from './sessionTree.js';
-import { parseTicket } from './ticket.js';
+import { parseTicket } from '../format/ticketDocument.js';
 import { SealedRemote } from '../crypto/sealedRemote.js';
-import { isSealed, openBytes, openStream } from '../crypto/seal.js';
+import { isSealed, openBytes, openStream } from '../util/seal.js';
 
 /**
  * Taking in uploads (docs/FORMAT.md, "Upload tickets"): on a host with credentials, `sessmig pull`

@@ -1,7 +1,7 @@
 import { worktreesPrefix } from '../format/layout.js';
 import { WORKTREE_KEY } from '../format/ids.js';
 import type { Remote } from '../remote/remote.js';
-import { SessmigError } from './errors.js';
+import { SessmigError } from '../util/errors.js';
 import { readMarker, type EncryptionMarker } from '../crypto/sealedRemote.js';
 import { listCheckpointIds, readManifest, readPointer } from './remoteStore.js';
 import { checkoutOf } from './plan.js';

@@ -1,5 +1,5 @@
 import type { Host, Pointer } from '../format/schema.js';
-import { SessmigError } from './errors.js';
+import { SessmigError } from '../util/errors.js';
 
 /** Who may write a worktree's pointer (docs/FORMAT.md, "Ownership"). */
 export function describeOwner(owner: Host | null): string {

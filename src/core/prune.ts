@@ -4,7 +4,7 @@ import { CHECKPOINT_ID, SHA256 } from '../format/ids.js';
 import { blobKey, checkpointKey, worktreePrefix } from '../format/layout.js';
 import type { Remote } from '../remote/remote.js';
 import { backupsDir, listBackups } from './backups.js';
-import { SessmigError, usageError } from './errors.js';
+import { SessmigError, usageError } from '../util/errors.js';
 import { mapPool } from './pool.js';
 import { listCheckpointIds, readManifest, readPointer, type PointerState } from './remoteStore.js';
 

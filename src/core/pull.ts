@@ -13,13 +13,14 @@ import type { Context } from './context.js';
 import { openImporter, type ReplayMode, type SessionImporter } from '../opencode/importer.js';
 import { checkCompatibility } from '../opencode/versions.js';
 import { readSessionState, readTodos, sameTodos, todoColumnsKnown, writeTodos, type SessionState, type Todo } from '../opencode/todos.js';
-import { ExitCode, SessmigError, usageError } from './errors.js';
+import { ExitCode, SessmigError, usageError } from '../util/errors.js';
 import { mapPool } from './pool.js';
 import { assertMayClaim } from './ownership.js';
 import { readManifest, readPointer, writePointer } from './remoteStore.js';
 import { orderParentsFirst, withDescendants } from './sessionTree.js';
 import { loadSyncState, localContentHash, saveSyncState, syncStateFile, type LocalExport, type SyncState } from './syncState.js';
 import { DirComparer } from '../util/dirs.js';
+import { ago } from '../util/duration.js';
 import { checkoutOf, decidePull, type LocalPlace, type PullAction, type PullFacts } from './plan.js';
 export { checkoutOf };
 import { findUploads, takeInUploads, type TakenUpload } from './incoming.js';
@@ -63,20 +64,13 @@ function warnAboutArrivals(ctx: Context, plans: Plan[], options: PullOptions): v
   const ahead = arriving.filter((plan) => plan.session.timeUpdated - now > CLOCK_SKEW_TOLERANCE_MS);
   if (ahead.length === 0) return;
   const gap = Math.max(...ahead.map((plan) => plan.session.timeUpdated - now));
-  const what = `${ahead.length} session(s) were last changed up to ${formatDuration(gap)} ahead of this host's clock (${ahead.map((plan) => plan.session.id).join(', ')}): a message made here would sort before their last one and opencode could stop answering`;
+  const what = `${ahead.length} session(s) were last changed up to ${ago(gap)} ahead of this host's clock (${ahead.map((plan) => plan.session.id).join(', ')}): a message made here would sort before their last one and opencode could stop answering`;
   if (options.migrate && !options.force) {
     throw new SessmigError('clock-skew', what, { hint: 'set this host\'s clock right (e.g. enable NTP), or re-run with --force to take the sessions anyway. Nothing was imported.', exitCode: ExitCode.usage, data: { gapMs: gap } });
   }
   ctx.report.warn(`${what}; set this host's clock right before resuming them`);
 }
 
-function formatDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 120) return `${s} s`;
-  if (s < 7200) return `${Math.round(s / 60)} min`;
-  if (s < 172800) return `${Math.round(s / 3600)} h`;
-  return `${Math.round(s / 86400)} days`;
-}
 
 /**
  * What pull does with each session of the checkpoint (and each tombstone whose session is here);

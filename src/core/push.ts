@@ -9,7 +9,7 @@ import { openExporter, parseExportVia } from '../opencode/exporter.js';
 import { listSessionsWithTodos, type Todo } from '../opencode/todos.js';
 import { SESSMIG_VERSION } from '../version.js';
 import type { Context } from './context.js';
-import { ExitCode, SessmigError, usageError } from './errors.js';
+import { ExitCode, SessmigError, usageError } from '../util/errors.js';
 import { assertMayPush } from './ownership.js';
 import { mapPool } from './pool.js';
 import { readManifest, readPointer, writeManifest, writePointer } from './remoteStore.js';

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { SessmigError } from './errors.js';
+import { SessmigError } from '../util/errors.js';
 import { parseDocument, serializeDocument } from '../format/document.js';
 import { checkpointKey, checkpointsPrefix, MAX_MANIFEST_BYTES, MAX_POINTER_BYTES, pointerKey } from '../format/layout.js';
 import { FORMAT_VERSION, Manifest, MANIFEST_FORMAT_VERSION, Pointer, type Host } from '../format/schema.js';

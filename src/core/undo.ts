@@ -4,7 +4,7 @@ import path from 'node:path';
 import { writeTodos, type Todo } from '../opencode/todos.js';
 import { listBackups, writeBackupIndex, type BackupRecord } from './backups.js';
 import type { Context } from './context.js';
-import { SessmigError } from './errors.js';
+import { SessmigError } from '../util/errors.js';
 import { orderParentsFirst } from './sessionTree.js';
 import { CodeBackup, undoCode } from '../code/codeBackup.js';
 import { SyncState, saveSyncState, type SyncEntry } from './syncState.js';

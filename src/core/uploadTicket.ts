@@ -20,12 +20,12 @@ import {
 import { openExporter, parseExportVia } from '../opencode/exporter.js';
 import { readTodos } from '../opencode/todos.js';
 import { putFileToUrl } from '../remote/http.js';
-import { sealBytes, sealFile, sealToSize } from '../crypto/seal.js';
+import { sealBytes, sealFile, sealToSize } from '../util/seal.js';
 import { identityToRecipient } from 'age-encryption';
 import { explainExpired } from '../remote/ticketRemote.js';
 import { SESSMIG_VERSION } from '../version.js';
 import type { Context } from './context.js';
-import { SessmigError, usageError } from './errors.js';
+import { SessmigError, usageError } from '../util/errors.js';
 import { mapPool } from './pool.js';
 import { manifestEntry, selectSessions } from './push.js';
 import { readPointer } from './remoteStore.js';

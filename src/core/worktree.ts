@@ -1,7 +1,7 @@
 import { execa } from 'execa';
 import { readdir, readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { SessmigError, usageError } from './errors.js';
+import { SessmigError, usageError } from '../util/errors.js';
 import { assertWorktreeKey, WORKTREE_KEY } from '../format/ids.js';
 
 export interface Worktree {

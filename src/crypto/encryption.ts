@@ -1,5 +1,5 @@
 import type { Remote } from '../remote/remote.js';
-import { usageError } from '../core/errors.js';
+import { usageError } from '../util/errors.js';
 import { loadUserKey } from './keys.js';
 import { missingKey, readMarker, SealedRemote, wrongKey } from './sealedRemote.js';
 

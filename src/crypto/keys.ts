@@ -3,7 +3,7 @@ import { generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { createHmac } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { SessmigError, usageError } from '../core/errors.js';
+import { SessmigError, usageError } from '../util/errors.js';
 
 /**
  * The user's encryption key (issue 9; docs/FORMAT.md, "Encryption"): one age X25519 identity,

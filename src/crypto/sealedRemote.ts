@@ -5,13 +5,13 @@ import { pipeline } from 'node:stream/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
-import { SessmigError, usageError } from '../core/errors.js';
+import { SessmigError, usageError } from '../util/errors.js';
 import { parseDocument, serializeDocument } from '../format/document.js';
 import { CHECKPOINT_ID, HOST_ID, SHA256 } from '../format/ids.js';
 import { blobKey, worktreePrefix } from '../format/layout.js';
 import { FORMAT_VERSION } from '../format/schema.js';
 import type { ListedObject, PutConditions, Remote, StoredObject } from '../remote/remote.js';
-import { headerBytes, isSealed, openBytes, openStream, plainSize, sealBytes, sealFile } from './seal.js';
+import { headerBytes, isSealed, openBytes, openStream, plainSize, sealBytes, sealFile } from '../util/seal.js';
 import type { UserKey } from './keys.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { remoteDataError } from '../core/errors.js';
+import { remoteDataError } from '../util/errors.js';
 import { FORMAT_VERSION, Versioned } from './schema.js';
 
 /**

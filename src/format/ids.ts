@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { usageError } from '../core/errors.js';
+import { usageError } from '../util/errors.js';
 
 /** opencode ids: prefix + 12 hex (time) + 14 base62. We never put anything else in a key or argv. */
 export const SESSION_ID = /^ses_[0-9a-f]{12}[0-9A-Za-z]{14}$/;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Todo } from '../opencode/todos.js';
+import { Todo } from './todo.js';
 import { CHECKPOINT_ID, HOST_ID, SESSION_ID, SHA256, WORKTREE_KEY } from './ids.js';
 
 /**

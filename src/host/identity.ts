@@ -3,7 +3,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { SessmigError } from '../core/errors.js';
+import { SessmigError } from '../util/errors.js';
 import { HOST_ID } from '../format/ids.js';
 import type { Host } from '../format/schema.js';
 

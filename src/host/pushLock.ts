@@ -2,7 +2,7 @@ import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SessmigError } from '../core/errors.js';
+import { SessmigError } from '../util/errors.js';
 
 /**
  * One push of a worktree at a time on this host: a lock file

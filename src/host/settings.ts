@@ -1,7 +1,7 @@
 import { execa } from 'execa';
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
-import { usageError } from '../core/errors.js';
+import { usageError } from '../util/errors.js';
 
 /**
  * The settings a command runs with, each with where it came from. Precedence, highest first:

@@ -21,7 +21,7 @@
  * For a destination newer than NEWEST_KNOWN, the newest known rules apply, but unknown part types
  * and error names are let through: a newer opencode may know them.
  */
-import type { JsonPath } from '../blob/jsonScan.js';
+import type { JsonPath } from '../util/jsonScan.js';
 import { compareVersions, parseVersion } from './versions.js';
 
 /** The newest opencode whose schema these rules were read from. */

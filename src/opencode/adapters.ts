@@ -25,7 +25,7 @@
  * left byte for byte.
  */
 import { createTwoFilesPatch, formatPatch } from 'diff';
-import { type JsonPath, type ScanHooks } from '../blob/jsonScan.js';
+import { type JsonPath, type ScanHooks } from '../util/jsonScan.js';
 import { acceptanceFor, ACCEPTANCE_PATH_DEPTH } from './acceptance.js';
 import { compareVersions, parseVersion } from './versions.js';
 

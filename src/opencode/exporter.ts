@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
-import type { Reporter } from '../core/context.js';
-import { SessmigError } from '../core/errors.js';
+import type { Reporter } from '../util/reporter.js';
+import { SessmigError } from '../util/errors.js';
 import type { Opencode } from './opencode.js';
 import { OpencodeServer, serverSupported } from './server.js';
 

@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
-import type { Reporter } from '../core/context.js';
-import { SessmigError } from '../core/errors.js';
-import type { Timing } from '../core/timing.js';
+import type { Reporter } from '../util/reporter.js';
+import { SessmigError } from '../util/errors.js';
+import type { Timing } from '../util/timing.js';
 import type { Opencode } from './opencode.js';
 import { replayAvailable, replaySession, replaySupported } from './replay.js';
 import { OpencodeServer } from './server.js';

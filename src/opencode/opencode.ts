@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
-import { SessmigError } from '../core/errors.js';
+import { SessmigError } from '../util/errors.js';
 import { assertSessionId, SESSION_ID } from '../format/ids.js';
 import { redact } from '../util/redact.js';
 import { runToFiles, type FileRunResult } from './runToFiles.js';

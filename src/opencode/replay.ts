@@ -2,7 +2,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { SessmigError } from '../core/errors.js';
+import { SessmigError } from '../util/errors.js';
 import { SESSION_ID } from '../format/ids.js';
 import { redact } from '../util/redact.js';
 import type { Opencode } from './opencode.js';

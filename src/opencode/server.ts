@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import { SessmigError } from '../core/errors.js';
+import { SessmigError } from '../util/errors.js';
 import { assertSessionId, SESSION_ID } from '../format/ids.js';
 import { redact } from '../util/redact.js';
 

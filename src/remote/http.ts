@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { SessmigError } from '../core/errors.js';
+import { SessmigError } from '../util/errors.js';
 import { redact } from '../util/redact.js';
 
 /**

@@ -4,7 +4,7 @@ import { constants } from 'node:fs';
 import { chmod, copyFile, lstat, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { SessmigError } from '../core/errors.js';
+import { SessmigError } from '../util/errors.js';
 import { excessAccess, folderModes, PRIVATE_DIR, PRIVATE_FILE, wantedMode, type FolderModes } from './folderModes.js';
 import type { ExposedObject, ListedObject, PutConditions, Remote, StoredObject } from './remote.js';
 import { notFound, objectTooLarge, preconditionFailed } from './remoteErrors.js';

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { usageError } from '../core/errors.js';
+import { usageError } from '../util/errors.js';
 import { LocalRemote } from './localRemote.js';
 import type { Remote } from './remote.js';
 import { S3Remote } from './s3Remote.js';

@@ -1,4 +1,4 @@
-import { SessmigError } from '../core/errors.js';
+import { SessmigError } from '../util/errors.js';
 
 export function notFound(key: string): SessmigError {
   return new SessmigError('not-found', `remote object ${key} is missing`, {

@@ -13,7 +13,7 @@ import {
 import type { DeserializeMiddleware } from '@smithy/types';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Readable } from 'node:stream';
-import { SessmigError } from '../core/errors.js';
+import { SessmigError } from '../util/errors.js';
 import { redact } from '../util/redact.js';
 import { cleartextOrigin } from './cleartext.js';
 import { getStreamFromUrl, MAX_ERROR_PREVIEW, putFileToUrl, readCapped } from './http.js';

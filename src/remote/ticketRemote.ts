@@ -1,10 +1,10 @@
 import type { Readable } from 'node:stream';
-import { ExitCode, SessmigError } from '../core/errors.js';
+import { ExitCode, SessmigError } from '../util/errors.js';
 import { blobKey, checkpointKey } from '../format/layout.js';
 import type { PullTicket } from '../format/ticketSchema.js';
 import { redact } from '../util/redact.js';
 import { identityToRecipient } from 'age-encryption';
-import { headerBytes, openStream, plainSize } from '../crypto/seal.js';
+import { headerBytes, openStream, plainSize } from '../util/seal.js';
 import { serializeDocument } from '../format/document.js';
 import { getStreamFromUrl, httpError, readCapped } from './http.js';
 import type { ListedObject, PutConditions, Remote, StoredObject } from './remote.js';

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { JsonScanner } from '../../src/blob/jsonScan.js';
+import { JsonScanner } from '../../src/util/jsonScan.js';
 import { blobHooks, isBusy } from '../../src/blob/sessionBlob.js';
 
 async function scan(text: string | Buffer, rebaseTo?: string, chunkSize = 7) {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pullCodeLeg, pushCodeLeg, readCodeState } from '../../src/code/codeLeg.js';
 import { checkRemote } from '../../src/core/check.js';
-import { SessmigError } from '../../src/core/errors.js';
+import { SessmigError } from '../../src/util/errors.js';
 import { LocalRemote } from '../../src/remote/localRemote.js';
 import { codeSnapshot, gitIn, makeSandbox } from './gitFixture.js';
 

@@ -5,7 +5,7 @@ import { applyCode, bundlesNeeded } from '../../src/code/apply.js';
 import { captureCode, type CapturedCode } from '../../src/code/capture.js';
 import { undoCode } from '../../src/code/codeBackup.js';
 import { fetchCodeLeg, storeCodeLeg, type FetchedCode } from '../../src/code/codeStore.js';
-import { SessmigError } from '../../src/core/errors.js';
+import { SessmigError } from '../../src/util/errors.js';
 import { LocalRemote } from '../../src/remote/localRemote.js';
 import { codeSnapshot, gitIn, gitState, makeSandbox, readFiles } from './gitFixture.js';
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyCode, bundlesNeeded } from '../../src/code/apply.js';
 import { captureCode } from '../../src/code/capture.js';
 import { fetchCodeLeg, storeCodeLeg } from '../../src/code/codeStore.js';
-import { SessmigError } from '../../src/core/errors.js';
+import { SessmigError } from '../../src/util/errors.js';
 import { codeBundleKey } from '../../src/format/codeLayout.js';
 import { LocalRemote } from '../../src/remote/localRemote.js';
 import { codeSnapshot, gitIn, gitState, makeSandbox, readFiles } from './gitFixture.js';

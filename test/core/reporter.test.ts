@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { makeReporter } from '../../src/core/context.js';
-import { Timing } from '../../src/core/timing.js';
+import { makeReporter } from '../../src/cli/reporter.js';
+import { Timing } from '../../src/util/timing.js';
 
 describe('progress and timing output', () => {
   it('draws progress only on a terminal, and clears it before other lines', () => {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { identityFromBytes, UserKey } from '../../src/crypto/keys.js';
-import { headerBytes, isSealed, openBytes, openStream, plainSize, sealBytes, sealFile } from '../../src/crypto/seal.js';
+import { headerBytes, isSealed, openBytes, openStream, plainSize, sealBytes, sealFile } from '../../src/util/seal.js';
 import { redact } from '../../src/util/redact.js';
 
 let dir: string;

@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchTicket, parseExpires, parseTicket } from '../../src/core/ticket.js';
 import { TicketRemote } from '../../src/remote/ticketRemote.js';
-import { SessmigError } from '../../src/core/errors.js';
+import { SessmigError } from '../../src/util/errors.js';
 import { startScene, type Scene } from '../support/scene.js';
 import { createHost, createRepo, type Host } from '../support/host.js';
 import { describeOnE2eS3 } from '../support/e2eTargets.js';

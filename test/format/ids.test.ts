@@ -4,7 +4,7 @@ import { checkpointTime, newCheckpointId } from '../../src/format/ids.js';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { blobHooks, isBusy, type BlobFacts } from '../../src/blob/sessionBlob.js';
-import { JsonScanner } from '../../src/blob/jsonScan.js';
+import { JsonScanner } from '../../src/util/jsonScan.js';
 
 describe('newCheckpointId', () => {
   const parent = newCheckpointId(new Date('2026-11-29T12:00:00.000Z'));

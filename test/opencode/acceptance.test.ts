@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JsonScanner } from '../../src/blob/jsonScan.js';
+import { JsonScanner } from '../../src/util/jsonScan.js';
 import { blobHooks } from '../../src/blob/sessionBlob.js';
 import { assistantErrorNames, NEWEST_KNOWN } from '../../src/opencode/acceptance.js';
 import { adaptBlobFor, BlobUnfitError } from '../../src/opencode/adapters.js';

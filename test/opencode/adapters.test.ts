@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { applyPatch } from 'diff';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { JsonScanner, type ScanHooks } from '../../src/blob/jsonScan.js';
+import { JsonScanner, type ScanHooks } from '../../src/util/jsonScan.js';
 import { blobHooks } from '../../src/blob/sessionBlob.js';
 import { adaptBlobFor, BlobUnfitError, diffShapeFor, formatPath, legacyEntryToPatch, unifiedPatch, wholeFilePatch } from '../../src/opencode/adapters.js';
 

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SessmigError } from '../../src/core/errors.js';
+import { SessmigError } from '../../src/util/errors.js';
 import { openRemote } from '../../src/remote/openRemote.js';
 import type { Remote } from '../../src/remote/remote.js';
 import { readCapped } from '../../src/remote/http.js';

@@ -3,7 +3,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { SessmigError } from '../core/errors.js';
+import { SessmigError } from './errors.js';
 
 /**
  * age encryption of sessmig's objects (the age-encryption package: the age v1 format, X25519
