@@ -33,6 +33,7 @@ export function registerCheck(program: Command, io: Io, done: (code: number) => 
       .description("verify the remote copy of this worktree: pointer, checkpoints and blobs (sizes; with --read-data, contents)")
       .option('--all', 'check every worktree in the remote')
       .option('--read-data', 'also download every referenced blob and verify its checksum and content'),
+  { opencode: false },
   ).action(async (flags: CheckFlags) => {
     const remote = await remoteFrom(flags, io);
     const worktrees = await checkTargets(flags, io);

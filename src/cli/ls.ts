@@ -10,7 +10,7 @@ import path from 'node:path';
 import { addCommonOptions, formatBytes, printJson, remoteFrom, warnIfCleartext, type CommonOptions, type Io } from './options.js';
 
 export function registerLs(program: Command, io: Io, done: (code: number) => void): void {
-  addCommonOptions(program.command('ls').description('list the worktrees and checkpoints in the remote')).action(async (flags: CommonOptions) => {
+  addCommonOptions(program.command('ls').description('list the worktrees and checkpoints in the remote'), { opencode: false }).action(async (flags: CommonOptions) => {
     const remote = await remoteFrom(flags, io);
     const key = await loadUserKey(hostPaths(io.env).config, io.env);
     const scratch = await mkdtemp(path.join(os.tmpdir(), 'sessmig-'));

@@ -32,16 +32,22 @@ export interface CommonOptions {
   encrypt?: boolean;
 }
 
-export function addCommonOptions(command: Command): Command {
-  return command
+/**
+ * The flags every command takes; `opencode: false` for the commands that never start opencode
+ * (check, prune, ls), which then do not offer --opencode, --opencode-timeout or --timing.
+ */
+export function addCommonOptions(command: Command, options: { opencode?: boolean } = {}): Command {
+  command
     .option('--remote <url>', 'remote: file:///abs/path or s3://bucket/prefix (default: $SESSMIG_REMOTE, else git config sessmig.remote, else $XDG_DATA_HOME/sessmig/remote)')
     .option('--worktree <key>', 'worktree key in the remote (default: $SESSMIG_WORKTREE, else git config sessmig.worktree, else the opencode project id of this repository)')
     .option('--json', 'print one JSON document on stdout; progress and warnings stay on stderr')
-    .option('--opencode <path>', 'the opencode binary (default: $SESSMIG_OPENCODE, else git config sessmig.opencode, else opencode on PATH)')
     .option('-j, --jobs <n>', 'parallel exports, imports and transfers (default: the number of CPUs, at most 4)')
     .option('--s3-path-style', 'path-style S3 URLs, for MinIO-style endpoints (or SESSMIG_S3_FORCE_PATH_STYLE=1)')
+    .option('-q, --quiet', 'no progress on stderr (warnings and errors still print)');
+  if (options.opencode === false) return command;
+  return command
+    .option('--opencode <path>', 'the opencode binary (default: $SESSMIG_OPENCODE, else git config sessmig.opencode, else opencode on PATH)')
     .addOption(new Option('--opencode-timeout <seconds>', 'kill an opencode export or import that runs longer than this').default('600'))
-    .option('-q, --quiet', 'no progress on stderr (warnings and errors still print)')
     .option('--timing', 'print a per-phase time breakdown on stderr when done (also on failure)');
 }
 

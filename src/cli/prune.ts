@@ -51,6 +51,7 @@ export function registerPrune(program: Command, io: Io, done: (code: number) => 
       .option('-n, --dry-run', 'show what would be deleted; delete nothing')
       .option('--local', `remove this host's pull backups of the worktree instead (from $XDG_STATE_HOME/sessmig/backups/); touches no remote`)
       .option('--older-than <duration>', `with --local: remove backups older than this (default ${formatDuration(DEFAULT_BACKUP_AGE_MS)})`),
+  { opencode: false },
   ).action(async (flags: PruneFlags) => {
     const quiet = flags.quiet === true;
     const progress = (line: string) => {

@@ -1,3 +1,4 @@
+import { formatDuration, parseDuration } from '../util/duration.js';
 import { lstat, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { CHECKPOINT_ID, SHA256 } from '../format/ids.js';
@@ -360,29 +361,8 @@ async function treeBytes(dir: string): Promise<number> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Durations
-
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000, w: 604_800_000 };
-
-/** "90s", "1h30m", "7d", "2w", "0s" → ms. */
-export function parseDuration(value: string, flag: string): number {
-  const text = value.trim();
-  if (text === '0') return 0;
-  if (!/^(?:\d{1,9}(?:ms|s|m|h|d|w))+$/.test(text)) {
-    throw usageError('bad-flag', `${flag} ${JSON.stringify(value.slice(0, 40))} is not a duration`, `use a number and a unit (ms, s, m, h, d, w), e.g. ${flag} 1h or ${flag} 7d`);
-  }
-  let total = 0;
-  for (const [, n, unit] of text.matchAll(/(\d+)(ms|s|m|h|d|w)/g)) total += Number(n) * UNIT_MS[unit!]!;
-  return total;
-}
-
-/** ms → the largest exact unit up to days: 604800000 → "7d", 5400000 → "90m". */
-export function formatDuration(ms: number): string {
-  if (ms === 0) return '0s';
-  for (const unit of ['d', 'h', 'm', 's']) if (ms % UNIT_MS[unit]! === 0) return `${ms / UNIT_MS[unit]!}${unit}`;
-  return `${ms}ms`;
-}
-
 function sum(values: number[]): number {
   return values.reduce((a, b) => a + b, 0);
 }
+
+export { formatDuration, parseDuration };

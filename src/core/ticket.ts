@@ -26,7 +26,7 @@ import { isSealed, openBytes, sealBytes } from '../util/seal.js';
 import type { Context } from './context.js';
 import { ExitCode, SessmigError, usageError } from '../util/errors.js';
 import { pull, type PullOptions, type PullResult } from './pull.js';
-import { ago } from '../util/duration.js';
+import { ago, parseDuration } from '../util/duration.js';
 import { parseTicket, ticketTime } from '../format/ticketDocument.js';
 export { ago, parseTicket, ticketTime };
 import { readManifest, readPointer } from './remoteStore.js';
@@ -41,19 +41,15 @@ import { readManifest, readPointer } from './remoteStore.js';
 
 export const DEFAULT_TICKET_SECONDS = 3600;
 export const MIN_TICKET_SECONDS = 30;
-const DURATION = /^([1-9]\d{0,6})([smhd])$/;
-const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
-
-/** Parses `--expires`: a whole number and a unit s, m, h or d, from 30s to 7d. */
+/** Parses `--expires` with the one duration grammar (util/duration.ts), from 30s to 7d. */
 export function parseExpires(value: string | undefined): number {
   if (value === undefined) return DEFAULT_TICKET_SECONDS;
-  const match = DURATION.exec(value.trim());
-  const seconds = match ? Number(match[1]) * UNIT_SECONDS[match[2] as keyof typeof UNIT_SECONDS] : NaN;
-  if (!(seconds >= MIN_TICKET_SECONDS && seconds <= MAX_TICKET_SECONDS)) {
+  const seconds = parseDuration(value, '--expires') / 1000;
+  if (!(seconds >= MIN_TICKET_SECONDS && seconds <= MAX_TICKET_SECONDS) || !Number.isInteger(seconds)) {
     throw usageError(
       'bad-flag',
       `--expires ${JSON.stringify(value.slice(0, 40))} is not a duration from 30s to 7d`,
-      'give a whole number and a unit s, m, h or d: 30s, 15m, 1h (the default), 7d (S3 presigned URLs last at most 7 days)',
+      'give whole numbers with units (s, m, h, d, w): 30s, 15m, 1h (the default), 1h30m, 1w (S3 presigned URLs last at most 7 days)',
     );
   }
   return seconds;
