@@ -17,6 +17,7 @@ import { orderParentsFirst, withDescendants } from './sessionTree.js';
 import { loadSyncState, saveSyncState, syncStateFile } from './syncState.js';
 import { isInside } from './worktree.js';
 import { SealedRemote } from '../crypto/sealedRemote.js';
+import { carrySessionFiles } from './sessionFiles.js';
 
 export interface PushOptions {
   /** Limit to these sessions (and their children). */
@@ -199,6 +200,8 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
     return { ...result, skipped: sortSkipped(skipped) };
   }
   ctx.signal.throwIfAborted();
+  // What the sessions point at (snapshot objects, truncated tool outputs): see sessionFiles.ts.
+  const pointedAt = await carrySessionFiles(ctx, done.map(({ row, blob }) => ({ id: row.id, file: blob.file })), sessions, current);
   const manifest: Manifest = {
     formatVersion: FORMAT_VERSION,
     kind: 'sessmig.checkpoint',
@@ -209,6 +212,7 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
     source: { host: ctx.host, worktreeRoot: worktree.root, opencodeVersion, sessmigVersion: SESSMIG_VERSION },
     sessions: orderParentsFirst(sessions),
     skipped: sortSkipped(skipped),
+    ...pointedAt,
   };
   await timing.time('manifest', () => writeManifest(remote, manifest));
   ctx.signal.throwIfAborted();
