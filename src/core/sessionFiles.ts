@@ -238,12 +238,18 @@ export async function bringSessionFiles(ctx: Context, manifest: Manifest, versio
   if (!carried) {
     ctx.report.warn(`checkpoint ${manifest.id} carries no snapshot objects (it was pushed by an older sessmig): undo history (revert / unrevert) did not travel; push again with this sessmig on the source host to carry it`);
   } else if (carried.trees.length > 0) {
-    await ctx.timing.time('snapshots', () => addSnapshots(ctx, carried, dataDir, version, env));
+    try {
+      await ctx.timing.time('snapshots', () => addSnapshots(ctx, carried, dataDir, version, env));
+    } catch (error) {
+      if (!(error instanceof SessmigError)) throw error;
+      ctx.report.warn(`undo history did not travel: ${error.message}`);
+    }
   }
 
   // Tool outputs of every session of the checkpoint (a file already there is kept).
   const dir = toolOutputDir(env);
   const wanted = new Map<string, CarriedToolOutput>();
+  let unavailable = 0;
   for (const session of manifest.sessions) for (const entry of session.toolOutputs ?? []) if (safeOutputName(entry.path)) wanted.set(entry.path, entry);
   await mapPool(
     [...wanted.values()],
@@ -253,7 +259,14 @@ export async function bringSessionFiles(ctx: Context, manifest: Manifest, versio
       const existing = await stat(target).catch(() => undefined);
       if (!existing || existing.size !== entry.rawBytes) {
         const temp = path.join(ctx.tempDir, `out-${index}`);
-        await fetchCarried(ctx, entry, 'out', temp);
+        try {
+          await fetchCarried(ctx, entry, 'out', temp);
+        } catch (error) {
+          // A tool output is worth a warning, not the sessions (a pull ticket, for one, has no URL for it).
+          if (!(error instanceof SessmigError)) throw error;
+          unavailable++;
+          return;
+        }
         await ensureDir(dir);
         await moveFile(temp, target);
       }
@@ -261,6 +274,8 @@ export async function bringSessionFiles(ctx: Context, manifest: Manifest, versio
     },
     ctx.signal,
   );
+
+  if (unavailable > 0) ctx.report.warn(`${unavailable} truncated tool output file(s) could not be fetched; their parts keep the source's path`);
 
   return {
     paths,
