@@ -78,7 +78,10 @@ async function storeCarried(ctx: Context, file: string, kind: CarriedKind, tempN
   }
 }
 
-/** Downloads a carried file to `file`, verifying stored size, size and sha256; a failure removes it and throws 'blob-corrupt'. */
+/**
+ * Downloads a carried file to `file`, verifying stored size, size and sha256. Throws 'carried-missing'
+ * when the remote does not have it, 'blob-corrupt' (or the sealed remote's error) when it is damaged.
+ */
 async function fetchCarried(ctx: Context, entry: CarriedFile, kind: CarriedKind, file: string): Promise<void> {
   const key = carriedFileKey(ctx.worktree.key, entry.sha256, kind);
   const stored = new Digest();
@@ -87,11 +90,21 @@ async function fetchCarried(ctx: Context, entry: CarriedFile, kind: CarriedKind,
     await rm(file, { force: true });
     throw new SessmigError('blob-corrupt', `${key} ${why}`, { hint: 'push again from the host that has the sessions' });
   };
+  let source: Readable;
   try {
-    await pipeline(await ctx.remote.getStream(key), stored, createGunzip(), raw, createWriteStream(file, { mode: 0o600 }));
+    source = await ctx.remote.getStream(key);
   } catch (error) {
-    if (error instanceof SessmigError && error.code !== 'not-found') throw error;
-    return refuse(error instanceof SessmigError ? 'is missing from the remote' : `cannot be read: ${(error as Error).message}`);
+    // Absent (a pull ticket has no URL for it; an object never pushed): the caller warns.
+    if (error instanceof SessmigError && error.code === 'not-found') throw new SessmigError('carried-missing', `${key} is not in the remote`, { hint: 'push again from the host that has the sessions' });
+    throw error;
+  }
+  try {
+    await pipeline(source, stored, createGunzip(), raw, createWriteStream(file, { mode: 0o600 }));
+  } catch (error) {
+    await rm(file, { force: true });
+    // A damaged or tampered object (a sealed remote's failed authentication included) fails the pull, as a damaged blob does.
+    if (error instanceof SessmigError) throw error;
+    return refuse(`cannot be read: ${(error as Error).message}`);
   }
   if (stored.bytes !== entry.storedBytes) return refuse(`is ${stored.bytes} bytes in the remote, expected ${entry.storedBytes}`);
   if (raw.bytes !== entry.rawBytes || raw.hex() !== entry.sha256) return refuse('does not match its checksum');
@@ -134,8 +147,8 @@ function safeOutputName(source: string): string | undefined {
  * Push: reads what the exported sessions point at, stores the truncated tool outputs they name
  * (recorded as `toolOutputs` on their entries in `sessions`, which it updates in place) and a git
  * pack of the snapshot objects the remote does not hold yet for this worktree (per `previous`, the
- * current manifest). Returns the manifest's `snapshots` field (absent when there is nothing to
- * carry and nothing was carried before). Files that are gone on this host are reported and left out.
+ * current manifest). Returns the manifest's `snapshots` field (always; empty lists when there is
+ * nothing to carry). Files that are gone on this host are reported and left out.
  */
 export async function carrySessionFiles(
   ctx: Context,
@@ -187,7 +200,8 @@ export async function carrySessionFiles(
   const heldTrees = new Set([...(held?.trees ?? []), ...(held?.missing ?? [])]);
   const wanted = [...new Set(refs.flatMap((item) => item.trees))];
   const fresh = wanted.filter((tree) => !heldTrees.has(tree));
-  if (fresh.length === 0) return held ? { snapshots: held } : {};
+  // Always written (even empty): its absence tells pull that an older sessmig pushed.
+  if (fresh.length === 0) return { snapshots: held ?? { packs: [], trees: [] } };
   const repo = await findSourceSnapshotRepo(opencodeDataDir(env), ctx.worktree.root, fresh, env);
   const packs = [...(held?.packs ?? [])];
   const trees = [...(held?.trees ?? [])];
@@ -241,7 +255,8 @@ export async function bringSessionFiles(ctx: Context, manifest: Manifest, versio
     try {
       await ctx.timing.time('snapshots', () => addSnapshots(ctx, carried, dataDir, version, env));
     } catch (error) {
-      if (!(error instanceof SessmigError)) throw error;
+      // Git or the local snapshot repository failed: the sessions still import.
+      if (!(error instanceof SessmigError && error.code === 'snapshot-failed')) throw error;
       ctx.report.warn(`undo history did not travel: ${error.message}`);
     }
   }
@@ -262,8 +277,8 @@ export async function bringSessionFiles(ctx: Context, manifest: Manifest, versio
         try {
           await fetchCarried(ctx, entry, 'out', temp);
         } catch (error) {
-          // A tool output is worth a warning, not the sessions (a pull ticket, for one, has no URL for it).
-          if (!(error instanceof SessmigError)) throw error;
+          // A missing tool output is worth a warning, not the sessions (a pull ticket has no URL for it).
+          if (!(error instanceof SessmigError && error.code === 'carried-missing')) throw error;
           unavailable++;
           return;
         }
@@ -321,8 +336,8 @@ async function addSnapshots(ctx: Context, carried: CarriedSnapshots, dataDir: st
       await fetchCarried(ctx, pack, 'pack', file);
       await addSnapshotPack(gitDir, file, env);
     } catch (error) {
-      // Undo history is worth a warning, not the sessions: they still import.
-      if (!(error instanceof SessmigError)) throw error;
+      // A missing pack (a pull ticket has no URL for it) is worth a warning, not the sessions.
+      if (!(error instanceof SessmigError && error.code === 'carried-missing')) throw error;
       ctx.report.warn(`snapshot objects ${pack.sha256.slice(0, 12)}… could not be added (${error.message}); undo to some points will not work here`);
     } finally {
       await rm(file, { force: true });
