@@ -10,9 +10,10 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OpencodeServer } from '../../src/opencode/server.js';
-import { worktreeHash } from '../../src/opencode/snapshots.js';
+import { presentObjects, snapshotGitDirs, worktreeHash } from '../../src/opencode/snapshots.js';
 import { startFakeLlm, type FakeLlm } from '../support/fakeLlm.js';
 import { createHost, createRepo, type Host } from '../support/host.js';
+import { installedOpencode } from '../support/opencodeVersions.js';
 import { explain, sessmig } from './harness.js';
 
 let llm: FakeLlm;
@@ -200,6 +201,61 @@ describe('two hosts (separate data dirs), a folder remote', () => {
     expect(pulled.exitCode, explain(pulled)).toBe(0);
     expect((await b.exportSession(id)).info.revert?.snapshot).toBe(reverted.info.revert.snapshot);
     await writeFile(path.join(repoB, 'notes.txt'), FIRST);
+    await undo(b, repoB, id, 'unrevert');
+    expect(await readFile(path.join(repoB, 'notes.txt'), 'utf8')).toBe(SECOND);
+  });
+});
+
+// Older destinations keep the snapshot repository elsewhere (1.3.2: per project) and have their own
+// revert. 1.18.33 sessions carry summary.diffs patches that 1.3.2 cannot import, so 1.3.2 is tested
+// 1.3.2 → 1.3.2, for where the objects go (its fake-LLM sessions carry no patch parts to revert).
+describe.each([
+  { version: '1.17.19', source: '1.18.33', revert: true },
+  { version: '1.14.41', source: '1.18.33', revert: true },
+  { version: '1.3.2', source: '1.3.2', revert: false },
+])('destination opencode $version (source $source)', ({ version, source, revert }) => {
+  const installed = installedOpencode(version);
+  const sourceBin = installedOpencode(source).bin;
+  let a: Host;
+  let b: Host;
+  let repoA: string;
+  let repoB: string;
+  let remoteDir: string;
+  let id: string;
+  beforeAll(async () => {
+    if (!installed.bin || !sourceBin) return;
+    a = await createHost(`files-src-${version}`, { llm, opencodeBin: sourceBin });
+    b = await createHost(`files-dst-${version}`, { opencodeBin: installed.bin });
+    await a.writeOpencodeConfig(llm);
+    repoA = path.join(a.workDir, 'app');
+    repoB = path.join(b.workDir, 'other', 'app');
+    await createRepo(repoA);
+    await createRepo(repoB);
+    remoteDir = await mkdtemp(path.join(os.tmpdir(), 'sessmig-remote-'));
+    id = await makeSession(a, repoA);
+  }, 240_000);
+  afterAll(async () => {
+    await a?.cleanup();
+    await b?.cleanup();
+    if (remoteDir) await rm(remoteDir, { recursive: true, force: true });
+  });
+
+  it('pull puts the snapshot objects where this version looks (and its revert restores the first turn)', async (ctx) => {
+    if (!installed.bin || !sourceBin) ctx.skip(installed.skip ?? `opencode ${source} is not installed`);
+    const remote = pathToFileURL(remoteDir).href;
+    const pushed = await sessmig(a, ['push', '--remote', remote, '--json'], { cwd: repoA });
+    expect(pushed.exitCode, explain(pushed)).toBe(0);
+    const pulled = await sessmig(b, ['pull', '--remote', remote, '--json'], { cwd: repoB });
+    expect(pulled.exitCode, explain(pulled)).toBe(0);
+    const gitDir = snapshotGitDirs(path.join(b.dataDir, 'opencode'), pushed.json.worktree, repoB, version)[0]!;
+    const trees = [...new Set(parts(await a.exportSession(id)).map((part) => part.snapshot ?? part.hash).filter(Boolean))] as string[];
+    expect(trees.length).toBeGreaterThan(0);
+    expect(await presentObjects(gitDir, trees)).toEqual(new Set(trees));
+    if (!revert) return;
+    await writeFile(path.join(repoB, 'notes.txt'), SECOND);
+    const [, secondTurn] = userMessages(await b.exportSession(id));
+    await undo(b, repoB, id, { revertTo: secondTurn! });
+    expect(await readFile(path.join(repoB, 'notes.txt'), 'utf8')).toBe(FIRST);
     await undo(b, repoB, id, 'unrevert');
     expect(await readFile(path.join(repoB, 'notes.txt'), 'utf8')).toBe(SECOND);
   });
