@@ -14,6 +14,7 @@ import { presentObjects, snapshotGitDirs, worktreeHash } from '../../src/opencod
 import { startFakeLlm, type FakeLlm } from '../support/fakeLlm.js';
 import { createHost, createRepo, type Host } from '../support/host.js';
 import { installedOpencode } from '../support/opencodeVersions.js';
+import { startS3rver, type S3Target } from '../support/s3.js';
 import { explain, sessmig } from './harness.js';
 
 let llm: FakeLlm;
@@ -258,5 +259,48 @@ describe.each([
     expect(await readFile(path.join(repoB, 'notes.txt'), 'utf8')).toBe(FIRST);
     await undo(b, repoB, id, 'unrevert');
     expect(await readFile(path.join(repoB, 'notes.txt'), 'utf8')).toBe(SECOND);
+  });
+});
+
+describe('through a pull ticket (loopback S3, no credentials on the pulling host)', () => {
+  let target: S3Target | undefined;
+  let a: Host;
+  let b: Host;
+  let repoA: string;
+  let repoB: string;
+  let id: string;
+  beforeAll(async () => {
+    target = await startS3rver();
+    a = await createHost('files-ticket-a', { llm });
+    b = await createHost('files-ticket-b');
+    await a.writeOpencodeConfig(llm);
+    repoA = path.join(a.workDir, 'app');
+    repoB = path.join(b.workDir, 'guest', 'app');
+    await createRepo(repoA);
+    await createRepo(repoB);
+    id = await makeSession(a, repoA);
+  }, 240_000);
+  afterAll(async () => {
+    await a?.cleanup();
+    await b?.cleanup();
+    await target?.dispose();
+  });
+
+  it('the ticket carries the snapshot pack and the tool output; the guest gets both', async () => {
+    const remote = target!.remoteUrl('files/');
+    const pushed = await sessmig(a, ['push', '--remote', remote, '--json'], { cwd: repoA, env: target!.env });
+    expect(pushed.exitCode, explain(pushed)).toBe(0);
+    const shared = await sessmig(a, ['share', '--remote', remote], { cwd: repoA, env: target!.env });
+    expect(shared.exitCode, explain(shared)).toBe(0);
+    const pulled = await sessmig(b, ['pull', '--from-url', shared.stdout.trim(), '--json'], { cwd: repoB });
+    expect(pulled.exitCode, explain(pulled)).toBe(0);
+    expect(pulled.stderr).not.toMatch(/could not|did not travel/);
+    const source = await a.exportSession(id);
+    const trees = [...new Set(parts(source).map((part) => part.snapshot ?? part.hash).filter(Boolean))] as string[];
+    const gitDir = snapshotGitDirs(path.join(b.dataDir, 'opencode'), pushed.json.worktree, repoB, '1.18.33')[0]!;
+    expect(await presentObjects(gitDir, trees)).toEqual(new Set(trees));
+    const bash = parts(await b.exportSession(id)).find((part) => part.type === 'tool' && part.tool === 'bash');
+    expect(bash.state.metadata.outputPath.startsWith(path.join(b.dataDir, 'opencode', 'tool-output') + '/')).toBe(true);
+    expect((await readFile(bash.state.metadata.outputPath, 'utf8')).split('\n')[29999]).toBe('30000');
   });
 });
