@@ -13,6 +13,7 @@ import { redact } from '../util/redact.js';
 import { JsonScanError, JsonScanner } from '../util/jsonScan.js';
 import { blobHooks, type BlobFacts } from './sessionBlob.js';
 import { adaptBlobFor, BlobUnfitError } from '../opencode/adapters.js';
+import { composeHooks, pathRebaseHooks, type PathRebase, type RebasedValue } from './sessionRefs.js';
 
 /** Below this much free space in the temp folder, a cut-short export is blamed on the disk. */
 const LOW_SPACE_BYTES = 1024 * 1024;
@@ -127,7 +128,9 @@ export interface ExpectedBlob {
  * the raw size and the raw sha256 on the way. A blob that fails any check is deleted and refused.
  * With `destination` (the local opencode version), the blob is also adapted to what that version
  * imports, and refused ('blob-unfit', with the field) if it holds what that version would reject
- * half-way (src/opencode/adapters.ts).
+ * half-way (src/opencode/adapters.ts). With `paths`, the paths opencode acts on (patch files, tool
+ * file paths, tool-output paths) are moved onto the destination too (src/blob/sessionRefs.ts);
+ * `rewritten` lists each value changed, for the check after import.
  */
 export async function downloadRebasedBlob(
   remote: Remote,
@@ -136,10 +139,12 @@ export async function downloadRebasedBlob(
   directory: string,
   file: string,
   destination?: string,
-): Promise<{ facts: BlobFacts; adapted: number }> {
+  paths?: PathRebase,
+): Promise<{ facts: BlobFacts; adapted: number; rewritten: RebasedValue[] }> {
   const { hooks, facts } = blobHooks(directory);
   const adaptation = destination === undefined ? undefined : adaptBlobFor(destination);
-  const scanner = new JsonScanner(adaptation ? { ...hooks, ...adaptation.hooks } : hooks);
+  const pathRebase = paths === undefined ? undefined : pathRebaseHooks(paths);
+  const scanner = new JsonScanner(composeHooks(...[hooks, adaptation?.hooks, pathRebase?.hooks].filter((set): set is NonNullable<typeof set> => set !== undefined)));
   const stored = new Meter();
   const raw = new Meter();
   const refuse = async (why: string, cause?: unknown): Promise<never> => {
@@ -205,5 +210,6 @@ export async function downloadRebasedBlob(
     return refuse(`does not match its checksum (sha256 ${sha256.slice(0, 12)}…, expected ${expected.sha256.slice(0, 12)}…)`);
   }
   if (facts.id !== expected.id) return refuse(`holds session ${String(facts.id)}, not ${expected.id}`);
-  return { facts, adapted: adaptation?.counts.legacyDiffsToPatch ?? 0 };
+  if (pathRebase) paths?.rewritten?.set(expected.id, pathRebase.rewritten);
+  return { facts, adapted: adaptation?.counts.legacyDiffsToPatch ?? 0, rewritten: pathRebase?.rewritten ?? [] };
 }

@@ -234,6 +234,8 @@ async function takeIn(
   const carried = sessions.length;
   sessions.push(...uploaded.values());
   const checkpoint: Manifest = {
+    // An upload carries no snapshot objects (docs/FORMAT-snapshots.md): the worktree keeps what it held.
+    ...(current?.snapshots && !manifest.snapshots ? { snapshots: current.snapshots } : {}),
     ...manifest,
     parent: pointer?.pointer.checkpoint ?? null,
     sessions: orderParentsFirst(sessions.map((session) => ({ ...session, parentID: session.parentID }))),

@@ -25,6 +25,7 @@ import { checkoutOf, decidePull, type LocalPlace, type PullAction, type PullFact
 export { checkoutOf };
 import { findUploads, takeInUploads, type TakenUpload } from './incoming.js';
 import { TicketRemote } from '../remote/ticketRemote.js';
+import { bringSessionFiles } from './sessionFiles.js';
 
 export interface PullOptions {
   checkpoint?: string;
@@ -212,6 +213,9 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
       return result;
     }
 
+    // Snapshot objects and tool outputs first, and how the blobs' paths move: see sessionFiles.ts.
+    const carried = await bringSessionFiles(ctx, manifest, localVersion);
+
     // Download and verify every blob before touching any local session.
     const toImport = plans.filter((plan) => plan.action === 'new' || plan.action === 'replace');
     const files = new Map<string, string>();
@@ -228,7 +232,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
       async (plan, index) => {
         const file = path.join(ctx.tempDir, `pull-${index}.json`);
         try {
-          await timing.time('download', () => downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file, localVersion));
+          await timing.time('download', () => downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file, localVersion, carried.paths));
           files.set(plan.session.id, file);
         } catch (error) {
           // Damaged, or holding what this opencode would reject half-way (adapters.ts): refused alone.
@@ -266,7 +270,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
       if (plan && plan.action === 'unchanged' && !refused.has(id)) {
         // Same content as the remote: bring it back from the remote copy.
         const file = path.join(ctx.tempDir, `pull-cascade-${id}.json`);
-        await downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file, localVersion);
+        await downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file, localVersion, carried.paths);
         files.set(id, file);
         plan.action = 'replace';
         plan.reason = 'its parent was replaced';
@@ -400,6 +404,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
           state,
           planning.dirs,
         );
+        await timing.time('verify', () => carried.verify(importing.map((plan) => plan.session.id)));
       }
       await timing.time('todos', () => restoreTodos(ctx, plans, state));
     } catch (error) {

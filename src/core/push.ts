@@ -20,6 +20,7 @@ import { DirComparer } from '../util/dirs.js';
 import { decideCarry, decidePush, type CarryAction, type PushAction } from './plan.js';
 import { SealedRemote } from '../crypto/sealedRemote.js';
 import { pushCodeLeg, readCodeState } from '../code/codeLeg.js';
+import { carrySessionFiles } from './sessionFiles.js';
 
 export interface PushOptions {
   /** Limit to these sessions (and their children). */
@@ -213,6 +214,8 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
     return { ...result, skipped: sortSkipped(skipped) };
   }
   ctx.signal.throwIfAborted();
+  // What the sessions point at (snapshot objects, truncated tool outputs): see sessionFiles.ts.
+  const pointedAt = await carrySessionFiles(ctx, done.map(({ row, blob }) => ({ id: row.id, file: blob.file })), sessions, current);
   const pushedIds = new Set(done.map((item) => item.row.id));
   const now = new Date();
   const manifest: Manifest = {
@@ -226,6 +229,7 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
     sessions: orderParentsFirst(sessions),
     skipped: sortSkipped(skipped),
     ...(code ? { code: code.state } : {}),
+    ...pointedAt,
     deleted: [...(current?.deleted ?? []).filter((item) => !pushedIds.has(item.id) && now.getTime() - Date.parse(item.deletedAt) < TOMBSTONE_TTL_MS), ...carry.tombstones].sort((a, b) => (a.id < b.id ? -1 : 1)),
   };
   await timing.time('manifest', () => writeManifest(remote, manifest));

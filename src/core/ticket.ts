@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { serializeDocument } from '../format/document.js';
 import { assertCheckpointId } from '../format/ids.js';
-import { blobKey, checkpointKey } from '../format/layout.js';
+import { blobKey, carriedFileKey, checkpointKey } from '../format/layout.js';
 import { FORMAT_VERSION } from '../format/schema.js';
 import {
   MAX_TICKET_BYTES,
@@ -105,6 +105,17 @@ export async function mintPullTicket(ctx: MintContext, options: MintOptions): Pr
   shas.forEach((sha, index) => {
     blobs[sha] = signed[index]!;
   });
+  // What the sessions point at (snapshot packs, tool outputs: docs/FORMAT-snapshots.md).
+  const carried = [
+    ...(manifest.snapshots?.packs ?? []).map((pack) => ({ sha: pack.sha256, kind: 'pack' as const })),
+    ...manifest.sessions.flatMap((session) => (session.toolOutputs ?? []).map((output) => ({ sha: output.sha256, kind: 'out' as const }))),
+  ];
+  const files: Record<string, string> = {};
+  await Promise.all(
+    carried.map(async ({ sha, kind }) => {
+      files[`${sha}.${kind}`] = await remote.presignGet(sealing ? sealing.storedBlobKey(sha) : carriedFileKey(worktree.key, sha, kind), seconds);
+    }),
+  );
   const ticket: PullTicket = {
     formatVersion: FORMAT_VERSION,
     kind: TICKET_KIND,
@@ -116,8 +127,8 @@ export async function mintPullTicket(ctx: MintContext, options: MintOptions): Pr
     expiresAt: new Date(now.getTime() + seconds * 1000).toISOString(),
     remote: remote.display,
     issuedBy: { hostId: ctx.host.hostId, hostname: ctx.host.hostname },
-    urls: { manifest: await remote.presignGet(checkpointKey(worktree.key, manifest.id), seconds), blobs },
-    ...(sealing ? { sealed: { manifest, blobKeys: Object.fromEntries(shas.map((sha) => [sha, sealing.key.blobIdentity(sha)])) } } : {}),
+    urls: { manifest: await remote.presignGet(checkpointKey(worktree.key, manifest.id), seconds), blobs, ...(carried.length > 0 ? { files } : {}) },
+    ...(sealing ? { sealed: { manifest, blobKeys: Object.fromEntries([...shas, ...carried.map((item) => item.sha)].map((sha) => [sha, sealing.key.blobIdentity(sha)])) } } : {}),
   };
   // Sealed to a key of its own, which travels in the URL's fragment (never sent to a server).
   const ticketKeyPair = sealing ? await generateX25519Identity() : undefined;

@@ -86,7 +86,8 @@ export class SealedRemote implements Remote {
     if (rest === 'HEAD.json') return { kind: 'pointer' };
     const checkpoint = /^checkpoints\/(.+)\.json$/.exec(rest)?.[1];
     if (checkpoint !== undefined && CHECKPOINT_ID.test(checkpoint)) return { kind: 'checkpoint' };
-    const sha256 = /^blobs\/(.+)\.json\.gz$/.exec(rest)?.[1];
+    // Session blobs (.json.gz) and what sessions point at (.pack.gz, .out.gz: docs/FORMAT-snapshots.md) alike.
+    const sha256 = /^blobs\/(.+)\.(?:json|pack|out)\.gz$/.exec(rest)?.[1];
     if (sha256 !== undefined && SHA256.test(sha256)) return { kind: 'blob', sha256, stored: this.storedBlobKey(sha256), identity: () => this.key.blobIdentity(sha256) };
     const bundle = /^code\/(.+)\.bundle$/.exec(rest)?.[1];
     if (bundle !== undefined && SHA256.test(bundle)) {

@@ -36,6 +36,18 @@ export function blobKey(worktree: string, sha256: string): string {
   return `${blobsPrefix(worktree)}${check(SHA256, sha256, 'blob name')}.json.gz`;
 }
 
+/**
+ * What a session points at besides its blob (docs/FORMAT-snapshots.md): `pack` a git pack of
+ * opencode snapshot objects, `out` a truncated tool output's whole file. Both gzip-compressed,
+ * named by the sha256 of their uncompressed bytes.
+ */
+export type CarriedKind = 'pack' | 'out';
+
+export function carriedFileKey(worktree: string, sha256: string, kind: CarriedKind): string {
+  if (kind !== 'pack' && kind !== 'out') throw new Error('internal: unknown carried file kind');
+  return `${blobsPrefix(worktree)}${check(SHA256, sha256, 'carried file name')}.${kind}.gz`;
+}
+
 export function worktreesPrefix(): string {
   return `${FORMAT_ROOT}/worktrees/`;
 }

@@ -38,6 +38,34 @@ export const Checkout = z.looseObject({
 });
 export type Checkout = z.infer<typeof Checkout>;
 
+/** A file stored beside the blobs (docs/FORMAT-snapshots.md): sha256 and size of its bytes, size stored (gzip). */
+export const CarriedFile = z.looseObject({
+  sha256,
+  rawBytes: count,
+  storedBytes: count,
+});
+export type CarriedFile = z.infer<typeof CarriedFile>;
+
+/** A truncated tool output a session's part points at (`state.metadata.outputPath`). */
+export const CarriedToolOutput = CarriedFile.extend({
+  /** The absolute path on the source host, exactly as the part holds it. */
+  path: z.string().min(1).max(4096),
+});
+export type CarriedToolOutput = z.infer<typeof CarriedToolOutput>;
+
+const gitObjectId = z.string().regex(/^(?:[0-9a-f]{40}|[0-9a-f]{64})$/, 'not a git object id');
+
+/** The opencode snapshot objects the remote holds for this worktree (docs/FORMAT-snapshots.md). */
+export const CarriedSnapshots = z.looseObject({
+  /** Git packs, oldest first; together they hold every object reachable from `trees`. */
+  packs: z.array(CarriedFile).max(100_000),
+  /** The tree ids sessions of this worktree referenced, as far as the source still had them. */
+  trees: z.array(gitObjectId).max(1_000_000),
+  /** Referenced tree ids the source no longer had (opencode prunes snapshots after 7 days). */
+  missing: z.array(gitObjectId).max(1_000_000).optional(),
+});
+export type CarriedSnapshots = z.infer<typeof CarriedSnapshots>;
+
 export const ManifestSession = z.looseObject({
   /** opencode session id, unchanged across hosts. */
   id: sessionId,
@@ -63,6 +91,8 @@ export const ManifestSession = z.looseObject({
   todos: z.array(Todo).max(10_000).optional(),
   /** v2: the checkout the session lives in (absent in v1: the manifest's source checkout). */
   checkout: Checkout.optional(),
+  /** The truncated tool outputs its parts point at, stored beside the blob. Absent: none, or pushed by an older sessmig. */
+  toolOutputs: z.array(CarriedToolOutput).max(100_000).optional(),
 });
 export type ManifestSession = z.infer<typeof ManifestSession>;
 
@@ -110,6 +140,8 @@ export const Manifest = z.looseObject({
   skipped: z.array(SkippedSession).max(100_000),
   /** v2: sessions deleted since they were pushed (never also in `sessions`). Absent in v1: none. */
   deleted: z.array(Tombstone).max(100_000).optional(),
+  /** opencode snapshot objects (undo history). Absent: pushed by an older sessmig, undo history did not travel. */
+  snapshots: CarriedSnapshots.optional(),
 });
 export type Manifest = z.infer<typeof Manifest>;
 

@@ -54,10 +54,15 @@ export const PullTicket = z.looseObject({
     manifest: presignedUrl,
     /** One presigned GET per blob of the checkpoint (children included), by sha256. */
     blobs: z.record(z.string().regex(SHA256, 'not a sha256 hex digest'), presignedUrl),
+    /**
+     * One presigned GET per file the checkpoint's sessions point at (docs/FORMAT-snapshots.md), by
+     * `<sha256>.pack` / `<sha256>.out`. Optional: tickets of an older sessmig have none.
+     */
+    files: z.record(z.string().regex(/^[0-9a-f]{64}\.(?:pack|out)$/, 'not a carried file name'), presignedUrl).optional(),
   }),
   /**
    * Encrypted worktrees only (the whole ticket document is then sealed to the key in the URL's
-   * fragment): the checkpoint's manifest, and the age identity of each of its blobs.
+   * fragment): the checkpoint's manifest, and the age identity of each of its blobs (and carried files).
    */
   sealed: z
     .looseObject({

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { ExitCode, SessmigError } from '../util/errors.js';
-import { blobKey, checkpointKey } from '../format/layout.js';
+import { blobKey, carriedFileKey, checkpointKey, type CarriedKind } from '../format/layout.js';
 import type { PullTicket } from '../format/ticketSchema.js';
 import { redact } from '../util/redact.js';
 import { identityToRecipient } from 'age-encryption';
@@ -25,6 +25,10 @@ export class TicketRemote implements Remote {
     this.display = ticket.remote;
     this.urls.set(checkpointKey(ticket.worktree, ticket.checkpoint), ticket.urls.manifest);
     for (const [sha256, url] of Object.entries(ticket.urls.blobs)) this.urls.set(blobKey(ticket.worktree, sha256), url);
+    for (const [name, url] of Object.entries(ticket.urls.files ?? {})) {
+      const [sha256, kind] = name.split('.') as [string, CarriedKind];
+      this.urls.set(carriedFileKey(ticket.worktree, sha256, kind), url);
+    }
   }
 
   /** The keys this ticket can read. */
@@ -86,7 +90,7 @@ export class TicketRemote implements Remote {
 
   /** An encrypted ticket's key for the blob at `key` (the format's blob key), if it has one. */
   private blobIdentity(key: string): string | undefined {
-    const sha = /\/blobs\/([0-9a-f]{64})\.json\.gz$/.exec(key)?.[1];
+    const sha = /\/blobs\/([0-9a-f]{64})\.(?:json|pack|out)\.gz$/.exec(key)?.[1];
     return sha && this.ticket.sealed ? this.ticket.sealed.blobKeys[sha] : undefined;
   }
 

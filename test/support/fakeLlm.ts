@@ -19,8 +19,15 @@
  *                              priorities high/medium/low).
  *   [[big N]]                  the final answer is a plain text of about N KiB, streamed in 4 KiB
  *                              chunks.
+ *   [[rewrite PATH CONTENT...]] two tool calls: `read` {filePath} then `write` {filePath, content}
+ *                              (opencode refuses to overwrite a file it has not read in the
+ *                              session), so a later turn can give an existing file other content.
+ *   [[bash COMMAND...]]        `bash` tool call {command, description}, run in the working
+ *                              directory. `[[bash seq 1 30000]]` prints ≈170 KB, over opencode's
+ *                              tool-output truncation limit (2000 lines / 50 KB on 1.18.33), so the
+ *                              part gets `metadata.outputPath` and `truncated: true`.
  *
- * Several directives may appear in one prompt: tool directives (write, task, todo) run one per step,
+ * Several directives may appear in one prompt: tool directives (write, rewrite, bash, task, todo) run one per step,
  * in order. The step is derived statelessly from the request: the number of assistant messages
  * carrying tool_calls after the last user message. When every tool directive has run, the model
  * answers with text and finish_reason "stop": the [[big N]] text if given, otherwise
@@ -123,8 +130,19 @@ function bigText(kib: number): string {
   return lines.join("");
 }
 
+function toolCallsFor(d: Directive, promptText: string, cwd: string | undefined): ToolCall[] {
+  if (d.name === "rewrite") {
+    const write = toolCallFor({ name: "write", arg: d.arg }, promptText, cwd)!;
+    return [{ name: "read", args: { filePath: write.args.filePath } }, write];
+  }
+  const call = toolCallFor(d, promptText, cwd);
+  return call ? [call] : [];
+}
+
 function toolCallFor(d: Directive, promptText: string, cwd: string | undefined): ToolCall | undefined {
   switch (d.name) {
+    case "bash":
+      return { name: "bash", args: { command: d.arg || "true", description: "Fake shell command" } };
     case "write": {
       const m = /^(\S+)\s*([\s\S]*)$/.exec(d.arg);
       const rel = m?.[1] ?? "fake-output.txt";
@@ -181,7 +199,7 @@ function plan(body: unknown): { plan: Plan; log: FakeLlmRequestLog } {
 
   const directives = parseDirectives(rawUser);
   const cwd = workingDirectory(messages);
-  const calls = directives.map((d) => toolCallFor(d, promptText, cwd)).filter((c): c is ToolCall => !!c);
+  const calls = directives.flatMap((d) => toolCallsFor(d, promptText, cwd));
   const step = messages.slice(lastUserIdx + 1).filter((m) => m.role === "assistant" && Array.isArray(m.tool_calls) && m.tool_calls.length > 0).length;
   if (step < calls.length) {
     const call = calls[step]!;
