@@ -232,7 +232,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
       async (plan, index) => {
         const file = path.join(ctx.tempDir, `pull-${index}.json`);
         try {
-          await timing.time('download', () => downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file, localVersion, carried.paths));
+          await timing.time('download', () => downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file, localVersion, { ...carried.paths, from: checkoutOf(manifest, plan.session).root }));
           files.set(plan.session.id, file);
         } catch (error) {
           // Damaged, or holding what this opencode would reject half-way (adapters.ts): refused alone.
@@ -270,7 +270,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
       if (plan && plan.action === 'unchanged' && !refused.has(id)) {
         // Same content as the remote: bring it back from the remote copy.
         const file = path.join(ctx.tempDir, `pull-cascade-${id}.json`);
-        await downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file, localVersion, carried.paths);
+        await downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file, localVersion, { ...carried.paths, from: checkoutOf(manifest, plan.session).root });
         files.set(id, file);
         plan.action = 'replace';
         plan.reason = 'its parent was replaced';
@@ -504,7 +504,8 @@ async function planSession(
   index: number,
   planning: PlanContext,
 ): Promise<Plan> {
-  const importDir = rebaseDirectory(session.directory, manifest.source.worktreeRoot, ctx.worktree.root, planning.dirs);
+  // A session carried from another checkout sits below that checkout's root, not the pushing one's.
+  const importDir = rebaseDirectory(session.directory, checkoutOf(manifest, session).root, ctx.worktree.root, planning.dirs);
   const base = state.sessions[session.id];
   const place = local ? localPlace(ctx, planning, local.directory) : undefined;
   const explicit = planning.explicit.has(session.id) || (local !== undefined && planning.handoverRoot !== undefined && planning.dirs.inside(planning.handoverRoot, local.directory));
