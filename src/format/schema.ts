@@ -78,7 +78,7 @@ export const ManifestSession = z.looseObject({
   version: z.string().max(64),
   /** sha256 of the blob as exported (uncompressed JSON); also the blob's object name. */
   sha256,
-  /** sha256 of the session's content with host-bound fields (directory, projectID, path, time.updated) nulled and whitespace dropped. Equal content on two hosts gives equal hashes. */
+  /** Normalized hash of the session's content (a Merkle hash; whitespace and member order do not count, host-bound info fields count as null), exactly as docs/FORMAT.md specifies. Equal content on two hosts gives equal hashes. */
   contentHash: sha256,
   rawBytes: count,
   storedBytes: count,
