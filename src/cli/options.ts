@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { makeReporter, type Context } from '../core/context.js';
-import { usageError } from '../core/errors.js';
+import { ExitCode, usageError } from '../core/errors.js';
 import { Timing } from '../core/timing.js';
 import { findWorktree } from '../core/worktree.js';
 import { encryptRequested, resolveEncryption, worktreeOpener } from '../crypto/encryption.js';
@@ -11,6 +11,7 @@ import { loadHostIdentity } from '../host/identity.js';
 import { hostPaths } from '../host/paths.js';
 import { Opencode } from '../opencode/opencode.js';
 import { VersionCache } from '../opencode/versionCache.js';
+import { assertKnownOpencode } from '../opencode/versions.js';
 import { openRemote } from '../remote/openRemote.js';
 import type { Remote } from '../remote/remote.js';
 import { redact } from '../util/redact.js';
@@ -78,14 +79,20 @@ export async function withContext<T>(
   options: CommonOptions,
   io: Io,
   fn: (ctx: Context) => Promise<T>,
-  /** Commands that do not touch the remote (undo) or go through a ticket instead skip its encryption marker. */
-  how: { remote: boolean } = { remote: true },
+  how: {
+    /** Commands that do not touch the remote (undo) or go through a ticket instead skip its encryption marker. */
+    remote: boolean;
+    /**
+     * The commands that run opencode refuse one sessmig does not know before anything is read or
+     * written: with this exit code (default 2); `false` for commands that never run it (share).
+     */
+    opencode?: ExitCode | false;
+  } = { remote: true },
 ): Promise<T> {
   const paths = hostPaths(io.env);
   const remote = remoteFrom(options, io);
   const jobs = parsePositiveInt(options.jobs, '--jobs', Math.max(1, Math.min(4, os.availableParallelism())), 64);
   const worktree = await findWorktree(io.cwd, options.worktree, io.env);
-  const host = await loadHostIdentity(paths.config);
   const report = makeReporter((line) => io.stderr(`${redact(line)}\n`), {
     quiet: options.quiet === true,
     tty: io.stderrIsTTY && options.json !== true,
@@ -100,6 +107,8 @@ export async function withContext<T>(
   const opencode = opencodeFrom(options, io, tempDir);
   const timing = new Timing();
   try {
+    if (how.opencode !== false) assertKnownOpencode(await opencode.version(), opencode.options.bin, how.opencode ?? ExitCode.usage);
+    const host = await loadHostIdentity(paths.config);
     const sealed = how.remote
       ? await resolveEncryption(remote, worktree.key, { configDir: paths.config, env: io.env, encrypt: encryptRequested(options.encrypt, io.env), tempDir, hostId: host.hostId })
       : remote;

@@ -1,3 +1,4 @@
+import semver from 'semver';
 import { createReadStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
@@ -75,7 +76,7 @@ export class Opencode {
     }
     const { stdout } = await this.run(['--version'], { what: 'opencode --version' });
     const version = stdout.trim().split(/\s+/).pop() ?? '';
-    if (!/^\d+\.\d+\.\d+[0-9A-Za-z.+-]*$/.test(version)) {
+    if (semver.valid(version) === null) {
       throw new SessmigError('opencode-failed', `\`${this.options.bin} --version\` printed ${JSON.stringify(stdout.slice(0, 100))}, not a version`, {
         hint: 'point --opencode (or SESSMIG_OPENCODE) at the opencode binary',
         exitCode: 2,
