@@ -208,6 +208,8 @@ export class JsonScanner extends Transform {
   private keyBytes = 0;
   private pendingKey: string | undefined;
   private offset = 0;
+  /** Where the document's closing brace ended (bytes from the start), once it has. */
+  documentEnd: number | undefined;
   /** Total bytes in and out. */
   bytesIn = 0;
   bytesOut = 0;
@@ -225,6 +227,17 @@ export class JsonScanner extends Transform {
   normalizedDigest(): string {
     if (!this.hashing || !this.rootDigest) throw new Error('normalized hash not available');
     return createHash('sha256').update(this.rootDigest).digest('hex');
+  }
+
+  /**
+   * Scans a chunk without passing anything on (no stream): to look at a document, e.g. to find
+   * where it ends (documentEnd). Throws JsonScanError as the stream would fail.
+   */
+  inspect(chunk: Buffer): void {
+    this.bytesIn += chunk.length;
+    this.scan(chunk);
+    this.offset += chunk.length;
+    this.pending = [];
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -476,6 +489,7 @@ export class JsonScanner extends Transform {
           if (this.volatileDepth === this.stack.length) this.volatileDepth = 0;
           const closesCapture = this.valueCaptureDepth === this.stack.length;
           this.stack.pop();
+          if (this.stack.length === 0) this.documentEnd = this.offset + i + 1;
           if (closesCapture) {
             this.valueCaptureDepth = 0;
             this.appendCapture(chunk, capStart, i + 1);
