@@ -87,6 +87,11 @@ export async function withContext<T>(
      * written: with this exit code (default 2); `false` for commands that never run it (share).
      */
     opencode?: ExitCode | false;
+    /**
+     * push: `--encrypt` / SESSMIG_ENCRYPT=1 may start sealing a plaintext worktree. Every other
+     * command reads a worktree as it is: the variable decides what push writes, nothing else.
+     */
+    mayEncrypt?: boolean;
   } = { remote: true },
 ): Promise<T> {
   const paths = hostPaths(io.env);
@@ -110,7 +115,7 @@ export async function withContext<T>(
     if (how.opencode !== false) assertKnownOpencode(await opencode.version(), opencode.options.bin, how.opencode ?? ExitCode.usage);
     const host = await loadHostIdentity(paths.config);
     const sealed = how.remote
-      ? await resolveEncryption(remote, worktree.key, { configDir: paths.config, env: io.env, encrypt: encryptRequested(options.encrypt, io.env), tempDir, hostId: host.hostId })
+      ? await resolveEncryption(remote, worktree.key, { configDir: paths.config, env: io.env, encrypt: how.mayEncrypt === true && encryptRequested(options.encrypt, io.env), tempDir, hostId: host.hostId })
       : remote;
     return await fn({ cwd: io.cwd, env: io.env, paths, host, remote: sealed, worktree, opencode, report, jobs, signal: io.signal, tempDir, timing });
   } finally {

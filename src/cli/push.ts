@@ -46,7 +46,12 @@ export function registerPush(program: Command, io: Io, done: (code: number) => v
       done(0);
       return;
     }
-    const result = await withContext(flags, io, (ctx) => push(ctx, { ...(flags.session ? { sessions: flags.session } : {}), dryRun: flags.dryRun === true, migrate: flags.migrate === true, force: flags.force === true }));
+    const result = await withContext(
+      flags,
+      io,
+      (ctx) => push(ctx, { ...(flags.session ? { sessions: flags.session } : {}), dryRun: flags.dryRun === true, migrate: flags.migrate === true, force: flags.force === true }),
+      { remote: true, mayEncrypt: true },
+    );
     if (flags.json) {
       printJson(io, { command: 'push', ...result });
     } else {
