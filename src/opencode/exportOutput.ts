@@ -1,4 +1,5 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, statfs, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
 import { JsonScanError, JsonScanner, pathIs } from '../blob/jsonScan.js';
 import { SessmigError } from '../core/errors.js';
 import { redact } from '../util/redact.js';
@@ -110,13 +111,33 @@ function unclear(id: string, what: string): SessmigError {
   });
 }
 
-/** Locates session `id` in the export output `path` (see SessionInOutput); throws 'export-unclear'. */
-export async function locateSessionInOutput(path: string, id: string): Promise<SessionInOutput> {
-  const file = await open(path, 'r');
+/** Below this much free space where the output went, an output without the session was cut short. */
+const LOW_SPACE_BYTES = 1024 * 1024;
+
+/**
+ * opencode exits 0 when its output file hits a full disk (measured on 1.18.33): the JSON is merely
+ * cut short. Say so rather than blame a plugin.
+ */
+async function assertRoomFor(output: string, id: string): Promise<void> {
+  const dir = path.dirname(output);
+  const stats = await statfs(dir).catch(() => undefined);
+  const free = stats ? stats.bavail * stats.bsize : undefined;
+  if (free !== undefined && free < LOW_SPACE_BYTES) {
+    throw new SessmigError('local-io', `the export of ${id} was cut short: the temp folder ${dir} is full (${free} bytes free)`, {
+      hint: 'free disk space (or point TMPDIR at a folder with room) and re-run; nothing was committed',
+      exitCode: 2,
+    });
+  }
+}
+
+/** Locates session `id` in the export output `output` (see SessionInOutput); throws 'export-unclear'. */
+export async function locateSessionInOutput(output: string, id: string): Promise<SessionInOutput> {
+  const file = await open(output, 'r');
   try {
     const size = (await file.stat()).size;
     const found = await findSession(file, 0, size, id);
     if (!found) {
+      await assertRoomFor(output, id);
       const junk = await junkIn(file, 0, Math.min(size, 4096));
       throw unclear(id, size === 0 ? 'printed nothing' : `printed ${size} bytes with no JSON object that is session ${id} (it starts: '${junk.quote}')`);
     }
