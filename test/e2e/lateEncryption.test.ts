@@ -12,7 +12,9 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { createHost, createRepo, type Host } from '../support/host.js';
+import { e2eS3Kinds, startS3Target } from '../support/s3.js';
 import { startScene, type Scene } from '../support/scene.js';
 import { explain, sessmig } from './harness.js';
 
@@ -186,6 +188,40 @@ describe('encryption turned on late', () => {
       expect((await desk.sessions()).map((row) => row.id).sort()).toEqual([...arrived].sort());
     } finally {
       await writeFile(path.join(blobs, name!), body);
+    }
+  });
+
+  it('on S3 too: the switch seals the current checkpoint and deletes the plaintext copies of its blobs', async (ctx) => {
+    const started = await startS3Target(e2eS3Kinds().run.at(-1)!);
+    if ('skipped' in started) return ctx.skip(started.skipped);
+    try {
+      const s3url = started.remoteUrl('late/');
+      const env = started.env;
+      if (!key) {
+        expect((await sessmig(laptop, ['key', 'new'], { cwd: repoL })).exitCode).toBe(0);
+        key = (await sessmig(laptop, ['key', 'show'], { cwd: repoL })).stdout.trim();
+      }
+      const plainPush = await sessmig(laptop, ['push', '--remote', s3url, '--json'], { cwd: repoL, env });
+      expect(plainPush.exitCode, explain(plainPush)).toBe(0);
+      const sealedPush = await sessmig(laptop, ['push', '--encrypt', '--remote', s3url, '--json'], { cwd: repoL, env });
+      expect(sealedPush.exitCode, explain(sealedPush)).toBe(0);
+      expect(sealedPush.stderr).toMatch(/sealed 3 blob\(s\) this worktree had in plaintext/);
+      const listed = await started.client.send(new ListObjectsV2Command({ Bucket: started.bucket, Prefix: 'late/' }));
+      const keys = (listed.Contents ?? []).map((item) => item.Key!);
+      expect(keys.filter((key) => key.endsWith('.age'))).toHaveLength(3);
+      expect(keys.filter((key) => key.endsWith('.json.gz'))).toEqual([]);
+      expect(keys.some((key) => key.endsWith('/ENCRYPTION.json'))).toBe(true);
+      const guest = await createHost('guest');
+      extraHosts.push(guest);
+      const repoG = path.join(guest.workDir, 'app');
+      await createRepo(repoG);
+      const none = await sessmig(guest, ['pull', '--remote', s3url, '--json'], { cwd: repoG, env });
+      expect(none.json?.error?.code, explain(none)).toBe('no-key');
+      const pulled = await sessmig(guest, ['pull', '--remote', s3url, '--json'], { cwd: repoG, env: { ...env, SESSMIG_KEY: key } });
+      expect(pulled.exitCode, explain(pulled)).toBe(0);
+      expect((await guest.sessions()).length).toBe(3);
+    } finally {
+      await started.dispose();
     }
   });
 });
