@@ -159,6 +159,8 @@ export async function downloadRebasedBlob(
     source = await remote.getStream(key);
   } catch (error) {
     if (error instanceof SessmigError && error.code === 'not-found') return refuse('is missing from the remote');
+    // A sealed blob that fails authentication is damaged like a plaintext one: refused alone.
+    if (error instanceof SessmigError && error.code === 'sealed-unreadable') return refuse(`cannot be opened: ${error.message}`, error);
     throw error;
   }
   // A download cut off by the network (the server died, the connection reset) is not a damaged
@@ -177,6 +179,7 @@ export async function downloadRebasedBlob(
         data: { session: expected.id, field: error.fieldPath, destination },
       });
     }
+    if (error instanceof SessmigError && error.code === 'sealed-unreadable') return refuse(`cannot be opened: ${error.message}`, error);
     if (error instanceof SessmigError) {
       await rm(file, { force: true });
       throw error;

@@ -8,7 +8,8 @@ export function registerDoctor(program: Command, io: Io, done: (code: number) =>
   addCommonOptions(
     program.command('doctor').description("check this host's opencode against the version that made the remote's current checkpoint"),
   ).action(async (flags: CommonOptions) => {
-    const { result, settings } = await withContext(flags, io, async (ctx) => ({ result: await doctor(ctx), settings: settingsView(ctx) }));
+    // An opencode sessmig does not know is the finding: exit 1, before the remote is read.
+    const { result, settings } = await withContext(flags, io, async (ctx) => ({ result: await doctor(ctx), settings: settingsView(ctx) }), { remote: true, opencode: ExitCode.failed });
     const incompatible = result.compatibility?.verdict === 'incompatible';
     if (flags.json) {
       printJson(io, { command: 'doctor', ...result, settings });

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Context } from '../core/context.js';
 import { makeReporter } from './reporter.js';
-import { usageError } from '../util/errors.js';
+import { ExitCode, usageError } from '../util/errors.js';
 import { Timing } from '../util/timing.js';
 import { findWorktree } from '../core/worktree.js';
 import { resolveEncryption, worktreeOpener } from '../crypto/encryption.js';
@@ -13,6 +13,7 @@ import { hostPaths } from '../host/paths.js';
 import { loadSettings, type Settings } from '../host/settings.js';
 import { Opencode } from '../opencode/opencode.js';
 import { VersionCache } from '../opencode/versionCache.js';
+import { assertKnownOpencode } from '../opencode/versions.js';
 import { openRemote } from '../remote/openRemote.js';
 import type { Remote } from '../remote/remote.js';
 import { redact } from '../util/redact.js';
@@ -97,8 +98,22 @@ export async function withContext<T>(
   options: CommonOptions,
   io: Io,
   fn: (ctx: Context) => Promise<T>,
-  /** Commands that do not touch the remote (undo) or go through a ticket instead skip its encryption marker. */
-  how: { remote: boolean; emptyFolder?: boolean } = { remote: true },
+  how: {
+    /** Commands that do not touch the remote (undo) or go through a ticket instead skip its encryption marker. */
+    remote: boolean;
+    /**
+     * The commands that run opencode refuse one sessmig does not know before anything is read or
+     * written: with this exit code (default 2); `false` for commands that never run it (share).
+     */
+    opencode?: ExitCode | false;
+    /**
+     * push: `--encrypt` / SESSMIG_ENCRYPT=1 may start sealing a plaintext worktree. Every other
+     * command reads a worktree as it is: the variable decides what push writes, nothing else.
+     */
+    mayEncrypt?: boolean;
+    /** pull with the code leg: an empty folder is a destination (the checkout is made there). */
+    emptyFolder?: boolean;
+  } = { remote: true },
 ): Promise<T> {
   const paths = hostPaths(io.env);
   const settings = await settingsFrom(options, io);
@@ -120,8 +135,10 @@ export async function withContext<T>(
   const opencode = opencodeFrom(options, io, tempDir, settings);
   const timing = new Timing();
   try {
+    if (how.opencode !== false) assertKnownOpencode(await opencode.version(), opencode.options.bin, how.opencode ?? ExitCode.usage);
+    const host = await loadHostIdentity(paths.config);
     const sealed = how.remote
-      ? await resolveEncryption(remote, worktree.key, { configDir: paths.config, env: io.env, encrypt: settings.encrypt.value, tempDir, hostId: host.hostId })
+      ? await resolveEncryption(remote, worktree.key, { configDir: paths.config, env: io.env, encrypt: how.mayEncrypt === true && settings.encrypt.value === true, tempDir, hostId: host.hostId })
       : remote;
     // After the marker read: an encrypted worktree sends only sealed objects, so it stays silent.
     if (how.remote && sealed === remote) warnIfCleartext(remote, io);

@@ -71,7 +71,7 @@ export function registerPush(program: Command, io: Io, done: (code: number) => v
       } finally {
         await lock.release();
       }
-    });
+    }, { remote: true, mayEncrypt: true });
     if (flags.json) {
       printJson(io, { command: 'push', ...result });
     } else {

@@ -45,7 +45,7 @@ export function registerShare(program: Command, io: Io, done: (code: number) => 
       if (flags.checkpoint !== undefined) throw usageError('bad-flag', '--upload and --checkpoint contradict each other: an upload makes a new checkpoint', 'drop --checkpoint');
       const maxSessions = parsePositiveInt(flags.maxSessions, '--max-sessions', DEFAULT_MAX_SESSIONS, MAX_SLOTS);
       const maxBytes = parseSize(flags.maxBytes, '--max-bytes', DEFAULT_MAX_BYTES);
-      const minted = await withContext(flags, io, (ctx) => mintPushTicket(ctx, { expiresInSeconds: seconds, maxSessions, maxBytes }));
+      const minted = await withContext(flags, io, (ctx) => mintPushTicket(ctx, { expiresInSeconds: seconds, maxSessions, maxBytes }), { remote: true, opencode: false });
       const { ticket } = minted;
       if (!flags.quiet) {
         io.stderr(
@@ -65,8 +65,11 @@ export function registerShare(program: Command, io: Io, done: (code: number) => 
     if (flags.maxSessions !== undefined || flags.maxBytes !== undefined) {
       throw usageError('bad-flag', '--max-sessions and --max-bytes apply to upload tickets only', 'add --upload, or drop them');
     }
-    const minted = await withContext(flags, io, (ctx) =>
-      mintPullTicket(ctx, { ...(flags.checkpoint !== undefined ? { checkpoint: flags.checkpoint } : {}), expiresInSeconds: seconds }),
+    const minted = await withContext(
+      flags,
+      io,
+      (ctx) => mintPullTicket(ctx, { ...(flags.checkpoint !== undefined ? { checkpoint: flags.checkpoint } : {}), expiresInSeconds: seconds }),
+      { remote: true, opencode: false },
     );
     const { ticket } = minted;
     if (!flags.quiet) {

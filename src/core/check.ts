@@ -99,6 +99,9 @@ const DATA_ERRORS = new Set([
   'pointer-mismatch',
   'manifest-mismatch',
   'checkpoint-missing',
+  // Encrypted worktrees: a sealed document that fails authentication, a plaintext checkpoint.
+  'sealed-unreadable',
+  'not-encrypted',
 ]);
 
 const DAMAGED_HINT = 'push again from the host that has the sessions (it writes a new checkpoint), or pull an older checkpoint with --checkpoint';
@@ -265,7 +268,9 @@ async function checkWorktree(remote: Remote, worktree: string, listed: Listed[],
     if (!(read instanceof SessmigError)) return void manifests.push(read);
     const id = checkpointIds[index]!;
     const isCurrent = id === current;
-    add('error', read.code, checkpointKey(worktree, id), `${read.message}${isCurrent ? ' (the current checkpoint: pull fails)' : ''}`, {
+    // A plaintext checkpoint from before encryption was turned on is expected until pruned.
+    const leftover = read.code === 'not-encrypted' && read.data?.predatesEncryption === true && !isCurrent;
+    add(leftover ? 'warning' : 'error', read.code, checkpointKey(worktree, id), `${read.message}${isCurrent ? ' (the current checkpoint: pull fails)' : ''}`, {
       checkpoint: id,
       hint: isCurrent ? DAMAGED_HINT : 'pull --checkpoint of this checkpoint fails; the current checkpoint is not affected',
     });
@@ -413,12 +418,14 @@ async function readBlob(remote: Remote, key: string): Promise<BlobRead> {
     source = await remote.getStream(key);
   } catch (error) {
     if (error instanceof SessmigError && error.code === 'not-found') return { missing: true };
+    if (error instanceof SessmigError && error.code === 'sealed-unreadable') return { corrupt: `cannot be opened: ${error.message}`, storedBytes: 0 };
     throw error;
   }
   try {
     await pipeline(source, stored, createGunzip(), raw, scanner, sink);
   } catch (error) {
     if (error instanceof JsonScanError) return { corrupt: `is not valid JSON after gunzip: ${error.message}`, storedBytes: stored.bytes };
+    if (error instanceof SessmigError && error.code === 'sealed-unreadable') return { corrupt: `cannot be opened: ${error.message}`, storedBytes: stored.bytes };
     const code = (error as NodeJS.ErrnoException).code;
     if (typeof code === 'string' && code.startsWith('Z_')) return { corrupt: `is not valid gzip: ${(error as Error).message}`, storedBytes: stored.bytes };
     if (error instanceof SessmigError) throw error;

@@ -355,6 +355,14 @@ async function exportAndStore(
           skipped.push({ id: row.id, reason: 'deleted before it could be exported' });
           return undefined;
         }
+        if (error instanceof SessmigError && error.code === 'export-unclear') {
+          // Refused alone: the others go on, and the remote's copy (if any) stays in the checkpoint.
+          report.warn(error.message);
+          skipped.push({ id: row.id, reason: error.message.slice(0, 1024) });
+          const entry = currentById.get(row.id);
+          if (entry) plan.kept.set(row.id, { entry, action: 'reused' });
+          return undefined;
+        }
         throw error;
       }
       const entry = currentById.get(row.id);

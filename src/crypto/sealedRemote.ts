@@ -52,6 +52,14 @@ export class SealedRemote implements Remote {
   readonly display: string;
   readonly conditionalWrites: boolean;
   private marked: boolean;
+  /** Blobs (plaintext sha256) this run stored sealed: their plaintext copies go once it commits. */
+  private readonly sealedHere = new Set<string>();
+  /** The writeId of the pointer this run wrote, until it is read back. */
+  private pointerWriteId: string | undefined;
+  /** Opened before the worktree was encrypted: this run is the first sealed push. */
+  private readonly firstSealing: boolean;
+  /** When the worktree was encrypted (the marker's createdAt), if it was when this remote opened. */
+  private readonly markedAt: string | undefined;
   private readonly prefix: string;
 
   private constructor(
@@ -67,7 +75,18 @@ export class SealedRemote implements Remote {
     this.display = inner.display;
     this.conditionalWrites = inner.conditionalWrites;
     this.marked = marker !== undefined;
+    this.firstSealing = marker === undefined;
+    this.markedAt = marker?.createdAt;
     this.prefix = worktreePrefix(worktree);
+  }
+
+  /** A checkpoint whose id (its UTC creation time) is older than the marker predates encryption. */
+  private predatesEncryption(key: string): boolean {
+    const id = /([^/]+)\.json$/.exec(key)?.[1];
+    const match = id ? /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z/.exec(id) : null;
+    if (!match || !this.markedAt) return false;
+    const [, y, mo, d, h, mi, sec, ms] = match;
+    return Date.parse(`${y}-${mo}-${d}T${h}:${mi}:${sec}.${ms}Z`) < Date.parse(this.markedAt);
   }
 
   static async open(inner: Remote, key: UserKey, worktree: string, options: { tempDir: string; hostId: string; marker: EncryptionMarker | undefined }): Promise<SealedRemote> {
@@ -103,13 +122,29 @@ export class SealedRemote implements Remote {
 
   async get(key: string, maxBytes: number): Promise<StoredObject | undefined> {
     const kind = this.classify(key).kind;
+    if (kind === 'pointer') {
+      const pointer = await this.inner.get(key, maxBytes);
+      if (pointer) await this.afterPointerRead(pointer.body);
+      return pointer;
+    }
     if (kind !== 'checkpoint') return this.inner.get(key, maxBytes);
     const stored = await this.inner.get(key, maxBytes + this.header + 16 * Math.ceil(maxBytes / 65536 + 1));
     if (!stored) return undefined;
     if (!isSealed(stored.body)) {
-      throw new SessmigError('not-encrypted', `checkpoint ${key} is not encrypted, but worktree ${this.worktree} is: it was written before encryption was turned on, or planted`, {
-        hint: 'pull the current checkpoint instead; `sessmig prune` removes old checkpoints',
-      });
+      // The first sealed push of a worktree reads its plaintext checkpoint (the sessions it carries
+      // on, the blobs it seals): until the marker is written the worktree is not encrypted yet.
+      if (!this.marked) return stored;
+      const predates = this.predatesEncryption(key);
+      throw new SessmigError(
+        'not-encrypted',
+        predates
+          ? `checkpoint ${key} is not encrypted, but worktree ${this.worktree} is: it was written before encryption was turned on (on ${this.markedAt})`
+          : `checkpoint ${key} is not encrypted, but worktree ${this.worktree} is, and it claims to be newer than the encryption (${this.markedAt}): it was planted`,
+        {
+          hint: predates ? 'pull the current checkpoint instead; `sessmig prune` removes old checkpoints' : 'do not pull it; delete it from the remote, and push again from a host you trust',
+          data: { predatesEncryption: predates },
+        },
+      );
     }
     return { body: await openBytes(stored.body, this.key.reveal(), `checkpoint ${key}`), etag: stored.etag };
   }
@@ -120,7 +155,11 @@ export class SealedRemote implements Remote {
       await this.ensureMarker();
       return this.inner.put(key, await sealBytes(body, this.recipient), conditions);
     }
-    if (kind === 'pointer') return this.inner.put(key, withoutHostNames(body), conditions);
+    if (kind === 'pointer') {
+      const written = withoutHostNames(body);
+      this.pointerWriteId = (JSON.parse(written.toString('utf8')) as { writeId?: string }).writeId;
+      return this.inner.put(key, written, conditions);
+    }
     return this.inner.put(key, body, conditions);
   }
 
@@ -138,8 +177,33 @@ export class SealedRemote implements Remote {
     try {
       const sealedSize = await sealFile(file, sealed, await identityToRecipient(kind.identity()));
       await this.inner.putFile(kind.stored, sealed, sealedSize);
+      this.sealedHere.add(kind.sha256);
     } finally {
       await rm(sealed, { force: true });
+    }
+  }
+
+  /**
+   * The pointer read back after this remote wrote it (writePointer's check): once it names the
+   * write, the sealed checkpoint is current, and the plaintext copies of the blobs sealed by this
+   * run are deleted — the content the checkpoint names is then readable only with the key. Only
+   * plaintext checkpoints name them, and those are refused in an encrypted worktree anyway.
+   */
+  private async afterPointerRead(body: Buffer): Promise<void> {
+    if (!this.firstSealing || this.pointerWriteId === undefined || this.sealedHere.size === 0) return;
+    let writeId: unknown;
+    try {
+      writeId = (JSON.parse(body.toString('utf8')) as { writeId?: unknown }).writeId;
+    } catch {
+      return;
+    }
+    if (writeId !== this.pointerWriteId) return;
+    const shas = [...this.sealedHere];
+    this.sealedHere.clear();
+    for (const sha256 of shas) {
+      const plainKey = blobKey(this.worktree, sha256);
+      // Best effort: a copy left behind only costs space (and is what FORMAT.md allows).
+      if (await this.inner.head(plainKey).catch(() => undefined)) await this.inner.delete(plainKey).catch(() => undefined);
     }
   }
 

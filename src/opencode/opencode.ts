@@ -1,10 +1,12 @@
+import semver from 'semver';
 import { createReadStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { SessmigError } from '../util/errors.js';
 import { assertSessionId, SESSION_ID } from '../format/ids.js';
 import { redact } from '../util/redact.js';
+import { locateSessionInOutput, type SessionInOutput } from './exportOutput.js';
 import { runToFiles, type FileRunResult } from './runToFiles.js';
 import { resolveBinary, type VersionCache } from './versionCache.js';
 
@@ -51,6 +53,11 @@ export function parseSessionRows(rows: unknown[]): SessionRow[] {
   return parsed.data.filter((row) => SESSION_ID.test(row.id));
 }
 
+async function* sessionBytes(file: string, start: number, end: number): AsyncGenerator<Buffer> {
+  if (end > start) yield* createReadStream(file, { start, end: end - 1 }) as AsyncIterable<Buffer>;
+  yield Buffer.from('\n');
+}
+
 const SESSION_QUERY = 'SELECT id, parent_id, directory, title, time_updated, project_id FROM session';
 const IMPORTED = /^Imported session: (\S+)\s*$/m;
 
@@ -77,7 +84,7 @@ export class Opencode {
     }
     const { stdout } = await this.run(['--version'], { what: 'opencode --version' });
     const version = stdout.trim().split(/\s+/).pop() ?? '';
-    if (!/^\d+\.\d+\.\d+[0-9A-Za-z.+-]*$/.test(version)) {
+    if (semver.valid(version) === null) {
       throw new SessmigError('opencode-failed', `\`${this.options.bin} --version\` printed ${JSON.stringify(stdout.slice(0, 100))}, not a version`, {
         hint: 'point --opencode (or SESSMIG_OPENCODE) at the opencode binary',
         exitCode: 2,
@@ -110,8 +117,10 @@ export class Opencode {
   }
 
   /**
-   * `opencode export <id>` into a temp file; returns a stream of it that removes the file when
-   * closed. Rejects with code 'session-gone' when opencode no longer has the session.
+   * `opencode export <id>` into a temp file; returns a stream of the session's JSON in it (what a
+   * plugin printed around it left out: exportOutput.ts) that removes the file when closed. Rejects
+   * with code 'session-gone' when opencode no longer has the session, 'export-unclear' when the
+   * session cannot be told from what else was printed.
    */
   async exportSession(id: string): Promise<Readable> {
     assertSessionId(id);
@@ -120,7 +129,18 @@ export class Opencode {
       await rm(result.stdoutFile, { force: true });
       throw this.failure(result, `export of ${id}`, id);
     }
-    const stream = createReadStream(result.stdoutFile);
+    let located: SessionInOutput;
+    try {
+      located = await locateSessionInOutput(result.stdoutFile, id);
+    } catch (error) {
+      await rm(result.stdoutFile, { force: true });
+      throw error;
+    }
+    // Clean output is stored byte for byte; around a plugin's output, only the session's JSON
+    // and the newline opencode ends it with.
+    const stream = located.clean
+      ? createReadStream(result.stdoutFile)
+      : Readable.from(sessionBytes(result.stdoutFile, located.start, located.end), { objectMode: false });
     stream.on('close', () => void rm(result.stdoutFile, { force: true }));
     return stream;
   }

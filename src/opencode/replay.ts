@@ -1,3 +1,4 @@
+import semver from 'semver';
 import { randomBytes, randomInt } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -42,11 +43,8 @@ import type { OpencodeServer } from './server.js';
 
 /** Strict replay (refusing a seq gap) exists from 1.17.19; 1.14.34–1.15.13 skip bad events silently. */
 export function replaySupported(version: string): boolean {
-  const match = /^(\d+)\.(\d+)\.(\d+)$/.exec(version.trim());
-  if (!match) return false;
-  const [major, minor, patch] = [Number(match[1]), Number(match[2]), Number(match[3])];
-  // 2.x reworked the server; not measured.
-  return major === 1 && (minor > 17 || (minor === 17 && patch >= 19));
+  // Releases only; 2.x reworked the server; not measured.
+  return semver.valid(version.trim()) !== null && semver.satisfies(version.trim(), '>=1.17.19 <2.0.0');
 }
 
 /**

@@ -1,3 +1,4 @@
+import semver from 'semver';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -56,12 +57,8 @@ export interface OpencodeServerOptions {
 
 /** Versions whose server is known to give the export shape (1.3.2, 1.14.41, 1.18.33 measured). */
 export function serverSupported(version: string): boolean {
-  const match = /^(\d+)\.(\d+)\.(\d+)$/.exec(version.trim());
-  if (!match) return false;
-  const major = Number(match[1]);
-  const minor = Number(match[2]);
-  // 2.x ("opencode2") reworked serve and its auth; not measured.
-  return major === 1 && minor >= 3;
+  // Releases only; 2.x ("opencode2") reworked serve and its auth; not measured.
+  return semver.valid(version.trim()) !== null && semver.satisfies(version.trim(), '>=1.3.0 <2.0.0');
 }
 
 const READY = /opencode server listening on (http:\/\/[^\s]+)/;

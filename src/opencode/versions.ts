@@ -1,3 +1,6 @@
+import semver from 'semver';
+import { ExitCode, SessmigError } from '../util/errors.js';
+
 /**
  * Known breaks in opencode's export schema between versions, and what sessmig does about each.
  * One table, read by pull (before anything is imported) and by `sessmig doctor`. Sources:
@@ -93,24 +96,63 @@ export const KNOWN_LOSSES: readonly { id: string; description: string; between: 
   },
 ];
 
-export function parseVersion(version: string): [number, number, number] | undefined {
-  const match = /^v?(\d+)\.(\d+)\.(\d+)/.exec(version.trim());
-  return match ? [Number(match[1]), Number(match[2]), Number(match[3])] : undefined;
+/**
+ * The opencode versions sessmig knows: major 1 (measured from 1.2.27 to 1.18.33). Another major is
+ * another program as far as sessions go — opencode 2 moved sessions to `opencode session
+ * export/import` through a server and changed the transfer document (`info.location`, flat typed
+ * messages) — so sessmig refuses it before reading or writing anything (assertKnownOpencode),
+ * rather than feed it 1.x blobs or store its usage page as a session.
+ */
+export const KNOWN_OPENCODE: VersionRange = { from: '1.0.0', below: '2.0.0' };
+export const KNOWN_OPENCODE_TEXT = 'opencode 1.x (tested: 1.2.27 to 1.18.33)';
+
+/** A version as semver reads it (a leading `v` allowed), or undefined. */
+function parsed(version: string): semver.SemVer | undefined {
+  return semver.parse(version.trim()) ?? undefined;
 }
 
+export function parseVersion(version: string): [number, number, number] | undefined {
+  const v = parsed(version);
+  return v ? [v.major, v.minor, v.patch] : undefined;
+}
+
+/** semver order (a pre-release sorts before its release); 0 when either is not a version. */
 export function compareVersions(a: string, b: string): number {
-  const x = parseVersion(a);
-  const y = parseVersion(b);
-  if (!x || !y) return 0;
-  for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
-  return 0;
+  const x = parsed(a);
+  const y = parsed(b);
+  return x && y ? semver.compare(x, y) : 0;
 }
 
 export function inRange(version: string, range: VersionRange): boolean {
-  if (!parseVersion(version)) return false;
-  if (range.from && compareVersions(version, range.from) < 0) return false;
-  if (range.below && compareVersions(version, range.below) >= 0) return false;
+  const v = parsed(version);
+  if (!v) return false;
+  // A pre-release of a version belongs where that version does (1.18.33-beta.1 is a 1.18.33).
+  const release = `${v.major}.${v.minor}.${v.patch}`;
+  if (range.from && semver.lt(release, range.from)) return false;
+  if (range.below && semver.gte(release, range.below)) return false;
   return true;
+}
+
+/** Whether sessmig knows this opencode (its major); an unreadable version is not known either. */
+export function isKnownOpencode(version: string): boolean {
+  return inRange(version, KNOWN_OPENCODE);
+}
+
+/** Refuses an opencode sessmig does not know, naming it and what is known (exit 2 unless told). */
+export function assertKnownOpencode(version: string, bin: string, exitCode: ExitCode = ExitCode.usage): void {
+  if (isKnownOpencode(version)) return;
+  const major = parsed(version)?.major;
+  throw new SessmigError(
+    'opencode-unsupported',
+    `opencode ${version} (${bin}) is not supported: this sessmig knows ${KNOWN_OPENCODE_TEXT}` +
+      (major !== undefined && major >= 2 ? `; opencode ${major} changed how sessions are exported and imported` : '') +
+      '; nothing was read or written',
+    {
+      hint: 'install opencode 1.x (npm i -g opencode-ai@1) or point --opencode / SESSMIG_OPENCODE at one; opencode 2 needs a sessmig release that supports it',
+      exitCode,
+      data: { opencodeVersion: version, supported: '>=1.0.0 <2.0.0' },
+    },
+  );
 }
 
 export type Compatibility =
@@ -129,6 +171,8 @@ export function breaksBetween(source: string, destination: string): SchemaBreak[
 
 /** Can sessions exported by `source` be imported faithfully by `destination` (with pull's adapters)? */
 export function checkCompatibility(source: string, destination: string): Compatibility {
+  const unknownMajor = [source, destination].filter((version) => parseVersion(version) !== undefined && !isKnownOpencode(version));
+  if (unknownMajor.length > 0) return { verdict: 'incompatible', source, destination, breaks: [unknownMajorBreak(unknownMajor)] };
   if (source === destination) return { verdict: 'same', source, destination };
   const found = breaksBetween(source, destination);
   const perSession = found.filter((item) => item.checkedPerSession !== undefined);
@@ -162,6 +206,17 @@ export function checkCompatibility(source: string, destination: string): Compati
         : perSession.length > 0
           ? `opencode ${source} exported these sessions and ${destination} imports them; no break needs an adapter`
           : `opencode ${source} exported these sessions and ${destination} imports them; no known schema break between them`) + tail,
+  };
+}
+
+/** The refusal of an opencode major sessmig does not know, as a break (doctor, pull). */
+function unknownMajorBreak(versions: string[]): SchemaBreak {
+  return {
+    id: 'unknown-opencode-major',
+    description: `opencode ${[...new Set(versions)].join(' and ')} is outside what this sessmig knows (${KNOWN_OPENCODE_TEXT}); another major changes how sessions are exported and imported`,
+    writtenBy: KNOWN_OPENCODE,
+    refusedBy: [],
+    upgrade: 'use opencode 1.x on both hosts, or a sessmig release that supports the newer opencode',
   };
 }
 

@@ -132,6 +132,43 @@ function isLiteralByte(c: number): boolean {
   return (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x2b || c === 0x2d || c === 0x2e;
 }
 
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
+}
+
+function isHexDigit(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46);
+}
+
+/** After a backslash in a string: " \ / b f n r t (u is handled apart). */
+function isEscapeLetter(c: number): boolean {
+  return c === QUOTE || c === BACKSLASH || c === 0x2f || c === 0x62 || c === 0x66 || c === 0x6e || c === 0x72 || c === 0x74;
+}
+
+/**
+ * Where a literal (a number or a keyword) stands, byte by byte: exactly the grammar JSON.parse
+ * takes (RFC 8259: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, `true`, `false`, `null`), so a
+ * blob the scanner passes is one JSON.parse would parse. The states marked complete may end it.
+ */
+const enum Lit {
+  Minus, // -            needs a digit
+  Zero, // 0 or -0       complete; . e E may follow, no digit
+  Int, // [1-9][0-9]*   complete
+  Dot, // .              needs a digit
+  Frac, // .[0-9]+       complete
+  Exp, // e E            needs a sign or a digit
+  ExpSign, // e+ e-      needs a digit
+  ExpDigits, //          complete
+  Word, // true false null, up to literalWordAt
+}
+
+const WORDS: Record<number, Buffer> = { 0x74: Buffer.from('true'), 0x66: Buffer.from('false'), 0x6e: Buffer.from('null') };
+
+/** A byte as it reads in an error message. */
+function shownByte(c: number): string {
+  return c >= 0x20 && c < 0x7f ? `'${String.fromCharCode(c)}'` : `0x${c.toString(16).padStart(2, '0')}`;
+}
+
 export class JsonScanner extends Transform {
   private readonly hooks: ScanHooks;
   private readonly hashing: boolean;
@@ -143,8 +180,14 @@ export class JsonScanner extends Transform {
   private readonly stack: Frame[] = [];
   private expect: Expect = Expect.Value;
   private inString = false;
+  /** A backslash was read in the current string; the next byte says which escape. */
   private escape = false;
+  /** Hex digits still due after `\u` in the current string. */
+  private hexLeft = 0;
   private inLiteral = false;
+  private literalState: Lit = Lit.Int;
+  private literalWord: Buffer | undefined;
+  private literalWordAt = 0;
   /** What the current string or literal is: a key, a captured scalar, or plain. */
   private tokenIsKey = false;
   private capturing = false;
@@ -165,6 +208,8 @@ export class JsonScanner extends Transform {
   private keyBytes = 0;
   private pendingKey: string | undefined;
   private offset = 0;
+  /** Where the document's closing brace ended (bytes from the start), once it has. */
+  documentEnd: number | undefined;
   /** Total bytes in and out. */
   bytesIn = 0;
   bytesOut = 0;
@@ -182,6 +227,17 @@ export class JsonScanner extends Transform {
   normalizedDigest(): string {
     if (!this.hashing || !this.rootDigest) throw new Error('normalized hash not available');
     return createHash('sha256').update(this.rootDigest).digest('hex');
+  }
+
+  /**
+   * Scans a chunk without passing anything on (no stream): to look at a document, e.g. to find
+   * where it ends (documentEnd). Throws JsonScanError as the stream would fail.
+   */
+  inspect(chunk: Buffer): void {
+    this.bytesIn += chunk.length;
+    this.scan(chunk);
+    this.offset += chunk.length;
+    this.pending = [];
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -291,30 +347,47 @@ export class JsonScanner extends Transform {
     let i = 0;
     while (i < n) {
       if (this.inString) {
-        // Fast path: jump to the next quote or backslash.
         let j = i;
-        if (this.escape) {
-          this.escape = false;
-          j = i + 1;
+        // After a backslash: its letter, and after \u four hex digits, byte by byte (they may straddle chunks).
+        while (j < n && (this.escape || this.hexLeft > 0)) {
+          const c = chunk[j]!;
+          if (this.escape) {
+            this.escape = false;
+            if (c === 0x75) this.hexLeft = 4;
+            else if (!isEscapeLetter(c)) this.fail(`invalid escape (a backslash, then ${shownByte(c)}) in a string`, j);
+          } else {
+            if (!isHexDigit(c)) this.fail(`invalid \\u escape (${shownByte(c)} is not a hex digit) in a string`, j);
+            this.hexLeft--;
+          }
+          j++;
         }
+        // Fast path: jump to the next quote or (invalid) control character, over plain bytes and
+        // whole escapes within the chunk.
         while (j < n) {
           const c = chunk[j]!;
-          if (c === QUOTE || c === BACKSLASH) break;
-          j++;
+          // Plain bytes: not a quote, a backslash or a control character (one compare for most).
+          if (c > BACKSLASH || (c !== QUOTE && c >= 0x20 && c !== BACKSLASH)) {
+            j++;
+            continue;
+          }
+          if (c !== BACKSLASH) break;
+          const e = j + 1 < n ? chunk[j + 1]! : -1;
+          if (e !== 0x75 && isEscapeLetter(e)) {
+            j += 2;
+            continue;
+          }
+          break;
         }
         if (j >= n) {
           i = n;
           break;
         }
         if (chunk[j] === BACKSLASH) {
-          if (j + 1 < n) {
-            i = j + 2;
-          } else {
-            this.escape = true;
-            i = j + 1;
-          }
+          this.escape = true;
+          i = j + 1;
           continue;
         }
+        if (chunk[j]! < 0x20) this.fail(`control character ${shownByte(chunk[j]!)} in a string (JSON wants it escaped)`, j);
         // closing quote at j
         this.inString = false;
         const end = j + 1;
@@ -335,9 +408,11 @@ export class JsonScanner extends Transform {
       if (this.inLiteral) {
         const c = chunk[i]!;
         if (isLiteralByte(c)) {
+          this.literalByte(c, chunk, i);
           i++;
           continue;
         }
+        this.literalEnd(chunk, i);
         const digest = this.endToken(chunk, i);
         if (this.capturing && this.valueCaptureDepth === 0) {
           this.appendCapture(chunk, capStart, i);
@@ -414,6 +489,7 @@ export class JsonScanner extends Transform {
           if (this.volatileDepth === this.stack.length) this.volatileDepth = 0;
           const closesCapture = this.valueCaptureDepth === this.stack.length;
           this.stack.pop();
+          if (this.stack.length === 0) this.documentEnd = this.offset + i + 1;
           if (closesCapture) {
             this.valueCaptureDepth = 0;
             this.appendCapture(chunk, capStart, i + 1);
@@ -454,6 +530,7 @@ export class JsonScanner extends Transform {
           }
           this.inLiteral = true;
           this.startToken(TAG_SCALAR, i);
+          this.literalStart(c, chunk, i);
           i++;
           continue;
         }
@@ -470,6 +547,74 @@ export class JsonScanner extends Transform {
       this.feedToken(chunk, n);
     }
     this.tokenStart = 0;
+  }
+
+  /** The first byte of a literal. */
+  private literalStart(c: number, chunk: Buffer, at: number): void {
+    this.literalWord = undefined;
+    if (c === 0x2d) this.literalState = Lit.Minus;
+    else if (c === 0x30) this.literalState = Lit.Zero;
+    else if (c > 0x30 && c <= 0x39) this.literalState = Lit.Int;
+    else if (WORDS[c]) {
+      this.literalState = Lit.Word;
+      this.literalWord = WORDS[c];
+      this.literalWordAt = 1;
+    } else this.badLiteral(chunk, at);
+  }
+
+  /** One more byte of the current literal. */
+  private literalByte(c: number, chunk: Buffer, at: number): void {
+    switch (this.literalState) {
+      case Lit.Minus:
+        if (c === 0x30) this.literalState = Lit.Zero;
+        else if (c > 0x30 && c <= 0x39) this.literalState = Lit.Int;
+        else this.badLiteral(chunk, at);
+        return;
+      case Lit.Zero:
+      case Lit.Int:
+      case Lit.Frac:
+        if (isDigit(c) && this.literalState !== Lit.Zero) return;
+        if (c === 0x2e && this.literalState !== Lit.Frac) this.literalState = Lit.Dot;
+        else if (c === 0x65 || c === 0x45) this.literalState = Lit.Exp;
+        else this.badLiteral(chunk, at);
+        return;
+      case Lit.Dot:
+        if (isDigit(c)) this.literalState = Lit.Frac;
+        else this.badLiteral(chunk, at);
+        return;
+      case Lit.Exp:
+        if (c === 0x2b || c === 0x2d) this.literalState = Lit.ExpSign;
+        else if (isDigit(c)) this.literalState = Lit.ExpDigits;
+        else this.badLiteral(chunk, at);
+        return;
+      case Lit.ExpSign:
+      case Lit.ExpDigits:
+        if (isDigit(c)) this.literalState = Lit.ExpDigits;
+        else this.badLiteral(chunk, at);
+        return;
+      case Lit.Word: {
+        const word = this.literalWord!;
+        if (this.literalWordAt < word.length && word[this.literalWordAt] === c) this.literalWordAt++;
+        else this.badLiteral(chunk, at);
+        return;
+      }
+    }
+  }
+
+  /** The literal ends before `at` (a byte that cannot be part of it): is it whole? */
+  private literalEnd(chunk: Buffer, at: number): void {
+    const state = this.literalState;
+    if (state === Lit.Zero || state === Lit.Int || state === Lit.Frac || state === Lit.ExpDigits) return;
+    if (state === Lit.Word && this.literalWordAt === this.literalWord!.length) return;
+    this.badLiteral(chunk, at);
+  }
+
+  private badLiteral(chunk: Buffer, at: number): never {
+    const from = Math.max(0, this.tokenStart <= at ? this.tokenStart : 0, at - 20);
+    let to = at + 1;
+    while (to < chunk.length && to - from < 24 && isLiteralByte(chunk[to]!)) to++;
+    const text = chunk.subarray(from, Math.min(to, chunk.length)).toString('latin1');
+    this.fail(`invalid JSON literal ${JSON.stringify(text)} (not a number, true, false or null)`, at);
   }
 
   private startValue(at: number): void {

@@ -137,18 +137,25 @@ describe('end-to-end encryption', () => {
   it('a flipped ciphertext byte in a blob or the manifest is refused; nothing is imported', async (ctx) => {
     if (skipped) ctx.skip(skipped);
     const objects = await stored();
-    for (const pick of [(key: string) => key.includes('/blobs/'), (key: string) => key.includes('/checkpoints/')]) {
-      const [key, body] = [...objects].find(([name]) => pick(name))!;
-      const flipped = Buffer.from(body);
-      flipped[flipped.length - 20]! ^= 0x01;
-      await target!.client.send(new PutObjectCommand({ Bucket: target!.bucket, Key: prefix + key, Body: flipped }));
+    // Every blob damaged: each session is refused alone, as a damaged plaintext blob is (exit 3);
+    // the manifest damaged: the pull fails whole (exit 1).
+    for (const [pick, exitCode] of [
+      [(key: string) => key.includes('/blobs/'), 3],
+      [(key: string) => key.includes('/checkpoints/'), 1],
+    ] as const) {
+      const damaged = [...objects].filter(([name]) => pick(name));
+      for (const [key, body] of damaged) {
+        const flipped = Buffer.from(body);
+        flipped[flipped.length - 20]! ^= 0x01;
+        await target!.client.send(new PutObjectCommand({ Bucket: target!.bucket, Key: prefix + key, Body: flipped }));
+      }
       try {
         const run = await onBox(['pull', '--json'], { SESSMIG_KEY: laptopKey });
-        expect(run.exitCode, explain(run)).not.toBe(0);
+        expect(run.exitCode, explain(run)).toBe(exitCode);
         expect(run.stderr).toMatch(/failed authentication: the ciphertext was changed or cut short/);
         expect(await box.sessions()).toEqual([]);
       } finally {
-        await target!.client.send(new PutObjectCommand({ Bucket: target!.bucket, Key: prefix + key, Body: body }));
+        for (const [key, body] of damaged) await target!.client.send(new PutObjectCommand({ Bucket: target!.bucket, Key: prefix + key, Body: body }));
       }
     }
   });
@@ -198,18 +205,21 @@ describe('end-to-end encryption', () => {
       expect(noKey.json.error.code).toBe('ticket-key-missing');
       expect(await guest.host.sessions()).toEqual([]);
 
+      // Every blob damaged: each session is refused alone (exit 3), as damaged plaintext blobs are.
       const objects = await stored_();
-      const [blobKey, body] = [...objects].find(([name]) => name.includes('/blobs/'))!;
-      const flipped = Buffer.from(body);
-      flipped[flipped.length - 20]! ^= 0x01;
-      await target!.client.send(new PutObjectCommand({ Bucket: target!.bucket, Key: prefix + blobKey, Body: flipped }));
+      const damaged = [...objects].filter(([name]) => name.includes('/blobs/'));
+      for (const [blobKey, body] of damaged) {
+        const flipped = Buffer.from(body);
+        flipped[flipped.length - 20]! ^= 0x01;
+        await target!.client.send(new PutObjectCommand({ Bucket: target!.bucket, Key: prefix + blobKey, Body: flipped }));
+      }
       try {
         const bad = await onGuest(['pull', '--from-url', ticketUrl, '--json']);
-        expect(bad.exitCode, explain(bad)).not.toBe(0);
+        expect(bad.exitCode, explain(bad)).toBe(3);
         expect(bad.stderr).toMatch(/failed authentication/);
         expect(await guest.host.sessions()).toEqual([]);
       } finally {
-        await target!.client.send(new PutObjectCommand({ Bucket: target!.bucket, Key: prefix + blobKey, Body: body }));
+        for (const [blobKey, body] of damaged) await target!.client.send(new PutObjectCommand({ Bucket: target!.bucket, Key: prefix + blobKey, Body: body }));
       }
 
       const good = await onGuest(['pull', '--from-url', ticketUrl, '--json']);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { breaksBetween, checkCompatibility, compareVersions, inRange } from '../../src/opencode/versions.js';
+import { SessmigError } from '../../src/util/errors.js';
+import { assertKnownOpencode, breaksBetween, checkCompatibility, compareVersions, inRange, isKnownOpencode } from '../../src/opencode/versions.js';
 
 describe('the schema-break table', () => {
   it('compares versions numerically', () => {
@@ -53,5 +54,39 @@ describe('the schema-break table', () => {
         expect(refused.breaks[0]!.upgrade).toMatch(/upgrade opencode on this host to ≥ 1\.4\.0/);
       }
     }
+  });
+
+  it('an opencode major sessmig does not know is never called compatible (issue 23, item 2)', () => {
+    for (const version of ['2.0.0', '2.0.4', 'v2.1.0', '2.0.0-beta.3', '3.0.0', '0.15.8', '0.0.0-dev-202611291200']) {
+      expect(isKnownOpencode(version), version).toBe(false);
+      expect(() => assertKnownOpencode(version, '/usr/bin/opencode')).toThrow(SessmigError);
+    }
+    for (const version of ['1.0.0', '1.2.27', '1.3.2', '1.14.41', '1.18.33', '1.18.33-beta.1', '1.99.0']) expect(isKnownOpencode(version), version).toBe(true);
+    try {
+      assertKnownOpencode('2.0.4', '/opt/oc2/opencode');
+      expect.unreachable();
+    } catch (error) {
+      const refused = error as SessmigError;
+      expect(refused.code).toBe('opencode-unsupported');
+      expect(refused.exitCode).toBe(2);
+      expect(refused.message).toMatch(/opencode 2\.0\.4 \(\/opt\/oc2\/opencode\) is not supported: this sessmig knows opencode 1\.x \(tested: 1\.2\.27 to 1\.18\.33\)/);
+    }
+    for (const [source, destination] of [
+      ['1.18.33', '2.0.0'],
+      ['1.18.33', '2.0.4'],
+      ['2.0.4', '1.18.33'],
+      ['2.0.4', '2.0.4'],
+    ] as const) {
+      const verdict = checkCompatibility(source, destination);
+      expect(verdict.verdict, `${source} -> ${destination}`).toBe('incompatible');
+      if (verdict.verdict === 'incompatible') expect(verdict.breaks.map((item) => item.id)).toEqual(['unknown-opencode-major']);
+    }
+  });
+
+  it('ranges compare releases; a pre-release belongs with its release', () => {
+    expect(inRange('1.18.33-beta.1', { from: '1.18.33' })).toBe(true);
+    expect(inRange('1.4.0-rc.1', { below: '1.4.0' })).toBe(false);
+    expect(compareVersions('1.18.33-beta.1', '1.18.33')).toBeLessThan(0);
+    expect(compareVersions('v1.10.0', '1.9.9')).toBeGreaterThan(0);
   });
 });
