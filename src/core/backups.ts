@@ -16,6 +16,8 @@ export const BackupIndex = z.looseObject({
   checkpoint: z.string(),
   /** False until the pull finished; an incomplete record (a pull that failed and rolled back) is not undoable. */
   complete: z.boolean().default(true),
+  /** Set on an unfinished record (a pull that was killed) once a later pull finished in its place. */
+  supersededAt: z.string().optional(),
   /** Set by `sessmig undo` once it restored this pull's backups. */
   undoneAt: z.string().optional(),
   /**
@@ -74,4 +76,13 @@ export async function listBackups(stateDir: string, worktree: string): Promise<(
     }
   }
   return out;
+}
+
+/**
+ * Pulls on this host that were stopped half-way (killed: neither complete nor rolled back) and
+ * not yet followed by a finished pull. The sessions they deleted were deleted by sessmig, not by
+ * the user: the next pull must bring them back rather than take them for deletions.
+ */
+export async function unfinishedPulls(stateDir: string, worktree: string): Promise<(BackupRecord & { dir: string })[]> {
+  return (await listBackups(stateDir, worktree)).filter((record) => !record.complete && !record.undoneAt && !record.supersededAt);
 }

@@ -8,7 +8,7 @@ import { assertCheckpointId, assertSessionId, newCheckpointId } from '../format/
 import { blobKey } from '../format/layout.js';
 import type { Checkout, Manifest, ManifestSession, Tombstone } from '../format/schema.js';
 import type { SessionRow } from '../opencode/opencode.js';
-import { createBackupDir, writeBackupIndex, type BackupIndex } from './backups.js';
+import { createBackupDir, unfinishedPulls, writeBackupIndex, type BackupIndex } from './backups.js';
 import type { Context } from './context.js';
 import { openImporter, type ReplayMode, type SessionImporter } from '../opencode/importer.js';
 import { checkCompatibility } from '../opencode/versions.js';
@@ -185,10 +185,12 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     const localById = new Map(localRows.map((row) => [row.id, row]));
 
     report.info(`pulling checkpoint ${manifest.id} of worktree ${worktree.key} (${manifest.sessions.length} session(s)) into ${worktree.root}`);
+    const unfinished = options.dryRun ? [] : await unfinishedPulls(ctx.paths.state, worktree.key);
     const planning: PlanContext = {
       dirs: new DirComparer(),
       handoverRoot: options.migrate && manifest.source.migrate && manifest.source.host.hostId === ctx.host.hostId ? manifest.source.worktreeRoot : undefined,
       explicit: new Set(options.sessions ?? []),
+      deletedBySessmig: new Set(unfinished.flatMap((record) => [...record.sessions.map((entry) => entry.id), ...record.imported])),
     };
     const plans = await timing.time('plan', async () => {
       const planned = await mapPool(manifest.sessions, ctx.jobs, (session, index) => planSession(ctx, manifest, session, localById.get(session.id), state, options, index, planning));
@@ -417,6 +419,10 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
       index.complete = true;
       await writeBackupIndex(backupDir, index).catch((error: unknown) => report.warn(`could not record this pull for undo: ${(error as Error).message}`));
     }
+    for (const record of unfinished) {
+      const { dir, ...rest } = record;
+      await writeBackupIndex(dir, { ...rest, supersededAt: new Date().toISOString() }).catch(() => undefined);
+    }
     const after = verified;
     state.checkpoint = manifest.id;
     for (const plan of plans) {
@@ -467,6 +473,8 @@ interface PlanContext {
   handoverRoot: string | undefined;
   /** Sessions named with --session. */
   explicit: Set<string>;
+  /** Sessions a killed pull deleted or was importing: absent here because of sessmig, not deleted by the user. */
+  deletedBySessmig: Set<string>;
 }
 
 /** Where a local copy lives, seen from this checkout. */
@@ -506,7 +514,8 @@ async function planSession(
 ): Promise<Plan> {
   // A session carried from another checkout sits below that checkout's root, not the pushing one's.
   const importDir = rebaseDirectory(session.directory, checkoutOf(manifest, session).root, ctx.worktree.root, planning.dirs);
-  const base = state.sessions[session.id];
+  // A session a killed pull removed has no say as a deletion: its sync base is set aside.
+  const base = !local && planning.deletedBySessmig.has(session.id) ? undefined : state.sessions[session.id];
   const place = local ? localPlace(ctx, planning, local.directory) : undefined;
   const explicit = planning.explicit.has(session.id) || (local !== undefined && planning.handoverRoot !== undefined && planning.dirs.inside(planning.handoverRoot, local.directory));
   const facts: PullFacts = {

@@ -11,6 +11,7 @@ import { SESSMIG_VERSION } from '../version.js';
 import type { Context } from './context.js';
 import { ExitCode, SessmigError, usageError } from '../util/errors.js';
 import { assertMayPush } from './ownership.js';
+import { unfinishedPulls } from './backups.js';
 import { mapPool } from './pool.js';
 import { readManifest, readPointer, writeManifest, writePointer } from './remoteStore.js';
 import { orderParentsFirst, withDescendants } from './sessionTree.js';
@@ -146,7 +147,9 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
   const stateFile = syncStateFile(ctx.paths.state, remote.display, worktree.key);
   const state = await loadSyncState(stateFile, remote.display, worktree.key);
   const current = previous ? await timing.time('list', () => readManifest(remote, worktree.key, previous.pointer.checkpoint)) : undefined;
-  const carry = planCarry(current, rows, selectedIds, state, options, only !== undefined, ctx.host);
+  // Sessions a killed pull removed are not deletions by the user: never tombstoned (the next pull brings them back).
+  const removedBySessmig = new Set((await unfinishedPulls(ctx.paths.state, worktree.key)).flatMap((record) => [...record.sessions.map((entry) => entry.id), ...record.imported]));
+  const carry = planCarry(current, rows, selectedIds, state, options, only !== undefined, ctx.host, removedBySessmig);
   const result: PushResult = {
     worktree: worktree.key,
     remote: remote.display,
@@ -269,8 +272,9 @@ function planCarry(
   options: PushOptions,
   limited: boolean,
   host: Host,
+  removedBySessmig: Set<string>,
 ): { carried: ManifestSession[]; tombstones: Tombstone[]; conflicts: ManifestSession[] } {
-  const present = new Set(rows.map((row) => row.id));
+  const present = new Set([...rows.map((row) => row.id), ...removedBySessmig]);
   const others = (current?.sessions ?? []).filter((session) => !selectedIds.has(session.id));
   const decided = new Map<string, CarryAction>();
   for (const entry of others) {
