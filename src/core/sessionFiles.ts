@@ -324,7 +324,8 @@ export async function bringSessionFiles(ctx: Context, manifest: Manifest, versio
 }
 
 async function addSnapshots(ctx: Context, carried: CarriedSnapshots, dataDir: string, version: string, env: NodeJS.ProcessEnv): Promise<void> {
-  const projectId = ctx.worktree.keySource === 'opencode-project' ? ctx.worktree.key : (await findWorktree(ctx.worktree.root, undefined, env)).key;
+  // An empty folder (the code leg makes the checkout later) has no repository yet: its --worktree KEY is the project id.
+  const projectId = ctx.worktree.projectId ?? (ctx.worktree.empty || ctx.worktree.keySource === 'opencode-project' ? ctx.worktree.key : (await findWorktree(ctx.worktree.root, undefined, env)).key);
   const candidates = snapshotGitDirs(dataDir, projectId, ctx.worktree.root, version);
   const gitDir = candidates.find(isGitDir) ?? candidates[0]!;
   const have = await presentObjects(gitDir, carried.trees, env);

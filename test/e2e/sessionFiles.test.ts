@@ -167,7 +167,8 @@ describe('two hosts (separate data dirs), a folder remote', () => {
   it('the next push carries what the old checkpoint lacked; pull brings snapshots and the truncated output', async () => {
     const pushed = await on(a, repoA, ['push']);
     expect(pushed.exitCode, explain(pushed)).toBe(0);
-    const pulled = await on(b, repoB, ['pull']);
+    // The box deleted its copy above: deletions travel (#16), so it is brought back by name.
+    const pulled = await on(b, repoB, ['pull', '--session', id]);
     expect(pulled.exitCode, explain(pulled)).toBe(0);
     expect(pulled.stderr).not.toMatch(/did not travel/);
     const exported = await b.exportSession(id);
