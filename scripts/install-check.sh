@@ -62,18 +62,18 @@ session=$(node -p "require('$repo_root/scripts/install-check-session.json').info
 (cd "$old" && "$opencode_bin" import "$repo_root/scripts/install-check-session.json" >"$tmp/import.out" 2>"$tmp/import.err") || true
 grep -q "Imported session: $session" "$tmp/import.out" || { cat "$tmp/import.out" "$tmp/import.err" >&2; fail "opencode import of the test session"; }
 
-step "installed sessmig push (default remote)"
-(cd "$old" && "$sessmig" push --json >"$tmp/push.json" 2>"$tmp/push.err") || { cat "$tmp/push.err" >&2; fail "installed sessmig push"; }
+step "installed sessmig push --migrate (default remote)"
+(cd "$old" && "$sessmig" push --migrate --json >"$tmp/push.json" 2>"$tmp/push.err") || { cat "$tmp/push.err" >&2; fail "installed sessmig push"; }
 node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
   if (r.status !== "pushed" || !r.sessions.some((s) => s.id === process.argv[2])) { console.error(JSON.stringify(r, null, 2)); process.exit(1); }
   if (!r.remote.startsWith("file://" + process.env.XDG_DATA_HOME + "/sessmig/remote")) { console.error("not the default remote: " + r.remote); process.exit(1); }
 ' "$tmp/push.json" "$session" || fail "push did not push the session to the default remote"
 
-step "installed sessmig pull (a clone of the repo in another folder)"
+step "installed sessmig pull --migrate (a clone of the repo in another folder)"
 mkdir -p "$(dirname "$new")"
 git clone -q "$old" "$new"
-(cd "$new" && "$sessmig" pull --json >"$tmp/pull.json" 2>"$tmp/pull.err") || { cat "$tmp/pull.err" >&2; fail "installed sessmig pull"; }
+(cd "$new" && "$sessmig" pull --migrate --json >"$tmp/pull.json" 2>"$tmp/pull.err") || { cat "$tmp/pull.err" >&2; fail "installed sessmig pull"; }
 node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
   const s = (r.sessions || []).find((x) => x.id === process.argv[2]);
