@@ -432,6 +432,7 @@ export function manifestEntry(row: SessionRow, blob: ExportedBlob, todos: Map<st
     timeUpdated: blob.facts.timeUpdated ?? row.time_updated,
     messages: blob.facts.messages,
     busy: isBusy(blob.facts),
+    ...(blob.facts.lastUsed.model || blob.facts.lastUsed.agent !== undefined ? { lastUsed: { ...blob.facts.lastUsed } } : {}),
     ...(todos.has(row.id) ? { todos: todos.get(row.id) } : {}),
   };
 }

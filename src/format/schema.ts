@@ -63,6 +63,17 @@ export const ManifestSession = z.looseObject({
   todos: z.array(Todo).max(10_000).optional(),
   /** v2: the checkout the session lives in (absent in v1: the manifest's source checkout). */
   checkout: Checkout.optional(),
+  /**
+   * The model and agent the session last used (its last message that names them), so that pull and
+   * doctor can say, without reading the blob, whether a host's opencode offers them. Absent: not
+   * known (pushed by an older sessmig, or the session names none).
+   */
+  lastUsed: z
+    .looseObject({
+      model: z.looseObject({ providerID: z.string().max(256), modelID: z.string().max(256) }).optional(),
+      agent: z.string().max(256).optional(),
+    })
+    .optional(),
 });
 export type ManifestSession = z.infer<typeof ManifestSession>;
 
