@@ -21,10 +21,11 @@ export interface BlobFacts {
 }
 
 /**
- * The model and agent a session last used: those of its last message that names them (a user
- * message's `model.providerID`/`model.modelID` and `agent`; an assistant message's
- * `providerID`/`modelID` and `agent`, or `mode` before opencode had `agent`), else the session
- * info's own `model`/`agent` (opencode 1.18). What a host must offer to resume the session as it was.
+ * The model and agent a session last used: those of its last user message that names them
+ * (`model.providerID`/`model.modelID`, `agent`: what the user chose, and what opencode resumes
+ * with), else of its last assistant message (`providerID`/`modelID`, `agent` or `mode` before
+ * opencode had `agent`), else the session info's own `model`/`agent` (opencode 1.18). What a host
+ * must offer to resume the session as it was.
  */
 export type LastUsed = {
   model?: { providerID: string; modelID: string };
@@ -127,8 +128,7 @@ export function blobHooks(rebaseTo?: string): ReadHooks {
 class LastUsedTracker {
   private info: Record<string, string> = {};
   private current: Record<string, string> | undefined;
-  private model: LastUsed['model'];
-  private agent: string | undefined;
+  private readonly last: Record<'user' | 'other', { model?: LastUsed['model']; agent?: string }> = { user: {}, other: {} };
 
   constructor(private readonly facts: BlobFacts) {}
 
@@ -137,29 +137,35 @@ class LastUsedTracker {
     this.current = {};
   }
 
-  /** Takes a scalar that names a model or an agent; false for any other path. */
+  /** Takes a scalar that names a model, an agent or a message's role; false for any other path (role is not consumed). */
   offer(path: JsonPath, value: unknown): boolean {
     const sessionInfo = path[0] === 'info';
     const inside = sessionInfo ? path.slice(1) : path[0] === 'messages' && path[2] === 'info' ? path.slice(3) : undefined;
-    if (!inside || !namesModelOrAgent(inside, sessionInfo)) return false;
-    if (typeof value !== 'string') return true;
-    const key = inside.join('.');
-    if (sessionInfo) this.info[key] = value;
-    else if (this.current) this.current[key] = value;
-    this.settle();
-    return true;
+    if (!inside) return false;
+    const role = !sessionInfo && pathIs(inside, 'role');
+    if (!role && !namesModelOrAgent(inside, sessionInfo)) return false;
+    if (typeof value === 'string') {
+      const key = inside.join('.');
+      if (sessionInfo) this.info[key] = value;
+      else if (this.current) this.current[key] = value;
+      this.settle();
+    }
+    return !role;
   }
 
   private settle(): void {
     const named = this.current ?? {};
+    const last = this.last[named.role === 'user' ? 'user' : 'other'];
     const providerID = named['model.providerID'] ?? named.providerID;
     const modelID = named['model.modelID'] ?? named.modelID;
-    if (providerID !== undefined && modelID !== undefined) this.model = { providerID, modelID };
+    if (providerID !== undefined && modelID !== undefined) last.model = { providerID, modelID };
     const agent = named.agent ?? named.mode;
-    if (agent !== undefined) this.agent = agent;
+    if (agent !== undefined) last.agent = agent;
+    // What the user last chose (a user message) is what opencode resumes with; an assistant's
+    // (a compaction runs as agent "compaction") only where no user message names one.
     const infoModel = this.info['model.providerID'] !== undefined && this.info['model.id'] !== undefined ? { providerID: this.info['model.providerID'], modelID: this.info['model.id'] } : undefined;
-    const model = this.model ?? infoModel;
-    const lastAgent = this.agent ?? this.info.agent;
+    const model = this.last.user.model ?? this.last.other.model ?? infoModel;
+    const lastAgent = this.last.user.agent ?? this.last.other.agent ?? this.info.agent;
     this.facts.lastUsed = { ...(model ? { model } : {}), ...(lastAgent !== undefined ? { agent: lastAgent } : {}) };
   }
 }

@@ -22,6 +22,8 @@ import { checkoutOf, decidePull, type LocalPlace, type PullAction, type PullFact
 export { checkoutOf };
 import { findUploads, takeInUploads, type TakenUpload } from './incoming.js';
 import { TicketRemote } from '../remote/ticketRemote.js';
+import type { LastUsed } from '../blob/sessionBlob.js';
+import { checkArrivals, type ArrivalFindings } from './destinationChecks.js';
 
 export interface PullOptions {
   checkpoint?: string;
@@ -96,6 +98,8 @@ export interface PulledSession {
   checkout?: Checkout;
   /** Opencode was mid-turn in it when it was pushed. */
   busy?: boolean;
+  /** What the checks after the import found (destinationChecks.ts): a model/agent this host lacks, fields dropped and put back or still differing. */
+  findings?: ArrivalFindings;
 }
 
 export interface PullResult {
@@ -215,6 +219,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     // Download and verify every blob before touching any local session.
     const toImport = plans.filter((plan) => plan.action === 'new' || plan.action === 'replace');
     const files = new Map<string, string>();
+    const lastUsed = new Map<string, LastUsed>();
     // When nothing local is replaced (a first pull, a hand-over to a fresh host), no session is
     // deleted before the imports: `opencode serve` for the replay can start while the blobs download.
     if (toImport.length > 0 && !plans.some((plan) => plan.action === 'replace' || plan.action === 'deleted-there')) {
@@ -228,8 +233,9 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
       async (plan, index) => {
         const file = path.join(ctx.tempDir, `pull-${index}.json`);
         try {
-          await timing.time('download', () => downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file, localVersion));
+          const { facts } = await timing.time('download', () => downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file, localVersion));
           files.set(plan.session.id, file);
+          lastUsed.set(plan.session.id, facts.lastUsed);
         } catch (error) {
           // Damaged, or holding what this opencode would reject half-way (adapters.ts): refused alone.
           if (!(error instanceof SessmigError) || (error.code !== 'blob-corrupt' && error.code !== 'blob-unfit')) throw error;
@@ -339,6 +345,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     let verified = new Map<string, { time_updated: number }>();
     const imported = { done: 0, bytes: 0 };
     const paths = new Map<string, 'replay' | 'import'>();
+    let findings = new Map<string, ArrivalFindings>();
     try {
       // Delete the topmost replaced sessions (opencode deletes their children with them).
       for (const node of deleting) {
@@ -361,7 +368,13 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
         imported.done++;
         imported.bytes += plan.session.rawBytes;
         report.progress('imported', imported.done, importing.length, imported.bytes);
-      }).finally(() => importer.close());
+      })
+        .then(async () => {
+          // #23 items 6 and 9: models/agents this host lacks; fields its opencode dropped (put back, or reported).
+          const arrivals = importing.map((plan) => ({ id: plan.session.id, title: plan.session.title, file: files.get(plan.session.id)!, directory: plan.importDir, via: paths.get(plan.session.id)!, lastUsed: plan.session.lastUsed ?? lastUsed.get(plan.session.id) }));
+          findings = await checkArrivals(ctx, arrivals, importer);
+        })
+        .finally(() => importer.close());
       for (const row of orderParentsFirst(restoreFromBackup.map((row) => ({ ...row, parentID: row.parent_id })))) {
         journal.importing(row.id);
         await opencode.importFile(backups.get(row.id)!, existsSync(row.directory) ? row.directory : worktree.root, row.id);
@@ -403,7 +416,11 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     for (const tombstone of manifest.deleted ?? []) if (!localById.has(tombstone.id)) delete state.sessions[tombstone.id];
     await saveSyncState(stateFile, state).catch((error: unknown) => report.warn(`could not save the sync state: ${(error as Error).message}`));
 
-    result.sessions = plans.map((plan) => ({ ...describe(plan, manifest), ...(paths.has(plan.session.id) ? { via: paths.get(plan.session.id) } : {}) }));
+    result.sessions = plans.map((plan) => ({
+      ...describe(plan, manifest),
+      ...(paths.has(plan.session.id) ? { via: paths.get(plan.session.id) } : {}),
+      ...(findings.has(plan.session.id) ? { findings: findings.get(plan.session.id) } : {}),
+    }));
     // Claim last: the pointer moves only after every session is here, so a failed pull leaves it alone.
     if (options.migrate && pointer && pointer.pointer.owner?.hostId !== ctx.host.hostId) {
       const unresolved = result.sessions.filter((session) => session.action === 'conflict' || session.action === 'refused');

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { SessmigError } from '../core/errors.js';
 import { SESSION_ID } from '../format/ids.js';
 import { redact } from '../util/redact.js';
+import { compareOneMessage, restorable, type Difference } from './fidelity.js';
 import type { Opencode } from './opencode.js';
 import type { OpencodeServer } from './server.js';
 
@@ -142,8 +143,10 @@ async function probe(server: OpencodeServer): Promise<string | undefined> {
  * directory) into the server's opencode, then verifies it. On any failure it deletes whatever the
  * replay left and throws a SessmigError 'replay-failed' (the caller falls back to `opencode import`);
  * an interrupt stays 'interrupted'. A session that already exists is refused and left untouched.
+ * Returns the fields of messages and parts that opencode dropped while decoding the events (as its
+ * import drops them, see fidelity.ts): the caller restores them; anything else that differs fails.
  */
-export async function replaySession(server: OpencodeServer, blobFile: string, options: ReplayOptions): Promise<void> {
+export async function replaySession(server: OpencodeServer, blobFile: string, options: ReplayOptions): Promise<Difference[]> {
   const unavailable = await whyUnavailable(server).catch((error: unknown) => `cannot ask opencode serve: ${(error as Error).message}`);
   if (unavailable) throw failure(unavailable, undefined, { cleaned: true });
 
@@ -174,7 +177,7 @@ export async function replaySession(server: OpencodeServer, blobFile: string, op
     }
     await sender.add('session.updated.1', { sessionID: id, info: expected });
     await sender.flush();
-    await verify(server, id, blobFile, expected, options.tempDir);
+    return await verify(server, id, blobFile, expected, options.tempDir);
   } catch (error) {
     await blob.return(undefined).catch(() => undefined);
     const leftover = started && id ? await removeReplayed(server, id, directory ?? options.tempDir, options) : undefined;
@@ -292,23 +295,32 @@ class EventSender {
 /**
  * Reads the session back as its export and compares it with the blob: the info with the
  * destination's fields (DESTINATION_FIELDS), then each message with its parts, deep-equal after
- * JSON.parse (key order does not count). One message of each side is in memory at a time.
+ * JSON.parse (key order does not count). One message of each side is in memory at a time. Fields
+ * of messages and parts that opencode dropped are returned (fidelity.ts restores them); any other
+ * difference fails the replay.
  */
-async function verify(server: OpencodeServer, id: string, blobFile: string, expectedInfo: Record<string, unknown>, tempDir: string): Promise<void> {
+async function verify(server: OpencodeServer, id: string, blobFile: string, expectedInfo: Record<string, unknown>, tempDir: string): Promise<Difference[]> {
   const file = path.join(tempDir, `sessmig-replay-${randomBytes(6).toString('hex')}.json`);
   await server.exportToFile(id, file);
   const stored = readBlob(file);
   const blob = readBlob(blobFile);
+  const dropped: Difference[] = [];
   try {
     for (let index = -1; ; index++) {
       const [have, want] = await Promise.all([stored.next(), blob.next()]);
       if (have.done || want.done) {
-        if (have.done && want.done) return;
+        if (have.done && want.done) return dropped;
         throw new SessmigError('replay-failed', `${id} was replayed with ${have.done ? 'fewer' : 'more'} messages than the blob has`);
       }
-      const expected = index === -1 ? expectedInfo : want.value.value;
-      const difference = firstDifference(have.value.value, expected, index === -1 ? 'info' : `messages[${index}]`);
-      if (difference) throw new SessmigError('replay-failed', `${id} does not read back as the blob: ${difference} differs`);
+      if (index === -1) {
+        const difference = firstDifference(have.value.value, expectedInfo, 'info');
+        if (difference) throw new SessmigError('replay-failed', `${id} does not read back as the blob: ${difference} differs`);
+        continue;
+      }
+      const { differences, more } = compareOneMessage(have.value.value, want.value.value, index);
+      const other = differences.find((difference) => !restorable(difference));
+      if (other || more > 0) throw new SessmigError('replay-failed', `${id} does not read back as the blob: ${(other ?? differences[0]!).at} differs`);
+      dropped.push(...differences);
     }
   } finally {
     await stored.return(undefined).catch(() => undefined);

@@ -1,0 +1,164 @@
+import type { LastUsed } from '../blob/sessionBlob.js';
+import type { Manifest } from '../format/schema.js';
+import { compareInfo, compareWithDatabase, describeDifferences, restorable, restoreDropped, type Difference } from '../opencode/fidelity.js';
+import type { SessionImporter } from '../opencode/importer.js';
+import { describeMissing, missingHere, readOfferings, type Missing, type Offerings } from '../opencode/offerings.js';
+import { OpencodeServer } from '../opencode/server.js';
+import type { Context } from './context.js';
+import { SessmigError } from './errors.js';
+
+/**
+ * What pull checks on this host once sessions came in (#23 items 6 and 9), through one
+ * `opencode serve` — the replay's, when it ran; else one started for these checks (about a second,
+ * against one `opencode export` process per session plus two for the model and agent lists):
+ *  - whether this host's opencode offers the model and agent each session last used (offerings.ts);
+ *  - whether opencode stored each session as its blob says, field by field (fidelity.ts): fields it
+ *    dropped from messages or parts are put back; anything else that differs is reported.
+ * Neither fails the pull: each finding is a warning (and a field of the session in --json).
+ */
+export interface Arrival {
+  id: string;
+  title: string;
+  /** The blob as imported (downloaded, rebased, adapted). */
+  file: string;
+  /** The directory it was imported into. */
+  directory: string;
+  via: 'replay' | 'import';
+  lastUsed: LastUsed | undefined;
+}
+
+export interface ArrivalFindings {
+  /** The model / agent the session last used that this host's opencode does not offer. */
+  missing?: Missing;
+  /** Fields this host's opencode dropped and sessmig put back (`messages[0].parts[2].synthetic`). */
+  restored?: string[];
+  /** What still differs from the blob after the restore: reported, not repaired. */
+  differs?: string[];
+}
+
+export async function checkArrivals(ctx: Context, arrivals: Arrival[], importer: SessionImporter): Promise<Map<string, ArrivalFindings>> {
+  const findings = new Map<string, ArrivalFindings>();
+  if (arrivals.length === 0) return findings;
+  const { report, timing } = ctx;
+  let own: OpencodeServer | undefined;
+  try {
+    let server = importer.server;
+    if (!server) {
+      own = await timing.time('serve-start', () => OpencodeServer.start({ ...ctx.opencode.options, cwd: ctx.worktree.root }));
+      server = own;
+    }
+    await timing.time('verify', () => checkModels(ctx, server!, arrivals, findings));
+    await timing.time('verify', () => checkFields(ctx, server!, arrivals, findings));
+  } catch (error) {
+    if (error instanceof SessmigError && error.code === 'interrupted') throw error;
+    report.warn(`could not check the ${arrivals.length} session(s) brought in against this host's opencode (${(error as Error).message}): fields it may have dropped and models or agents it may lack went unchecked`);
+  } finally {
+    await own?.stop();
+  }
+  return findings;
+}
+
+async function checkModels(ctx: Context, server: OpencodeServer, arrivals: Arrival[], findings: Map<string, ArrivalFindings>): Promise<void> {
+  const known = arrivals.filter((arrival) => arrival.lastUsed?.model || arrival.lastUsed?.agent !== undefined);
+  if (known.length === 0) return;
+  const byDirectory = new Map<string, Promise<Offerings>>();
+  for (const arrival of known) {
+    if (!byDirectory.has(arrival.directory)) byDirectory.set(arrival.directory, readOfferings(server, arrival.directory));
+  }
+  for (const arrival of known) {
+    let offerings: Offerings;
+    try {
+      offerings = await byDirectory.get(arrival.directory)!;
+    } catch (error) {
+      ctx.report.warn(`could not list the models and agents of this host's opencode for ${arrival.directory} (${(error as Error).message}); sessions there were not checked against them`);
+      byDirectory.set(arrival.directory, new Promise(() => undefined)); // warned once
+      continue;
+    }
+    const missing = missingHere(arrival.lastUsed, offerings);
+    if (missing.model === undefined && missing.agent === undefined) continue;
+    ctx.report.warn(describeMissing(arrival, missing, offerings));
+    findings.set(arrival.id, { ...findings.get(arrival.id), missing });
+  }
+}
+
+async function checkFields(ctx: Context, server: OpencodeServer, arrivals: Arrival[], findings: Map<string, ArrivalFindings>): Promise<void> {
+  const version = await ctx.opencode.version();
+  const comparisons = await compareWithDatabase(ctx.opencode, arrivals);
+  for (const arrival of arrivals) {
+    const { status, body } = await server.request('GET', `/session/${arrival.id}`);
+    if (status !== 200) throw new Error(`opencode serve answered ${status} to GET /session/${arrival.id}`);
+    const info = await compareInfo(JSON.parse(body) as unknown, arrival.file);
+    const rows = comparisons.get(arrival.id)!;
+    comparisons.set(arrival.id, { differences: [...info.differences, ...rows.differences], more: info.more + rows.more });
+  }
+  const repairable = arrivals.flatMap((arrival) => comparisons.get(arrival.id)!.differences.filter(restorable).map((difference) => ({ id: arrival.id, difference })));
+  const restored = new Map<string, Difference[]>();
+  if (repairable.length > 0) {
+    const ids = [...new Set(repairable.map((item) => item.id))];
+    try {
+      const written = new Set(await restoreDropped(ctx.opencode, ids, repairable.map((item) => item.difference)));
+      for (const item of repairable) if (written.has(item.difference)) restored.set(item.id, [...(restored.get(item.id) ?? []), item.difference]);
+    } catch (error) {
+      ctx.report.warn(`could not put back the fields opencode ${version} dropped (${(error as Error).message})`);
+    }
+    if (restored.size > 0) {
+      // Read the rows again: what still differs is reported, whatever the restore said.
+      const again = await compareWithDatabase(ctx.opencode, arrivals.filter((arrival) => restored.has(arrival.id)));
+      for (const [id, comparison] of again) {
+        const info = comparisons.get(id)!.differences.filter((difference) => difference.record.kind === 'session' && difference.at.startsWith('info'));
+        comparisons.set(id, { differences: [...info, ...comparison.differences], more: comparison.more });
+      }
+    }
+  }
+  for (const arrival of arrivals) {
+    const comparison = comparisons.get(arrival.id)!;
+    const still = new Set(comparison.differences.map((item) => item.at));
+    const fixed = (restored.get(arrival.id) ?? []).filter((item) => !still.has(item.at)).map((item) => item.at);
+    if (fixed.length === 0 && comparison.differences.length === 0 && comparison.more === 0) continue;
+    const finding: ArrivalFindings = { ...findings.get(arrival.id) };
+    if (fixed.length > 0) {
+      finding.restored = fixed;
+      ctx.report.info(`session ${arrival.id} ("${arrival.title}"): opencode ${version} here dropped ${fixed.length} field(s) when it took the session in (${fixed.slice(0, 5).join(', ')}${fixed.length > 5 ? ', …' : ''}); sessmig put them back`);
+    }
+    if (comparison.differences.length > 0 || comparison.more > 0) {
+      finding.differs = comparison.differences.map((item) => item.at);
+      ctx.report.warn(
+        `session ${arrival.id} ("${arrival.title}") is not stored here as it was pushed: opencode ${version} here keeps it with ${describeDifferences(comparison.differences, comparison.more)}; ` +
+          'that is lost on this host (the remote copy keeps it)',
+      );
+    }
+    findings.set(arrival.id, finding);
+  }
+}
+
+/** doctor: the sessions of a checkpoint whose last model or agent this host's opencode does not offer. */
+export interface ResumeCheck {
+  /** Sessions whose last model/agent this host lacks. */
+  missing: { id: string; title: string; missing: Missing; hint: string }[];
+  /** Sessions whose manifest entry does not say (pushed by an older sessmig). */
+  unknown: number;
+  /** Why the check could not be made (opencode serve failed, or listed its models unexpectedly). */
+  error?: string;
+}
+
+export async function checkResumable(ctx: Context, manifest: Manifest): Promise<ResumeCheck> {
+  const check: ResumeCheck = { missing: [], unknown: manifest.sessions.filter((session) => !session.lastUsed).length };
+  const known = manifest.sessions.filter((session) => session.lastUsed);
+  if (known.length === 0) return check;
+  let server: OpencodeServer | undefined;
+  try {
+    server = await OpencodeServer.start({ ...ctx.opencode.options, cwd: ctx.worktree.root });
+    const offerings = await readOfferings(server, ctx.worktree.root);
+    for (const session of known) {
+      const missing = missingHere(session.lastUsed as LastUsed, offerings);
+      if (missing.model === undefined && missing.agent === undefined) continue;
+      check.missing.push({ id: session.id, title: session.title, missing, hint: describeMissing(session, missing, offerings) });
+    }
+  } catch (error) {
+    if (error instanceof SessmigError && error.code === 'interrupted') throw error;
+    check.error = (error as Error).message;
+  } finally {
+    await server?.stop();
+  }
+  return check;
+}
