@@ -1,6 +1,6 @@
 import type { LastUsed } from '../blob/sessionBlob.js';
 import type { Manifest } from '../format/schema.js';
-import { compareInfo, compareWithDatabase, describeDifferences, restorable, restoreDropped, type Difference } from '../opencode/fidelity.js';
+import { alignRows, compareInfo, describeDifferences, type Difference } from '../opencode/fidelity.js';
 import type { SessionImporter } from '../opencode/importer.js';
 import { describeMissing, missingHere, readOfferings, type Missing, type Offerings } from '../opencode/offerings.js';
 import { OpencodeServer } from '../opencode/server.js';
@@ -83,51 +83,58 @@ async function checkModels(ctx: Context, server: OpencodeServer, arrivals: Arriv
 
 async function checkFields(ctx: Context, server: OpencodeServer, arrivals: Arrival[], findings: Map<string, ArrivalFindings>): Promise<void> {
   const version = await ctx.opencode.version();
-  const comparisons = await compareWithDatabase(ctx.opencode, arrivals);
+  const rows = await alignRows(ctx.opencode, arrivals);
   for (const arrival of arrivals) {
+    // The session info lives in columns, not JSON: compared as opencode serves it, and reported only.
     const { status, body } = await server.request('GET', `/session/${arrival.id}`);
     if (status !== 200) throw new Error(`opencode serve answered ${status} to GET /session/${arrival.id}`);
     const info = await compareInfo(JSON.parse(body) as unknown, arrival.file);
-    const rows = comparisons.get(arrival.id)!;
-    comparisons.set(arrival.id, { differences: [...info.differences, ...rows.differences], more: info.more + rows.more });
-  }
-  const repairable = arrivals.flatMap((arrival) => comparisons.get(arrival.id)!.differences.filter(restorable).map((difference) => ({ id: arrival.id, difference })));
-  const restored = new Map<string, Difference[]>();
-  if (repairable.length > 0) {
-    const ids = [...new Set(repairable.map((item) => item.id))];
-    try {
-      const written = new Set(await restoreDropped(ctx.opencode, ids, repairable.map((item) => item.difference)));
-      for (const item of repairable) if (written.has(item.difference)) restored.set(item.id, [...(restored.get(item.id) ?? []), item.difference]);
-    } catch (error) {
-      ctx.report.warn(`could not put back the fields opencode ${version} dropped (${(error as Error).message})`);
-    }
-    if (restored.size > 0) {
-      // Read the rows again: what still differs is reported, whatever the restore said.
-      const again = await compareWithDatabase(ctx.opencode, arrivals.filter((arrival) => restored.has(arrival.id)));
-      for (const [id, comparison] of again) {
-        const info = comparisons.get(id)!.differences.filter((difference) => difference.record.kind === 'session' && difference.at.startsWith('info'));
-        comparisons.set(id, { differences: [...info, ...comparison.differences], more: comparison.more });
-      }
-    }
-  }
-  for (const arrival of arrivals) {
-    const comparison = comparisons.get(arrival.id)!;
-    const still = new Set(comparison.differences.map((item) => item.at));
-    const fixed = (restored.get(arrival.id) ?? []).filter((item) => !still.has(item.at)).map((item) => item.at);
-    if (fixed.length === 0 && comparison.differences.length === 0 && comparison.more === 0) continue;
+    const { restored, remaining } = rows.get(arrival.id)!;
+    const differences = [...info.differences, ...remaining.differences];
+    const more = info.more + remaining.more;
+    if (restored.length === 0 && differences.length === 0 && more === 0) continue;
     const finding: ArrivalFindings = { ...findings.get(arrival.id) };
-    if (fixed.length > 0) {
-      finding.restored = fixed;
-      ctx.report.info(`session ${arrival.id} ("${arrival.title}"): opencode ${version} here dropped ${fixed.length} field(s) when it took the session in (${fixed.slice(0, 5).join(', ')}${fixed.length > 5 ? ', …' : ''}); sessmig put them back`);
+    if (restored.length > 0) {
+      finding.restored = restored;
+      ctx.report.info(`session ${arrival.id} ("${arrival.title}"): ${describeRestored(version, restored)}`);
     }
-    if (comparison.differences.length > 0 || comparison.more > 0) {
-      finding.differs = comparison.differences.map((item) => item.at);
-      ctx.report.warn(
-        `session ${arrival.id} ("${arrival.title}") is not stored here as it was pushed: opencode ${version} here keeps it with ${describeDifferences(comparison.differences, comparison.more)}; ` +
-          'that is lost on this host (the remote copy keeps it)',
-      );
+    if (differences.length > 0 || more > 0) {
+      finding.differs = differences.map((item) => item.at);
+      ctx.report.warn(describeUnfaithful(arrival, version, differences, more));
     }
     findings.set(arrival.id, finding);
+  }
+}
+
+export function describeRestored(version: string, restored: string[]): string {
+  return `opencode ${version} here dropped ${restored.length} field(s) when it took the session in (${restored.slice(0, 5).join(', ')}${restored.length > 5 ? ', …' : ''}); sessmig put them back`;
+}
+
+export function describeUnfaithful(session: { id: string; title: string }, version: string, differences: Difference[], more: number): string {
+  return (
+    `session ${session.id} ("${session.title}") is not stored here as it was exported: opencode ${version} here keeps it with ${describeDifferences(differences, more)}; ` +
+    'that is lost on this host (the exported copy keeps it)'
+  );
+}
+
+/**
+ * After `sessmig undo` or a rollback re-imported local backups (opencode export files): the rows
+ * made equal to the backups where opencode dropped fields, and a warning for whatever still differs.
+ * Never throws (the restore itself succeeded); a failure to check is a warning.
+ */
+export async function alignRestored(ctx: Pick<Context, 'opencode' | 'report'>, restored: { id: string; title: string; file: string }[]): Promise<void> {
+  if (restored.length === 0) return;
+  try {
+    const version = await ctx.opencode.version();
+    const outcome = await alignRows(ctx.opencode, restored);
+    for (const session of restored) {
+      const found = outcome.get(session.id);
+      if (!found) continue;
+      if (found.restored.length > 0) ctx.report.info(`session ${session.id} ("${session.title}"): ${describeRestored(version, found.restored)}`);
+      if (found.remaining.differences.length > 0 || found.remaining.more > 0) ctx.report.warn(describeUnfaithful(session, version, found.remaining.differences, found.remaining.more));
+    }
+  } catch (error) {
+    ctx.report.warn(`could not compare the restored session(s) with their backups (${(error as Error).message}): fields opencode may have dropped went unchecked`);
   }
 }
 

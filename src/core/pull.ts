@@ -23,7 +23,8 @@ export { checkoutOf };
 import { findUploads, takeInUploads, type TakenUpload } from './incoming.js';
 import { TicketRemote } from '../remote/ticketRemote.js';
 import type { LastUsed } from '../blob/sessionBlob.js';
-import { checkArrivals, type ArrivalFindings } from './destinationChecks.js';
+import { alignRestored, checkArrivals, type ArrivalFindings } from './destinationChecks.js';
+import { describeUncarried, readSessionExtras, writeShares, type ShareRow } from '../opencode/shareRows.js';
 
 export interface PullOptions {
   checkpoint?: string;
@@ -293,6 +294,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     let index: BackupIndex | undefined;
     const backups = new Map<string, string>();
     const backupTodos = new Map<string, Todo[]>();
+    const backupShares = new Map<string, ShareRow>();
     if (deleting.length > 0 || importing.length > 0) {
       const pullId = newCheckpointId();
       backupDir = await createBackupDir(ctx.paths.state, worktree.key, pullId);
@@ -332,6 +334,11 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
       }, ctx.signal);
       for (const [id, todos] of await readTodos(opencode, deleting.map((node) => node.id))) backupTodos.set(id, todos);
       for (const entry of index.sessions) if (backupTodos.has(entry.id)) entry.todos = backupTodos.get(entry.id);
+      // #23 item 7: what the delete takes beyond export and todos (the share, with its secret).
+      const extras = await readSessionExtras(opencode, deleting.map((node) => node.id));
+      for (const [id, share] of extras.shares) backupShares.set(id, share);
+      for (const entry of index.sessions) if (backupShares.has(entry.id)) entry.share = backupShares.get(entry.id);
+      for (const [id, counts] of extras.uncarried) report.warn(`session ${id} has ${describeUncarried(counts)} in opencode's database that sessmig does not carry; deleting it here (to replace it) drops them`);
       index.sessions.sort((x, y) => (x.id < y.id ? -1 : 1));
       await writeBackupIndex(backupDir, index);
       if (deleting.length > 0) {
@@ -341,7 +348,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     }
 
     ctx.signal.throwIfAborted();
-    const journal = new Journal(ctx, backups, localById, backupTodos);
+    const journal = new Journal(ctx, backups, localById, backupTodos, backupShares);
     let verified = new Map<string, { time_updated: number }>();
     const imported = { done: 0, bytes: 0 };
     const paths = new Map<string, 'replay' | 'import'>();
@@ -380,6 +387,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
         await opencode.importFile(backups.get(row.id)!, existsSync(row.directory) ? row.directory : worktree.root, row.id);
         result.restored.push(row.id);
       }
+      await alignRestored(ctx, restoreFromBackup.map((row) => ({ id: row.id, title: row.title, file: backups.get(row.id)! })));
       let state: SessionState | undefined;
       if (importing.length === 0 && restoreFromBackup.length === 0) {
         verified = localById;
@@ -392,6 +400,10 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
         );
       }
       await timing.time('todos', () => restoreTodos(ctx, plans, state));
+      // A replaced session keeps the share this host made of it (its secret unshares it).
+      await writeShares(opencode, backupShares).catch((error: unknown) =>
+        report.warn(`could not restore the share of ${[...backupShares.keys()].join(', ')} (${(error as Error).message}); its id and secret are in ${backupDir}/index.json`),
+      );
     } catch (error) {
       await journal.rollback(error);
       throw error;
@@ -689,6 +701,7 @@ class Journal {
     private readonly backups: Map<string, string>,
     private readonly localById: Map<string, SessionRow>,
     private readonly todos: Map<string, Todo[]>,
+    private readonly shares: Map<string, ShareRow> = new Map(),
   ) {}
 
   deleted(id: string): void {
@@ -718,6 +731,8 @@ class Journal {
       await opencode.importFile(this.backups.get(row.id)!, dir, row.id).catch((error: unknown) => problems.push(`restore ${row.id}: ${(error as Error).message}`));
     }
     await writeTodos(opencode, this.todos).catch((error: unknown) => problems.push(`restore todos: ${(error as Error).message}`));
+    await writeShares(opencode, this.shares).catch((error: unknown) => problems.push(`restore shares: ${(error as Error).message}`));
+    await alignRestored({ opencode, report }, rows.map((row) => ({ id: row.id, title: row.title, file: this.backups.get(row.id)! })));
     if (problems.length > 0) {
       throw new SessmigError('rollback-failed', `the pull failed and its rollback did not finish: ${problems.join('; ')}`, {
         hint: `the local copies are backed up as opencode export files; restore them with \`opencode import FILE\` (see \`sessmig status\`)`,

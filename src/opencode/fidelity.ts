@@ -330,6 +330,36 @@ export async function restoreDropped(opencode: Opencode, sessionIDs: string[], d
   return written;
 }
 
+export interface RowsOutcome {
+  /** Dropped fields put back, and confirmed by the second read. */
+  restored: string[];
+  /** What still differs after that (reported, not repaired). */
+  remaining: Comparison;
+}
+
+/**
+ * Compares each session's message and part rows with the blob it came from, puts back the fields
+ * opencode dropped, and reads the rows again: at most three `opencode db` (read, one UPDATE per
+ * table, read), however many sessions. What pull, `sessmig undo` and a rollback run after an import.
+ */
+export async function alignRows(opencode: Opencode, sessions: { id: string; file: string }[]): Promise<Map<string, RowsOutcome>> {
+  const outcome = new Map<string, RowsOutcome>();
+  const first = await compareWithDatabase(opencode, sessions);
+  for (const [id, remaining] of first) outcome.set(id, { restored: [], remaining });
+  const repairable = [...first.values()].flatMap((comparison) => comparison.differences.filter(restorable));
+  if (repairable.length === 0) return outcome;
+  const written = await restoreDropped(opencode, [...first.keys()], repairable);
+  if (written.length === 0) return outcome;
+  const touched = sessions.filter((session) => first.get(session.id)!.differences.some((difference) => written.includes(difference)));
+  const again = await compareWithDatabase(opencode, touched);
+  for (const [id, remaining] of again) {
+    const still = new Set(remaining.differences.map((item) => item.at));
+    const restored = first.get(id)!.differences.filter((difference) => written.includes(difference) && !still.has(difference.at)).map((difference) => difference.at);
+    outcome.set(id, { restored, remaining });
+  }
+  return outcome;
+}
+
 /** One line per session for what still differs: the first few places, and how many in all. */
 export function describeDifferences(differences: Difference[], more: number): string {
   const shown = differences.slice(0, 5).map((item) => `${item.at} (${item.kind === 'dropped' ? 'missing here' : item.kind === 'added' ? 'only here' : 'differs'})`);
