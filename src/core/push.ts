@@ -301,7 +301,7 @@ async function exportAndStore(
 ): Promise<({ row: SessionRow; blob: ExportedBlob; uploaded: boolean } | undefined)[]> {
   const { report, timing, worktree, opencode } = ctx;
   const { toExport } = plan;
-  const source = await timing.time('serve-start', () => openExporter(opencode, worktree.root, toExport.length, parseExportVia(ctx.env.SESSMIG_EXPORT_VIA), report));
+  const source = await timing.time('serve-start', () => openExporter(opencode, worktree.root, toExport.length, parseExportVia(ctx.env.SESSMIG_EXPORT_VIA), report, toExport.map((row) => row.id)));
   if (toExport.length > 0) timing.note(`exported ${toExport.length} session(s) through ${source.kind === 'server' ? 'one `opencode serve`' : '`opencode export` processes'}; ${plan.kept.size} reused`);
   const progress = { done: 0, bytes: 0 };
   return mapPool(

@@ -10,6 +10,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeLlm, type FakeLlm } from '../support/fakeLlm.js';
 import { createHost, createRepo, type Host } from '../support/host.js';
@@ -91,8 +92,10 @@ describe('what the destination opencode drops or lacks', () => {
     await a.opencode(['session', 'delete', thought], { cwd: repoA });
     await a.opencode(['import', crafted], { cwd: repoA });
 
-    const pushed = await sessmig(a, ['push', '--remote', url, '--json'], { cwd: repoA, env: { SESSMIG_EXPORT_VIA: 'cli' } });
+    // Two sessions: push exports through one `opencode serve`, whose routes leave `synthetic` out.
+    const pushed = await sessmig(a, ['push', '--remote', url, '--json', '--timing'], { cwd: repoA });
     expect(pushed.exitCode, explain(pushed)).toBe(0);
+    expect(pushed.stderr).toMatch(/through one `opencode serve`/);
   }, 300_000);
   afterAll(async () => {
     for (const host of [a, b, c]) await host?.cleanup();
@@ -100,10 +103,16 @@ describe('what the destination opencode drops or lacks', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
+  it('push through opencode serve keeps what opencode export prints (the blob has synthetic)', async () => {
+    const manifest = await currentManifest(dir);
+    const entry = manifest.sessions.find((session: { id: string }) => session.id === image);
+    const blob = JSON.parse(gunzipSync(await readFile((await findFile(dir, `${entry.sha256}.json.gz`))!)).toString('utf8'));
+    expect(blob.messages[0].parts[fileAt].synthetic).toBe(true);
+    expect(blob).toEqual(await a.exportSession(image));
+  });
+
   it('records the model and agent each session last used in the manifest', async () => {
-    const pointer = JSON.parse(await readFile((await findFile(dir, 'HEAD.json'))!, 'utf8'));
-    expect(pointer.checkpoint).toBeTruthy();
-    const manifest = JSON.parse(await readFile((await findFile(dir, `${pointer.checkpoint}.json`))!, 'utf8'));
+    const manifest = await currentManifest(dir);
     const byId = new Map(manifest.sessions.map((session: { id: string }) => [session.id, session]));
     expect((byId.get(image) as any).lastUsed).toEqual({ model: { providerID: 'fake', modelID: 'fake-model' }, agent: 'build' });
     expect((byId.get(thought) as any).lastUsed).toEqual({ model: { providerID: 'fake', modelID: 'fake-model' }, agent: 'reviewer' });
@@ -144,6 +153,11 @@ describe('what the destination opencode drops or lacks', () => {
     expect(onLaptop.json.resume.missing.map((item: { id: string }) => item.id)).toEqual([thought]); // "reviewer" is no agent there either
   });
 });
+
+async function currentManifest(root: string): Promise<any> {
+  const pointer = JSON.parse(await readFile((await findFile(root, 'HEAD.json'))!, 'utf8'));
+  return JSON.parse(await readFile((await findFile(root, `${pointer.checkpoint}.json`))!, 'utf8'));
+}
 
 async function findFile(root: string, name: string): Promise<string | undefined> {
   for (const entry of await readdir(root, { recursive: true })) {
