@@ -61,17 +61,17 @@ export async function checkArrivals(ctx: Context, arrivals: Arrival[], importer:
 async function checkModels(ctx: Context, server: OpencodeServer, arrivals: Arrival[], findings: Map<string, ArrivalFindings>): Promise<void> {
   const known = arrivals.filter((arrival) => arrival.lastUsed?.model || arrival.lastUsed?.agent !== undefined);
   if (known.length === 0) return;
-  const byDirectory = new Map<string, Promise<Offerings>>();
+  const byDirectory = new Map<string, Promise<Offerings | Error>>();
+  const warned = new Set<string>();
   for (const arrival of known) {
-    if (!byDirectory.has(arrival.directory)) byDirectory.set(arrival.directory, readOfferings(server, arrival.directory));
+    if (!byDirectory.has(arrival.directory)) byDirectory.set(arrival.directory, readOfferings(server, arrival.directory).catch((error: unknown) => error as Error));
   }
   for (const arrival of known) {
-    let offerings: Offerings;
-    try {
-      offerings = await byDirectory.get(arrival.directory)!;
-    } catch (error) {
-      ctx.report.warn(`could not list the models and agents of this host's opencode for ${arrival.directory} (${(error as Error).message}); sessions there were not checked against them`);
-      byDirectory.set(arrival.directory, new Promise(() => undefined)); // warned once
+    const offerings = await byDirectory.get(arrival.directory)!;
+    if (offerings instanceof Error) {
+      if (offerings instanceof SessmigError && offerings.code === 'interrupted') throw offerings;
+      if (!warned.has(arrival.directory)) ctx.report.warn(`could not list the models and agents of this host's opencode for ${arrival.directory} (${offerings.message}); sessions there were not checked against them`);
+      warned.add(arrival.directory);
       continue;
     }
     const missing = missingHere(arrival.lastUsed, offerings);
@@ -113,7 +113,7 @@ export function describeRestored(version: string, restored: string[]): string {
 export function describeUnfaithful(session: { id: string; title: string }, version: string, differences: Difference[], more: number): string {
   return (
     `session ${session.id} ("${session.title}") is not stored here as it was exported: opencode ${version} here keeps it with ${describeDifferences(differences, more)}; ` +
-    'that is lost on this host (the exported copy keeps it)'
+    'that is lost on this host (the copy it came from keeps it; a push from here will not carry it)'
   );
 }
 

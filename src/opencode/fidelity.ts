@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { assertSessionId } from '../format/ids.js';
 import type { Opencode } from './opencode.js';
 import { readBlob } from './replay.js';
@@ -210,11 +211,28 @@ async function readStoredRows(opencode: Opencode, ids: string[]): Promise<Map<st
  */
 export async function compareWithDatabase(opencode: Opencode, sessions: { id: string; file: string }[]): Promise<Map<string, Comparison>> {
   const out = new Map<string, Comparison>();
-  if (sessions.length === 0) return out;
-  const rows = await readStoredRows(opencode, sessions.map((session) => session.id));
-  for (const session of sessions) out.set(session.id, await compareRows(session.id, session.file, rows));
+  // Sessions in batches of about BATCH_BYTES of blob: what one `opencode db` prints is read whole.
+  let batch: { id: string; file: string }[] = [];
+  let size = 0;
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const rows = await readStoredRows(opencode, batch.map((session) => session.id));
+    for (const session of batch) out.set(session.id, await compareRows(session.id, session.file, rows));
+    batch = [];
+    size = 0;
+  };
+  for (const session of sessions) {
+    const bytes = (await stat(session.file)).size;
+    if (batch.length > 0 && size + bytes > BATCH_BYTES) await flush();
+    batch.push(session);
+    size += bytes;
+  }
+  await flush();
   return out;
 }
+
+/** About this much blob per `opencode db` read of stored rows. */
+const BATCH_BYTES = 64 * 1024 * 1024;
 
 async function compareRows(sessionID: string, file: string, rows: Map<string, StoredRow>): Promise<Comparison> {
   const out = new Collector();
