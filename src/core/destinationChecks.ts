@@ -1,6 +1,6 @@
 import type { LastUsed } from '../blob/sessionBlob.js';
 import type { Manifest } from '../format/schema.js';
-import { alignRows, compareInfo, describeDifferences, type Difference } from '../opencode/fidelity.js';
+import { alignRows, compareInfo, describeDifferences, type Difference, type RowsOutcome } from '../opencode/fidelity.js';
 import type { SessionImporter } from '../opencode/importer.js';
 import { describeMissing, missingHere, readOfferings, type Missing, type Offerings } from '../opencode/offerings.js';
 import { OpencodeServer } from '../opencode/server.js';
@@ -40,20 +40,23 @@ export async function checkArrivals(ctx: Context, arrivals: Arrival[], importer:
   const findings = new Map<string, ArrivalFindings>();
   if (arrivals.length === 0) return findings;
   const { report, timing } = ctx;
-  let own: OpencodeServer | undefined;
+  let own: Promise<OpencodeServer> | undefined;
   try {
-    let server = importer.server;
-    if (!server) {
-      own = await timing.time('serve-start', () => OpencodeServer.start({ ...ctx.opencode.options, cwd: ctx.worktree.root }));
-      server = own;
+    // The rows are read (opencode db) while the server starts and answers for the models.
+    const rows = timing.time('fields', () => alignRows(ctx.opencode, arrivals));
+    rows.catch(() => undefined); // awaited below
+    if (!importer.server) {
+      own = timing.time('serve-start', () => OpencodeServer.start({ ...ctx.opencode.options, cwd: ctx.worktree.root }));
+      own.catch(() => undefined);
     }
-    await timing.time('verify', () => checkModels(ctx, server!, arrivals, findings));
-    await timing.time('verify', () => checkFields(ctx, server!, arrivals, findings));
+    const server = importer.server ?? (await own!);
+    await timing.time('models', () => checkModels(ctx, server, arrivals, findings));
+    await timing.time('fields', async () => checkFields(ctx, server, arrivals, await rows, findings));
   } catch (error) {
     if (error instanceof SessmigError && error.code === 'interrupted') throw error;
     report.warn(`could not check the ${arrivals.length} session(s) brought in against this host's opencode (${(error as Error).message}): fields it may have dropped and models or agents it may lack went unchecked`);
   } finally {
-    await own?.stop();
+    await (await own?.catch(() => undefined))?.stop();
   }
   return findings;
 }
@@ -81,9 +84,8 @@ async function checkModels(ctx: Context, server: OpencodeServer, arrivals: Arriv
   }
 }
 
-async function checkFields(ctx: Context, server: OpencodeServer, arrivals: Arrival[], findings: Map<string, ArrivalFindings>): Promise<void> {
+async function checkFields(ctx: Context, server: OpencodeServer, arrivals: Arrival[], rows: Map<string, RowsOutcome>, findings: Map<string, ArrivalFindings>): Promise<void> {
   const version = await ctx.opencode.version();
-  const rows = await alignRows(ctx.opencode, arrivals);
   for (const arrival of arrivals) {
     // The session info lives in columns, not JSON: compared as opencode serves it, and reported only.
     const { status, body } = await server.request('GET', `/session/${arrival.id}`);

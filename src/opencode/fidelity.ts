@@ -18,8 +18,9 @@ import { sqlString } from './todos.js';
  * aside; rows over ROW_LIMIT are compared by their keys and their size only.
  *
  * A field the destination dropped from a message or a part is put back into that row's JSON
- * through `opencode db` (opencode's own binary: json_set on rows whose data is a JSON object), and
- * the rows are read again to confirm. Anything else that differs is reported per session.
+ * through `opencode db` (opencode's own binary: json_set on rows whose data is a JSON object); the
+ * UPDATE returns the rows it changed, which confirm each restored value. Anything else that
+ * differs is reported per session.
  */
 
 /** Fields of the session info that the destination decides (see contentHash in docs/FORMAT.md). */
@@ -307,7 +308,7 @@ const MAX_STATEMENT = 100_000;
 /**
  * Puts the blob's values of dropped fields back into the message and part rows of these sessions,
  * through `opencode db` (one UPDATE per table, each only touching rows whose JSON is an object).
- * Returns the differences it wrote; the caller reads the rows again to confirm.
+ * Returns the differences it wrote, each confirmed by the row the UPDATE returned.
  */
 export async function restoreDropped(opencode: Opencode, sessionIDs: string[], differences: Difference[]): Promise<Difference[]> {
   const sessions = sessionIDs.map((id) => sqlString(assertSessionId(id))).join(', ');
@@ -340,10 +341,12 @@ export async function restoreDropped(opencode: Opencode, sessionIDs: string[], d
     }
     if (cases.length === 0) continue;
     const answer = await opencode.query(
-      `UPDATE ${table} SET data = CASE id ${cases.join(' ')} ELSE data END WHERE session_id IN (${sessions}) AND id IN (${ids.join(', ')}) AND json_type(data) = 'object' RETURNING id`,
+      `UPDATE ${table} SET data = CASE id ${cases.join(' ')} ELSE data END WHERE session_id IN (${sessions}) AND id IN (${ids.join(', ')}) AND json_type(data) = 'object' RETURNING id, data`,
     );
-    const updated = new Set(answer.map((row) => (row as { id?: unknown }).id));
-    written.push(...taken.filter((item) => item.record.kind === table && updated.has(item.record.id)));
+    // The rows as the UPDATE left them: each restored field must now hold the blob's value.
+    const updated = new Map<unknown, unknown>();
+    for (const row of answer as { id?: unknown; data?: unknown }[]) updated.set(row.id, typeof row.data === 'string' ? JSON.parse(row.data) : undefined);
+    written.push(...taken.filter((item) => item.record.kind === table && updated.has(item.record.id) && sameJson(valueAt(updated.get(item.record.id), item.path), item.value)));
   }
   return written;
 }
@@ -356,9 +359,10 @@ export interface RowsOutcome {
 }
 
 /**
- * Compares each session's message and part rows with the blob it came from, puts back the fields
- * opencode dropped, and reads the rows again: at most three `opencode db` (read, one UPDATE per
- * table, read), however many sessions. What pull, `sessmig undo` and a rollback run after an import.
+ * Compares each session's message and part rows with the blob it came from and puts back the
+ * fields opencode dropped: one `opencode db` to read (per ~64 MiB of blob), and one UPDATE per
+ * table that needs one, whose RETURNING rows confirm each restored value. What pull, `sessmig undo`
+ * and a rollback run after an import.
  */
 export async function alignRows(opencode: Opencode, sessions: { id: string; file: string }[]): Promise<Map<string, RowsOutcome>> {
   const outcome = new Map<string, RowsOutcome>();
@@ -366,16 +370,29 @@ export async function alignRows(opencode: Opencode, sessions: { id: string; file
   for (const [id, remaining] of first) outcome.set(id, { restored: [], remaining });
   const repairable = [...first.values()].flatMap((comparison) => comparison.differences.filter(restorable));
   if (repairable.length === 0) return outcome;
-  const written = await restoreDropped(opencode, [...first.keys()], repairable);
-  if (written.length === 0) return outcome;
-  const touched = sessions.filter((session) => first.get(session.id)!.differences.some((difference) => written.includes(difference)));
-  const again = await compareWithDatabase(opencode, touched);
-  for (const [id, remaining] of again) {
-    const still = new Set(remaining.differences.map((item) => item.at));
-    const restored = first.get(id)!.differences.filter((difference) => written.includes(difference) && !still.has(difference.at)).map((difference) => difference.at);
-    outcome.set(id, { restored, remaining });
+  const written = new Set(await restoreDropped(opencode, [...first.keys()], repairable));
+  for (const [id, comparison] of first) {
+    outcome.set(id, {
+      restored: comparison.differences.filter((difference) => written.has(difference)).map((difference) => difference.at),
+      remaining: { differences: comparison.differences.filter((difference) => !written.has(difference)), more: comparison.more },
+    });
   }
   return outcome;
+}
+
+function valueAt(value: unknown, path: Segment[]): unknown {
+  let at = value;
+  for (const segment of path) {
+    if (at === null || typeof at !== 'object') return undefined;
+    at = (at as Record<string | number, unknown>)[segment];
+  }
+  return at;
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  const none = new Collector();
+  compareValues(a, b, [], '', { kind: 'session' }, none);
+  return none.differences.length === 0 && none.more === 0 && a !== undefined;
 }
 
 /** One line per session for what still differs: the first few places, and how many in all. */
