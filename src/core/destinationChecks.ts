@@ -2,6 +2,7 @@ import type { LastUsed } from '../blob/sessionBlob.js';
 import type { Manifest } from '../format/schema.js';
 import { alignRows, compareInfo, describeDifferences, type Difference, type RowsOutcome } from '../opencode/fidelity.js';
 import type { SessionImporter } from '../opencode/importer.js';
+import { compareVersions, parseVersion } from '../opencode/versions.js';
 import { describeMissing, missingHere, readOfferings, type Missing, type Offerings } from '../opencode/offerings.js';
 import { OpencodeServer } from '../opencode/server.js';
 import type { Context } from './context.js';
@@ -36,14 +37,21 @@ export interface ArrivalFindings {
   differs?: string[];
 }
 
-export async function checkArrivals(ctx: Context, arrivals: Arrival[], importer: SessionImporter): Promise<Map<string, ArrivalFindings>> {
+/**
+ * `exportedBy`: the opencode version that exported the blobs. A dropped field is put back only
+ * where this host's opencode is that version or newer — a field its own export writes; from a
+ * newer opencode it is reported instead (an older one may not expect it in its rows).
+ */
+export async function checkArrivals(ctx: Context, arrivals: Arrival[], importer: SessionImporter, exportedBy: string): Promise<Map<string, ArrivalFindings>> {
   const findings = new Map<string, ArrivalFindings>();
   if (arrivals.length === 0) return findings;
   const { report, timing } = ctx;
   let own: Promise<OpencodeServer> | undefined;
   try {
     // The rows are read (opencode db) while the server starts and answers for the models.
-    const rows = timing.time('fields', () => alignRows(ctx.opencode, arrivals));
+    const local = await ctx.opencode.version();
+    const restore = parseVersion(exportedBy) !== undefined && compareVersions(local, exportedBy) >= 0;
+    const rows = timing.time('fields', () => alignRows(ctx.opencode, arrivals, { restore }));
     rows.catch(() => undefined); // awaited below
     if (!importer.server) {
       own = timing.time('serve-start', () => OpencodeServer.start({ ...ctx.opencode.options, cwd: ctx.worktree.root }));

@@ -379,7 +379,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
         .then(async () => {
           // #23 items 6 and 9: models/agents this host lacks; fields its opencode dropped (put back, or reported).
           const arrivals = importing.map((plan) => ({ id: plan.session.id, title: plan.session.title, file: files.get(plan.session.id)!, directory: plan.importDir, via: paths.get(plan.session.id)!, lastUsed: plan.session.lastUsed ?? lastUsed.get(plan.session.id) }));
-          findings = await checkArrivals(ctx, arrivals, importer);
+          findings = await checkArrivals(ctx, arrivals, importer, manifest.source.opencodeVersion);
         })
         .finally(() => importer.close());
       for (const row of orderParentsFirst(restoreFromBackup.map((row) => ({ ...row, parentID: row.parent_id })))) {

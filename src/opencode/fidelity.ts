@@ -364,10 +364,11 @@ export interface RowsOutcome {
  * table that needs one, whose RETURNING rows confirm each restored value. What pull, `sessmig undo`
  * and a rollback run after an import.
  */
-export async function alignRows(opencode: Opencode, sessions: { id: string; file: string }[]): Promise<Map<string, RowsOutcome>> {
+export async function alignRows(opencode: Opencode, sessions: { id: string; file: string }[], options: { restore?: boolean } = {}): Promise<Map<string, RowsOutcome>> {
   const outcome = new Map<string, RowsOutcome>();
   const first = await compareWithDatabase(opencode, sessions);
   for (const [id, remaining] of first) outcome.set(id, { restored: [], remaining });
+  if (options.restore === false) return outcome;
   const repairable = [...first.values()].flatMap((comparison) => comparison.differences.filter(restorable));
   if (repairable.length === 0) return outcome;
   const written = new Set(await restoreDropped(opencode, [...first.keys()], repairable));
