@@ -4,7 +4,8 @@
  *    opencode's import and its event replay both drop: pull puts it back, on either path;
  *  - sessions with reasoning and with a compaction arrive exactly, with nothing to put back;
  *  - a host whose opencode lacks the model or agent a session last used gets a warning per session
- *    saying how to resume it, and `doctor` lists the same.
+ *    saying how to resume it, and `doctor` lists the same;
+ *  - an older destination (1.17.19) drops the same field: reported, not written into its rows.
  */
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -14,6 +15,7 @@ import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeLlm, type FakeLlm } from '../support/fakeLlm.js';
 import { createHost, createRepo, type Host } from '../support/host.js';
+import { installedOpencode } from '../support/opencodeVersions.js';
 import { explain, sessmig } from './harness.js';
 
 /** A 1×1 PNG. */
@@ -165,3 +167,46 @@ async function findFile(root: string, name: string): Promise<string | undefined>
   }
   return undefined;
 }
+
+const older = installedOpencode('1.17.19');
+describe.skipIf(!older.bin)(`an older destination (opencode ${older.version})`, () => {
+  let llm: FakeLlm;
+  let a: Host;
+  let d: Host;
+  let repoA: string;
+  let repoD: string;
+  let dir: string;
+  let url: string;
+  let image: string;
+  beforeAll(async () => {
+    llm = await startFakeLlm();
+    a = await createHost('laptop', { llm });
+    d = await createHost('old', { opencodeBin: older.bin! });
+    repoA = path.join(a.workDir, 'app');
+    repoD = path.join(d.workDir, 'app');
+    await Promise.all([createRepo(repoA), createRepo(repoD)]);
+    dir = await mkdtemp(path.join(os.tmpdir(), 'sessmig-remote-'));
+    url = pathToFileURL(dir).href;
+    await writeFile(path.join(repoA, 'pic.png'), PNG);
+    const run = await a.opencode(['run', '--format', 'json', 'describe the picture', '-f', 'pic.png'], { cwd: repoA, timeoutMs: 60_000 });
+    image = JSON.parse(run.stdout.split('\n').find((line) => line.includes('"sessionID"'))!).sessionID;
+    const pushed = await sessmig(a, ['push', '--remote', url], { cwd: repoA });
+    expect(pushed.exitCode, explain(pushed)).toBe(0);
+  }, 300_000);
+  afterAll(async () => {
+    for (const host of [a, d]) await host?.cleanup();
+    await llm?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a field an older opencode drops is reported per session, not written into its rows', async () => {
+    const pulled = await sessmig(d, ['pull', '--remote', url, '--json', '--force'], { cwd: repoD });
+    expect(pulled.exitCode, explain(pulled)).toBe(0);
+    const session = pulled.json.sessions.find((item: { id: string }) => item.id === image);
+    const fileAt = (await a.exportSession(image)).messages[0].parts.findIndex((part: { type: string }) => part.type === 'file');
+    expect(session.findings.differs).toContain(`messages[0].parts[${fileAt}].synthetic`);
+    expect(session.findings.restored).toBeUndefined();
+    expect(pulled.stderr).toMatch(new RegExp(`session ${image} \\("[^"]*"\\) is not stored here as it was exported: opencode ${older.version.replaceAll('.', '\\.')} here keeps it with messages\\[0\\]\\.parts\\[${fileAt}\\]\\.synthetic \\(missing here\\)`));
+    expect((await d.exportSession(image)).messages[0].parts[fileAt].synthetic).toBeUndefined();
+  });
+});
