@@ -25,6 +25,14 @@ export function registerDoctor(program: Command, io: Io, done: (code: number) =>
         out('compatible        NO');
         for (const item of c.breaks) out(`  ${item.id}: ${item.description}\n  fix: ${item.upgrade}`);
       }
+      const resume = result.resume;
+      if (resume?.error) out(`models, agents    not checked: ${resume.error}`);
+      else if (resume && resume.missing.length === 0 && resume.unknown === 0) out('models, agents    this host offers what every session last used');
+      if (resume && resume.missing.length > 0) {
+        out(`models, agents    ${resume.missing.length} session(s) last used a model or agent this host lacks:`);
+        for (const item of resume.missing) out(`  ${item.hint}`);
+      }
+      if (resume && resume.unknown > 0) out(`                  ${resume.unknown} session(s) were pushed by an older sessmig, which did not record their model and agent`);
     }
     done(incompatible ? ExitCode.failed : ExitCode.ok);
   });

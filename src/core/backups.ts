@@ -1,6 +1,7 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { ShareRow } from '../opencode/shareRows.js';
 import { Todo } from '../opencode/todos.js';
 
 /**
@@ -41,6 +42,8 @@ export const BackupIndex = z.looseObject({
       messages: z.number().int().nonnegative().optional(),
       contentHash: z.string().optional(),
       todos: z.array(Todo).optional(),
+      /** The session's share (opencode's session_share row, with its secret): restored after the re-import (shareRows.ts). */
+      share: ShareRow.optional(),
     }),
   ),
 });

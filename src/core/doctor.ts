@@ -1,5 +1,6 @@
 import { checkCompatibility, type Compatibility } from '../opencode/versions.js';
 import type { Context } from './context.js';
+import { checkResumable, type ResumeCheck } from './destinationChecks.js';
 import { readManifest, readPointer } from './remoteStore.js';
 
 export interface DoctorResult {
@@ -8,6 +9,8 @@ export interface DoctorResult {
   opencode: { bin: string; version: string };
   remoteExport: { checkpoint: string; opencodeVersion: string; host: string } | null;
   compatibility: Compatibility | null;
+  /** Sessions of the current checkpoint whose last model or agent this host's opencode does not offer (#23 item 6). */
+  resume: ResumeCheck | null;
 }
 
 /** This host's opencode, the version that made the remote's current checkpoint, and whether they fit. */
@@ -21,5 +24,6 @@ export async function doctor(ctx: Context): Promise<DoctorResult> {
     opencode: { bin: ctx.opencode.options.bin, version },
     remoteExport: manifest ? { checkpoint: manifest.id, opencodeVersion: manifest.source.opencodeVersion, host: manifest.source.host.hostname } : null,
     compatibility: manifest ? checkCompatibility(manifest.source.opencodeVersion, version) : null,
+    resume: manifest ? await checkResumable(ctx, manifest) : null,
   };
 }

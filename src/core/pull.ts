@@ -26,6 +26,9 @@ export { checkoutOf };
 import { findUploads, takeInUploads, type TakenUpload } from './incoming.js';
 import { TicketRemote } from '../remote/ticketRemote.js';
 import { bringSessionFiles } from './sessionFiles.js';
+import type { LastUsed } from '../blob/sessionBlob.js';
+import { alignRestored, checkArrivals, type ArrivalFindings } from './destinationChecks.js';
+import { describeUncarried, readSessionExtras, writeShares, type ShareRow } from '../opencode/shareRows.js';
 
 export interface PullOptions {
   checkpoint?: string;
@@ -95,6 +98,8 @@ export interface PulledSession {
   checkout?: Checkout;
   /** Opencode was mid-turn in it when it was pushed. */
   busy?: boolean;
+  /** What the checks after the import found (destinationChecks.ts): a model/agent this host lacks, fields dropped and put back or still differing. */
+  findings?: ArrivalFindings;
 }
 
 export interface PullResult {
@@ -221,6 +226,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     // Download and verify every blob before touching any local session.
     const toImport = plans.filter((plan) => plan.action === 'new' || plan.action === 'replace');
     const files = new Map<string, string>();
+    const lastUsed = new Map<string, LastUsed>();
     // When nothing local is replaced (a first pull, a hand-over to a fresh host), no session is
     // deleted before the imports: `opencode serve` for the replay can start while the blobs download.
     if (toImport.length > 0 && !plans.some((plan) => plan.action === 'replace' || plan.action === 'deleted-there')) {
@@ -234,8 +240,9 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
       async (plan, index) => {
         const file = path.join(ctx.tempDir, `pull-${index}.json`);
         try {
-          await timing.time('download', () => downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file, localVersion, { ...carried.paths, from: checkoutOf(manifest, plan.session).root }));
+          const { facts } = await timing.time('download', () => downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file, localVersion, { ...carried.paths, from: checkoutOf(manifest, plan.session).root }));
           files.set(plan.session.id, file);
+          lastUsed.set(plan.session.id, facts.lastUsed);
         } catch (error) {
           // Damaged, or holding what this opencode would reject half-way (adapters.ts): refused alone.
           if (!(error instanceof SessmigError) || (error.code !== 'blob-corrupt' && error.code !== 'blob-unfit')) throw error;
@@ -293,6 +300,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     let index: BackupIndex | undefined;
     const backups = new Map<string, string>();
     const backupTodos = new Map<string, Todo[]>();
+    const backupShares = new Map<string, ShareRow>();
     const codeState = options.code ? readCodeState(manifest) : undefined;
     if (worktree.empty && !codeState) {
       throw usageError('not-a-worktree', `${worktree.root} is an empty folder and checkpoint ${manifest.id} carries no code to make a checkout of`, 'clone the repository there first, or push from the source with --migrate (or --code) so the code travels');
@@ -337,6 +345,11 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
       }, ctx.signal);
       for (const [id, todos] of await readTodos(opencode, deleting.map((node) => node.id))) backupTodos.set(id, todos);
       for (const entry of index.sessions) if (backupTodos.has(entry.id)) entry.todos = backupTodos.get(entry.id);
+      // #23 item 7: what the delete takes beyond export and todos (the share, with its secret).
+      const extras = await readSessionExtras(opencode, deleting.map((node) => node.id));
+      for (const [id, share] of extras.shares) backupShares.set(id, share);
+      for (const entry of index.sessions) if (backupShares.has(entry.id)) entry.share = backupShares.get(entry.id);
+      for (const [id, counts] of extras.uncarried) report.warn(`session ${id} has ${describeUncarried(counts)} in opencode's database that sessmig does not carry; deleting it here (to replace it) drops them`);
       index.sessions.sort((x, y) => (x.id < y.id ? -1 : 1));
       await writeBackupIndex(backupDir, index);
       if (deleting.length > 0) {
@@ -364,10 +377,11 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
       result.backupDir = backupDir;
       report.info(`code: ${applied.branch ?? 'detached HEAD'} at ${applied.head.slice(0, 12)}${applied.created ? ' (checkout created)' : ''}; the previous state is saved (sessmig undo restores it)`);
     }
-    const journal = new Journal(ctx, backups, localById, backupTodos, undoCodeLeg);
+    const journal = new Journal(ctx, backups, localById, backupTodos, backupShares, undoCodeLeg);
     let verified = new Map<string, { time_updated: number }>();
     const imported = { done: 0, bytes: 0 };
     const paths = new Map<string, 'replay' | 'import'>();
+    let findings = new Map<string, ArrivalFindings>();
     try {
       // Delete the topmost replaced sessions (opencode deletes their children with them).
       for (const node of deleting) {
@@ -390,12 +404,19 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
         imported.done++;
         imported.bytes += plan.session.rawBytes;
         report.progress('imported', imported.done, importing.length, imported.bytes);
-      }).finally(() => importer.close());
+      })
+        .then(async () => {
+          // #23 items 6 and 9: models/agents this host lacks; fields its opencode dropped (put back, or reported).
+          const arrivals = importing.map((plan) => ({ id: plan.session.id, title: plan.session.title, file: files.get(plan.session.id)!, directory: plan.importDir, via: paths.get(plan.session.id)!, lastUsed: plan.session.lastUsed ?? lastUsed.get(plan.session.id) }));
+          findings = await checkArrivals(ctx, arrivals, importer, manifest.source.opencodeVersion);
+        })
+        .finally(() => importer.close());
       for (const row of orderParentsFirst(restoreFromBackup.map((row) => ({ ...row, parentID: row.parent_id })))) {
         journal.importing(row.id);
         await opencode.importFile(backups.get(row.id)!, existsSync(row.directory) ? row.directory : worktree.root, row.id);
         result.restored.push(row.id);
       }
+      await alignRestored(ctx, restoreFromBackup.map((row) => ({ id: row.id, title: row.title, file: backups.get(row.id)! })));
       let state: SessionState | undefined;
       if (importing.length === 0 && restoreFromBackup.length === 0) {
         verified = localById;
@@ -409,6 +430,10 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
         await timing.time('verify', () => carried.verify(importing.map((plan) => plan.session.id)));
       }
       await timing.time('todos', () => restoreTodos(ctx, plans, state));
+      // A replaced session keeps the share this host made of it (its secret unshares it).
+      await writeShares(opencode, backupShares).catch((error: unknown) =>
+        report.warn(`could not restore the share of ${[...backupShares.keys()].join(', ')} (${(error as Error).message}); its id and secret are in ${backupDir}/index.json`),
+      );
     } catch (error) {
       await journal.rollback(error);
       throw error;
@@ -437,7 +462,11 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
     for (const tombstone of manifest.deleted ?? []) if (!localById.has(tombstone.id)) delete state.sessions[tombstone.id];
     await saveSyncState(stateFile, state).catch((error: unknown) => report.warn(`could not save the sync state: ${(error as Error).message}`));
 
-    result.sessions = plans.map((plan) => ({ ...describe(plan, manifest), ...(paths.has(plan.session.id) ? { via: paths.get(plan.session.id) } : {}) }));
+    result.sessions = plans.map((plan) => ({
+      ...describe(plan, manifest),
+      ...(paths.has(plan.session.id) ? { via: paths.get(plan.session.id) } : {}),
+      ...(findings.has(plan.session.id) ? { findings: findings.get(plan.session.id) } : {}),
+    }));
     // Claim last: the pointer moves only after every session is here, so a failed pull leaves it alone.
     if (options.migrate && pointer && pointer.pointer.owner?.hostId !== ctx.host.hostId) {
       const unresolved = result.sessions.filter((session) => session.action === 'conflict' || session.action === 'refused');
@@ -710,6 +739,7 @@ class Journal {
     private readonly backups: Map<string, string>,
     private readonly localById: Map<string, SessionRow>,
     private readonly todos: Map<string, Todo[]>,
+    private readonly shares: Map<string, ShareRow> = new Map(),
     /** Puts the checkout's code back, when this pull applied the code leg. */
     private readonly undoCodeLeg?: () => Promise<void>,
   ) {}
@@ -741,6 +771,8 @@ class Journal {
       await opencode.importFile(this.backups.get(row.id)!, dir, row.id).catch((error: unknown) => problems.push(`restore ${row.id}: ${(error as Error).message}`));
     }
     await writeTodos(opencode, this.todos).catch((error: unknown) => problems.push(`restore todos: ${(error as Error).message}`));
+    await writeShares(opencode, this.shares).catch((error: unknown) => problems.push(`restore shares: ${(error as Error).message}`));
+    await alignRestored({ opencode, report }, rows.map((row) => ({ id: row.id, title: row.title, file: this.backups.get(row.id)! })));
     if (this.undoCodeLeg) await this.undoCodeLeg().catch((error: unknown) => problems.push(`restore the code: ${(error as Error).message}`));
     if (problems.length > 0) {
       throw new SessmigError('rollback-failed', `the pull failed and its rollback did not finish: ${problems.join('; ')}`, {

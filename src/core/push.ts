@@ -341,7 +341,7 @@ async function exportAndStore(
 ): Promise<({ row: SessionRow; blob: ExportedBlob; uploaded: boolean } | undefined)[]> {
   const { report, timing, worktree, opencode } = ctx;
   const { toExport } = plan;
-  const source = await timing.time('serve-start', () => openExporter(opencode, worktree.root, toExport.length, parseExportVia(ctx.env.SESSMIG_EXPORT_VIA), report));
+  const source = await timing.time('serve-start', () => openExporter(opencode, worktree.root, toExport.length, parseExportVia(ctx.env.SESSMIG_EXPORT_VIA), report, toExport.map((row) => row.id)));
   if (toExport.length > 0) timing.note(`exported ${toExport.length} session(s) through ${source.kind === 'server' ? 'one `opencode serve`' : '`opencode export` processes'}; ${plan.kept.size} reused`);
   const progress = { done: 0, bytes: 0 };
   return mapPool(
@@ -480,6 +480,7 @@ export function manifestEntry(row: SessionRow, blob: ExportedBlob, todos: Map<st
     timeUpdated: blob.facts.timeUpdated ?? row.time_updated,
     messages: blob.facts.messages,
     busy: isBusy(blob.facts),
+    ...(blob.facts.lastUsed.model || blob.facts.lastUsed.agent !== undefined ? { lastUsed: { ...blob.facts.lastUsed } } : {}),
     ...(todos.has(row.id) ? { todos: todos.get(row.id) } : {}),
   };
 }

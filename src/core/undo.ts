@@ -1,8 +1,10 @@
 import { existsSync } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { writeShares, type ShareRow } from '../opencode/shareRows.js';
 import { writeTodos, type Todo } from '../opencode/todos.js';
 import { listBackups, writeBackupIndex, type BackupRecord } from './backups.js';
+import { alignRestored } from './destinationChecks.js';
 import type { Context } from './context.js';
 import { SessmigError } from '../util/errors.js';
 import { orderParentsFirst } from './sessionTree.js';
@@ -76,6 +78,7 @@ export async function undo(ctx: Context): Promise<UndoResult> {
   }
   const restores = orderParentsFirst(record.sessions.map((s) => ({ ...s, parentID: s.parentID })));
   const todos = new Map<string, Todo[]>();
+  const shares = new Map<string, ShareRow>();
   for (const entry of restores) {
     if (present.has(entry.id)) await opencode.deleteSession(entry.id, worktree.root);
     const file = path.join(record.dir, entry.file);
@@ -85,8 +88,12 @@ export async function undo(ctx: Context): Promise<UndoResult> {
     const cwd = existsSync(entry.directory) ? entry.directory : worktree.root;
     await opencode.importFile(file, cwd, entry.id);
     todos.set(entry.id, entry.todos ?? []);
+    if (entry.share) shares.set(entry.id, entry.share);
   }
   if (todos.size > 0) await writeTodos(opencode, todos);
+  await writeShares(opencode, shares);
+  // opencode's import drops fields its own export wrote (#23 item 9): put them back from the backups.
+  await alignRestored(ctx, restores.map((entry) => ({ id: entry.id, title: entry.title, file: path.join(record.dir, entry.file) })));
 
   // Verify through opencode's own database.
   const restored: UndoResult['restored'] = [];

@@ -183,7 +183,7 @@ export async function pushToTicket(ctx: Context, url: string, options: TicketPus
   report.info(`worktree ${worktree.key}: uploading ${selected.length} session(s) through ticket ${ticket.id} from ${ticket.issuedBy.hostname}`);
 
   // Export everything first: a blob over the ticket's cap is refused before any byte is uploaded.
-  const source = await timing.time('serve-start', () => openExporter(opencode, worktree.root, selected.length, parseExportVia(ctx.env.SESSMIG_EXPORT_VIA), report));
+  const source = await timing.time('serve-start', () => openExporter(opencode, worktree.root, selected.length, parseExportVia(ctx.env.SESSMIG_EXPORT_VIA), report, selected.map((row) => row.id)));
   const blobs = await mapPool(
     selected,
     ctx.jobs,

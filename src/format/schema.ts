@@ -93,6 +93,17 @@ export const ManifestSession = z.looseObject({
   checkout: Checkout.optional(),
   /** The truncated tool outputs its parts point at, stored beside the blob. Absent: none, or pushed by an older sessmig. */
   toolOutputs: z.array(CarriedToolOutput).max(100_000).optional(),
+  /**
+   * The model and agent the session last used (its last message that names them), so that pull and
+   * doctor can say, without reading the blob, whether a host's opencode offers them. Absent: not
+   * known (pushed by an older sessmig, or the session names none).
+   */
+  lastUsed: z
+    .looseObject({
+      model: z.looseObject({ providerID: z.string().max(256), modelID: z.string().max(256) }).optional(),
+      agent: z.string().max(256).optional(),
+    })
+    .optional(),
 });
 export type ManifestSession = z.infer<typeof ManifestSession>;
 

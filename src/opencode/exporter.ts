@@ -3,6 +3,7 @@ import type { Reporter } from '../util/reporter.js';
 import { SessmigError } from '../util/errors.js';
 import type { Opencode } from './opencode.js';
 import { OpencodeServer, serverSupported } from './server.js';
+import { CheckedServerExporter, readRowSizes } from './servedExport.js';
 
 /** Anything that yields a session as `opencode export <id>` prints it (the same JSON value). */
 export interface SessionExporter {
@@ -23,14 +24,22 @@ export async function openExporter(
   count: number,
   via: ExportVia,
   report: Reporter,
+  /**
+   * The sessions that will be exported: through the server, each is checked against opencode's
+   * database and exported through the CLI where the server left a field out (servedExport.ts).
+   */
+  ids?: string[],
 ): Promise<{ exporter: SessionExporter; kind: 'server' | 'cli'; close(): Promise<void> }> {
   const cli = { exporter: opencode, kind: 'cli' as const, close: async () => undefined };
   if (via === 'cli' || count === 0) return cli;
   const version = await opencode.version();
   if (via === 'auto' && (count < 2 || !serverSupported(version))) return cli;
   try {
+    const sizes = ids ? readRowSizes(opencode, ids) : undefined; // asked while the server starts
+    sizes?.catch(() => undefined);
     const server = await OpencodeServer.start({ ...opencode.options, cwd });
-    return { exporter: server, kind: 'server', close: () => server.stop() };
+    const exporter = sizes ? new CheckedServerExporter(server, opencode, sizes) : server;
+    return { exporter, kind: 'server', close: () => server.stop() };
   } catch (error) {
     if (error instanceof SessmigError && error.code === 'interrupted') throw error;
     if (via === 'server') throw error;

@@ -21,6 +21,8 @@ export interface SessionImporter {
   readonly kind: 'replay' | 'import';
   importSession(file: string, cwd: string, id: string): Promise<'replay' | 'import'>;
   close(): Promise<void>;
+  /** The replay path's running `opencode serve` (until close), for the checks after the imports. */
+  readonly server?: OpencodeServer;
 }
 
 /**
@@ -62,12 +64,14 @@ export async function openImporter(
   const live = server;
   return {
     kind: 'replay',
+    server: live,
     async importSession(file, dir, id) {
       if (mode === 'auto' && (await stat(file)).size > REPLAY_MAX_BYTES) {
         await timing.time('import', () => opencode.importFile(file, dir, id));
         return 'import';
       }
       try {
+        // Fields opencode dropped while decoding the events are left to the checks after the imports (destinationChecks.ts).
         await timing.time('replay', () => replaySession(live, file, { tempDir: opencode.options.tempDir, opencode }));
         return 'replay';
       } catch (error) {
