@@ -57,8 +57,13 @@ export async function checkArrivals(ctx: Context, arrivals: Arrival[], importer:
       own = timing.time('serve-start', () => OpencodeServer.start({ ...ctx.opencode.options, cwd: ctx.worktree.root }));
       own.catch(() => undefined);
     }
-    const server = importer.server ?? (await own!);
-    await timing.time('models', () => checkModels(ctx, server, arrivals, findings));
+    // Without a server (it would not start), the rows are still checked; models, agents and the session info are not.
+    const server = importer.server ?? (await own!.catch((error: unknown) => {
+      if (error instanceof SessmigError && error.code === 'interrupted') throw error;
+      report.warn(`opencode serve did not start (${(error as Error).message}): the models and agents of the ${arrivals.length} session(s) brought in, and their session info, went unchecked`);
+      return undefined;
+    }));
+    if (server) await timing.time('models', () => checkModels(ctx, server, arrivals, findings));
     await timing.time('fields', async () => checkFields(ctx, server, arrivals, await rows, findings));
   } catch (error) {
     if (error instanceof SessmigError && error.code === 'interrupted') throw error;
@@ -92,13 +97,16 @@ async function checkModels(ctx: Context, server: OpencodeServer, arrivals: Arriv
   }
 }
 
-async function checkFields(ctx: Context, server: OpencodeServer, arrivals: Arrival[], rows: Map<string, RowsOutcome>, findings: Map<string, ArrivalFindings>): Promise<void> {
+async function checkFields(ctx: Context, server: OpencodeServer | undefined, arrivals: Arrival[], rows: Map<string, RowsOutcome>, findings: Map<string, ArrivalFindings>): Promise<void> {
   const version = await ctx.opencode.version();
   for (const arrival of arrivals) {
     // The session info lives in columns, not JSON: compared as opencode serves it, and reported only.
-    const { status, body } = await server.request('GET', `/session/${arrival.id}`);
-    if (status !== 200) throw new Error(`opencode serve answered ${status} to GET /session/${arrival.id}`);
-    const info = await compareInfo(JSON.parse(body) as unknown, arrival.file);
+    let info = { differences: [] as Difference[], more: 0 };
+    if (server) {
+      const { status, body } = await server.request('GET', `/session/${arrival.id}`);
+      if (status !== 200) throw new Error(`opencode serve answered ${status} to GET /session/${arrival.id}`);
+      info = await compareInfo(JSON.parse(body) as unknown, arrival.file);
+    }
     const { restored, remaining } = rows.get(arrival.id)!;
     const differences = [...info.differences, ...remaining.differences];
     const more = info.more + remaining.more;
