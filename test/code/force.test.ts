@@ -17,12 +17,7 @@ describe('code leg: a dirty destination is refused; force saves it and undo give
   let box: string;
   let captured: CapturedCode;
   let fetched: FetchedCode;
-  let n = 0;
-  const temp = async (name: string) => {
-    const dir = path.join(sandbox.dir, 'tmp', `${name}-${n++}`);
-    await mkdir(dir, { recursive: true });
-    return dir;
-  };
+  const temp = (name: string) => sandbox.temp(name);
 
   beforeAll(async () => {
     sandbox = await makeSandbox();

@@ -1,10 +1,10 @@
 import { execa } from 'execa';
-import { lstat, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 /** Real git in throwaway folders, isolated from the user's and the system's git config. */
-export async function makeSandbox(): Promise<{ dir: string; env: NodeJS.ProcessEnv; cleanup: () => Promise<void> }> {
+export async function makeSandbox(): Promise<{ dir: string; env: NodeJS.ProcessEnv; temp: (name: string) => Promise<string>; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(path.join(tmpdir(), 'sessmig-code-'));
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -19,7 +19,14 @@ export async function makeSandbox(): Promise<{ dir: string; env: NodeJS.ProcessE
     GIT_OPTIONAL_LOCKS: '0',
   };
   for (const name of Object.keys(env)) if (name.startsWith('GIT_DIR') || name === 'GIT_INDEX_FILE' || name === 'GIT_WORK_TREE') delete env[name];
-  return { dir, env, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  let n = 0;
+  /** A fresh folder under the sandbox, one per call. */
+  const temp = async (name: string) => {
+    const folder = path.join(dir, 'tmp', `${name}-${n++}`);
+    await mkdir(folder, { recursive: true });
+    return folder;
+  };
+  return { dir, env, temp, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
 export function gitIn(cwd: string, env: NodeJS.ProcessEnv) {

@@ -14,12 +14,7 @@ describe('code leg: incremental size, caps, submodules, LFS, includes, damaged b
   let sandbox: Awaited<ReturnType<typeof makeSandbox>>;
   let repo: string;
   let remote: LocalRemote;
-  let n = 0;
-  const temp = async (name: string) => {
-    const dir = path.join(sandbox.dir, 'tmp', `${name}-${n++}`);
-    await mkdir(dir, { recursive: true });
-    return dir;
-  };
+  const temp = (name: string) => sandbox.temp(name);
 
   beforeAll(async () => {
     sandbox = await makeSandbox();
