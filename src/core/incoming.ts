@@ -29,7 +29,6 @@ import { mapPool } from './pool.js';
 import { readManifest, writeManifest, writePointer, type PointerState } from './remoteStore.js';
 import { orderParentsFirst } from './sessionTree.js';
 import { parseTicket } from '../format/ticketDocument.js';
-import { SealedRemote } from '../crypto/sealedRemote.js';
 import { isSealed, openBytes, openStream } from '../util/seal.js';
 
 /**
@@ -124,7 +123,7 @@ async function takeIn(
   // The ticket document this side wrote is the trust anchor: the uploader cannot write it.
   const stored = await remote.get(ticketKey(worktree.key, id), MAX_TICKET_BYTES);
   if (!stored) return reject(`its ticket document ${ticketKey(worktree.key, id)} is missing (not minted for this remote, or removed)`);
-  const sealing = remote instanceof SealedRemote ? remote : undefined;
+  const sealing = remote.sealing;
   let ticket: PushTicket;
   try {
     // An encrypted worktree's ticket is sealed to a key this side derives again from the user's key.

@@ -24,7 +24,6 @@ import { ago } from '../util/duration.js';
 import { checkoutOf, decidePull, type LocalPlace, type PullAction, type PullFacts } from './plan.js';
 export { checkoutOf };
 import { findUploads, takeInUploads, type TakenUpload } from './incoming.js';
-import { TicketRemote } from '../remote/ticketRemote.js';
 import { bringSessionFiles } from './sessionFiles.js';
 import type { LastUsed } from '../blob/sessionBlob.js';
 import { alignRestored, checkArrivals, type ArrivalFindings } from './destinationChecks.js';
@@ -143,7 +142,7 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
   if (options.migrate && pointer) assertMayClaim(pointer.pointer, ctx.host, worktree.key, options.force === true);
   // Uploads through upload tickets become current first (verified), unless a checkpoint is asked for.
   let taken: TakenUpload[] = [];
-  if (checkpoint === undefined && !(remote instanceof TicketRemote)) {
+  if (checkpoint === undefined && !remote.ticketOnly) {
     if (options.dryRun) {
       const { pending } = await timing.time('list', () => findUploads(remote, worktree.key));
       for (const id of pending) report.info(`would take in upload ${id} (through an upload ticket) before pulling`);

@@ -19,7 +19,6 @@ import { loadSyncState, saveSyncState, syncStateFile, type SyncState } from './s
 import type { Worktree } from './worktree.js';
 import { DirComparer } from '../util/dirs.js';
 import { decideCarry, decidePush, type CarryAction, type PushAction } from './plan.js';
-import { SealedRemote } from '../crypto/sealedRemote.js';
 import { pushCodeLeg, readCodeState } from '../code/codeLeg.js';
 import { carrySessionFiles } from './sessionFiles.js';
 
@@ -206,10 +205,11 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
   const keptEntries = [...plan.kept.values()].map((item) => (item.action === 'reused' ? { ...item.entry, checkout } : item.entry));
   const sessions = [...fresh, ...keptEntries, ...carry.carried];
   assertNotBusy(sessions.filter((session) => selectedIds.has(session.id)), options);
-  if (remote instanceof SealedRemote) {
+  if (remote.sealing) {
+    const sealing = remote.sealing;
     // The first encrypted push of a worktree seals the blobs it reuses from plaintext checkpoints.
     const reused = keptEntries.concat(carry.carried);
-    const adopted = await mapPool(reused, ctx.jobs, (entry, index) => remote.adoptPlainBlob(entry.sha256, `adopt-${index}.json.gz`), ctx.signal);
+    const adopted = await mapPool(reused, ctx.jobs, (entry, index) => sealing.adoptPlainBlob(entry.sha256, `adopt-${index}.json.gz`), ctx.signal);
     if (adopted.some(Boolean)) report.info(`sealed ${adopted.filter(Boolean).length} blob(s) this worktree had in plaintext`);
   }
   if (sessions.length === 0 && carry.tombstones.length === 0 && !code) {

@@ -1,4 +1,3 @@
-import { SealedRemote } from '../crypto/sealedRemote.js';
 import path from 'node:path';
 import type { Checkout, Manifest, ManifestSession } from '../format/schema.js';
 import { readCodeState } from '../code/codeLeg.js';
@@ -135,7 +134,7 @@ export async function status(ctx: Context): Promise<StatusResult> {
     checkout: { root: worktree.root, branch: worktree.branch },
     code: await compareWithCheckpoint(ctx, manifest),
     backups,
-    encrypted: remote instanceof SealedRemote ? { keyId: remote.key.keyId() } : null,
+    encrypted: remote.sealing ? { keyId: remote.sealing.key.keyId() } : null,
   };
 }
 

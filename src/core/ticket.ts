@@ -17,9 +17,8 @@ import {
 } from '../format/ticketSchema.js';
 import { getBytesFromUrl } from '../remote/http.js';
 import type { Remote } from '../remote/remote.js';
-import { S3Remote } from '../remote/s3Remote.js';
-import { SealedRemote } from '../crypto/sealedRemote.js';
 import { explainExpired, presignedExpiry, TicketRemote } from '../remote/ticketRemote.js';
+import type { Presigner, Sealing } from '../remote/remote.js';
 import { redact } from '../util/redact.js';
 import { generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { isSealed, openBytes, sealBytes } from '../util/seal.js';
@@ -76,7 +75,7 @@ type MintContext = Pick<Context, 'remote' | 'worktree' | 'host' | 'report' | 'en
 export async function mintPullTicket(ctx: MintContext, options: MintOptions): Promise<MintedTicket> {
   const { worktree, report } = ctx;
   // An encrypted worktree: documents read through the key, URLs signed for the sealed objects.
-  const { sealing, remote } = ticketStore(
+  const { sealing, remote, presigner } = ticketStore(
     ctx.remote,
     'a host that can read the folder pulls from it directly (--remote file://…); to share with a host without access, push to an s3:// remote and share from there',
   );
@@ -101,7 +100,7 @@ export async function mintPullTicket(ctx: MintContext, options: MintOptions): Pr
   const id = newTicketId(now);
   const shas = [...new Set(manifest.sessions.map((session) => session.sha256))];
   const blobs: Record<string, string> = {};
-  const signed = await Promise.all(shas.map((sha) => remote.presignGet(sealing ? sealing.storedBlobKey(sha) : blobKey(worktree.key, sha), seconds)));
+  const signed = await Promise.all(shas.map((sha) => presigner.presignGet(sealing ? sealing.storedBlobKey(sha) : blobKey(worktree.key, sha), seconds)));
   shas.forEach((sha, index) => {
     blobs[sha] = signed[index]!;
   });
@@ -113,7 +112,7 @@ export async function mintPullTicket(ctx: MintContext, options: MintOptions): Pr
   const files: Record<string, string> = {};
   await Promise.all(
     carried.map(async ({ sha, kind }) => {
-      files[`${sha}.${kind}`] = await remote.presignGet(sealing ? sealing.storedBlobKey(sha) : carriedFileKey(worktree.key, sha, kind), seconds);
+      files[`${sha}.${kind}`] = await presigner.presignGet(sealing ? sealing.storedBlobKey(sha) : carriedFileKey(worktree.key, sha, kind), seconds);
     }),
   );
   const ticket: PullTicket = {
@@ -127,7 +126,7 @@ export async function mintPullTicket(ctx: MintContext, options: MintOptions): Pr
     expiresAt: new Date(now.getTime() + seconds * 1000).toISOString(),
     remote: remote.display,
     issuedBy: { hostId: ctx.host.hostId, hostname: ctx.host.hostname },
-    urls: { manifest: await remote.presignGet(checkpointKey(worktree.key, manifest.id), seconds), blobs, ...(carried.length > 0 ? { files } : {}) },
+    urls: { manifest: await presigner.presignGet(checkpointKey(worktree.key, manifest.id), seconds), blobs, ...(carried.length > 0 ? { files } : {}) },
     ...(sealing ? { sealed: { manifest, blobKeys: Object.fromEntries([...shas, ...carried.map((item) => item.sha)].map((sha) => [sha, sealing.key.blobIdentity(sha)])) } } : {}),
   };
   // Sealed to a key of its own, which travels in the URL's fragment (never sent to a server).
@@ -142,7 +141,7 @@ export async function mintPullTicket(ctx: MintContext, options: MintOptions): Pr
   }
   const key = ticketKey(worktree.key, id);
   await remote.put(key, body, { ifNoneMatch: true });
-  const url = `${await remote.presignGet(key, seconds)}${ticketKeyPair ? `#${ticketKeyPair}` : ''}`;
+  const url = `${await presigner.presignGet(key, seconds)}${ticketKeyPair ? `#${ticketKeyPair}` : ''}`;
   if (ctx.env.AWS_SESSION_TOKEN) {
     report.warn(`the URLs are signed with temporary credentials (AWS_SESSION_TOKEN): they stop working when those expire, which may be before ${ticket.expiresAt}`);
   }
@@ -154,13 +153,14 @@ export async function mintPullTicket(ctx: MintContext, options: MintOptions): Pr
  * Where tickets are signed: an s3:// remote (the store under an encrypted worktree's sealing,
  * which then seals the ticket too). A local folder has no presigned URLs.
  */
-export function ticketStore(remote: Remote, folderHint: string): { sealing: SealedRemote | undefined; remote: S3Remote } {
-  const sealing = remote instanceof SealedRemote ? remote : undefined;
+export function ticketStore(remote: Remote, folderHint: string): { sealing: Sealing | undefined; remote: Remote; presigner: Presigner } {
+  const sealing = remote.sealing;
   const store = sealing ? sealing.inner : remote;
-  if (!(store instanceof S3Remote)) {
+  const presigner = store.presigner;
+  if (!presigner) {
     throw usageError('ticket-needs-s3', `tickets need an s3:// remote; ${store.display} is a local folder`, folderHint);
   }
-  return { sealing, remote: store };
+  return { sealing, remote: store, presigner };
 }
 
 /** A ticket id: its UTC creation time to the millisecond (sortable), then 16 random hex digits. */

@@ -80,7 +80,7 @@ export async function mintPushTicket(ctx: MintContext, options: MintPushOptions)
   const { worktree } = ctx;
   // An encrypted worktree: the ticket is sealed to a key derived for it (in the URL's fragment),
   // and what is uploaded is sealed to another derived key that only this side can re-derive.
-  const { sealing, remote } = ticketStore(ctx.remote, 'a host that can write the folder pushes to it directly (--remote file://…)');
+  const { sealing, remote, presigner } = ticketStore(ctx.remote, 'a host that can write the folder pushes to it directly (--remote file://…)');
   if (!Number.isInteger(options.maxSessions) || options.maxSessions < 1 || options.maxSessions > MAX_SLOTS) {
     throw usageError('bad-flag', `--max-sessions takes 1 to ${MAX_SLOTS}`, 'count the sessions with their subagent children');
   }
@@ -90,7 +90,7 @@ export async function mintPushTicket(ctx: MintContext, options: MintPushOptions)
   const id = newTicketId(now);
   const classes = sizeClasses(options.maxBytes);
   const signSlot = async (key: string, sizes: number[]): Promise<Record<string, string>> => {
-    const urls = await Promise.all(sizes.map((size) => remote.presignPut(key, size, seconds)));
+    const urls = await Promise.all(sizes.map((size) => presigner.presignPut(key, size, seconds)));
     return Object.fromEntries(sizes.map((size, index) => [String(size), urls[index]!]));
   };
   const slots: Record<string, string>[] = [];
@@ -123,7 +123,7 @@ export async function mintPushTicket(ctx: MintContext, options: MintPushOptions)
   }
   const key = ticketKey(worktree.key, id);
   await remote.put(key, body, { ifNoneMatch: true });
-  const url = `${await remote.presignGet(key, seconds)}${sealing ? `#${sealing.key.ticketIdentity(id)}` : ''}`;
+  const url = `${await presigner.presignGet(key, seconds)}${sealing ? `#${sealing.key.ticketIdentity(id)}` : ''}`;
   if (ctx.env.AWS_SESSION_TOKEN) {
     ctx.report.warn(`the URLs are signed with temporary credentials (AWS_SESSION_TOKEN): they stop working when those expire, which may be before ${ticket.expiresAt}`);
   }

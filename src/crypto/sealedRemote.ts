@@ -10,7 +10,7 @@ import { parseDocument, serializeDocument } from '../format/document.js';
 import { CHECKPOINT_ID, HOST_ID, SHA256 } from '../format/ids.js';
 import { blobKey, worktreePrefix } from '../format/layout.js';
 import { FORMAT_VERSION } from '../format/schema.js';
-import type { ListedObject, PutConditions, Remote, StoredObject } from '../remote/remote.js';
+import type { ListedObject, PutConditions, Remote, StoredObject, Sealing } from '../remote/remote.js';
 import { headerBytes, isSealed, openBytes, openStream, plainSize, sealBytes, sealFile } from '../util/seal.js';
 import type { UserKey } from './keys.js';
 
@@ -48,8 +48,12 @@ export async function readMarker(remote: Remote, worktree: string): Promise<Encr
   return stored ? parseDocument(stored.body, EncryptionMarker, `encryption marker ${markerKey(worktree)}`, MAX_MARKER_BYTES) : undefined;
 }
 
-export class SealedRemote implements Remote {
+export class SealedRemote implements Remote, Sealing {
   readonly display: string;
+  /** This remote is its own sealing capability. */
+  get sealing(): Sealing {
+    return this;
+  }
   readonly conditionalWrites: boolean;
   private marked: boolean;
   /** Blobs (plaintext sha256) this run stored sealed: their plaintext copies go once it commits. */

@@ -36,6 +36,46 @@ export interface Remote {
    * undefined otherwise. Safe to print: scheme, host and port.
    */
   cleartextEndpoint?(): string | undefined;
+
+  // Capabilities: what some remotes can do beyond storing objects. The core asks for these, never
+  // for a class, so it works on any Remote (and on fakes in tests).
+
+  /** Set on an encrypted worktree's remote (crypto/sealedRemote.ts): how it seals. */
+  readonly sealing?: Sealing;
+  /** Set on a store that signs URLs for tickets (S3). */
+  readonly presigner?: Presigner;
+  /** Set on a remote made of one ticket's URLs: it has no pointer and takes no uploads in. */
+  readonly ticketOnly?: boolean;
+}
+
+/** The key material a sealed remote derives from the user's key (docs/FORMAT.md, "Encryption"). */
+export interface SealingKeys {
+  /** The public fingerprint of the user's key. */
+  keyId(): string;
+  /** The age identity (`AGE-SECRET-KEY-1…`) that opens one blob (by the sha256 of its plaintext). */
+  blobIdentity(sha256: string): string;
+  /** The age identity an encrypted ticket document is sealed to. */
+  ticketIdentity(ticketId: string): string;
+  /** The age identity an upload through an encrypted upload ticket is sealed to. */
+  uploadIdentity(ticketId: string): string;
+}
+
+/** What an encrypted worktree's remote offers the core. */
+export interface Sealing {
+  readonly key: SealingKeys;
+  /** The store under the sealing (where tickets are signed). */
+  readonly inner: Remote;
+  /** The stored (keyed) name of a blob. */
+  storedBlobKey(sha256: string): string;
+  /** Seals a blob this worktree has in plaintext, once; true when it did (first encrypted push). */
+  adoptPlainBlob(sha256: string, tempName: string): Promise<boolean>;
+}
+
+/** Presigned URLs (SigV4), for tickets. Lifetimes in seconds. */
+export interface Presigner {
+  presignGet(key: string, expiresIn?: number): Promise<string>;
+  /** A PUT of exactly `size` bytes. */
+  presignPut(key: string, size: number, expiresIn?: number): Promise<string>;
 }
 
 export interface ExposedObject {

@@ -17,7 +17,7 @@ import { SessmigError } from '../util/errors.js';
 import { redact } from '../util/redact.js';
 import { cleartextOrigin } from './cleartext.js';
 import { getStreamFromUrl, MAX_ERROR_PREVIEW, putFileToUrl, readCapped } from './http.js';
-import type { ListedObject, PutConditions, Remote, StoredObject } from './remote.js';
+import type { ListedObject, Presigner, PutConditions, Remote, StoredObject } from './remote.js';
 import { MAX_SINGLE_PUT_BYTES } from './remote.js';
 import { notFound, objectTooLarge, preconditionFailed } from './remoteErrors.js';
 
@@ -40,7 +40,7 @@ const TRANSFER_URL_SECONDS = 3600;
  * credential chain. Small documents go through SDK calls (conditional writes on the pointer);
  * blob bytes go through presigned URLs, the same path hosts without credentials use.
  */
-export class S3Remote implements Remote {
+export class S3Remote implements Remote, Presigner {
   readonly conditionalWrites = true;
   private readonly client: S3Client;
   /** The endpoint the environment names, and the origin of the last request sent (the SDK may take an endpoint from its config files too). */
@@ -150,6 +150,11 @@ export class S3Remote implements Remote {
   async getStream(key: string): Promise<Readable> {
     const mint = () => this.presignGet(key);
     return getStreamFromUrl(await mint(), { what: `download of ${key}`, refresh: mint });
+  }
+
+  /** This store signs URLs (tickets). */
+  get presigner(): Presigner {
+    return this;
   }
 
   async presignGet(key: string, expiresIn = TRANSFER_URL_SECONDS): Promise<string> {

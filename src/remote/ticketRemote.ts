@@ -16,6 +16,8 @@ import { notFound } from './remoteErrors.js';
  * here needs credentials, and no URL is ever part of a message (only keys are).
  */
 export class TicketRemote implements Remote {
+  /** One ticket's objects only: no pointer, no uploads to take in. */
+  readonly ticketOnly = true;
   readonly conditionalWrites = false;
   readonly display: string;
   private readonly urls = new Map<string, string>();
