@@ -48,7 +48,7 @@ export function parseExpires(value: string | undefined): number {
     throw usageError(
       'bad-flag',
       `--expires ${JSON.stringify(value.slice(0, 40))} is not a duration from 30s to 7d`,
-      'give whole numbers with units (s, m, h, d, w): 30s, 15m, 1h (the default), 1h30m, 1w (S3 presigned URLs last at most 7 days)',
+      'give whole numbers with units (s, m, h, d, w): 30s, 15m, 1h (the default), 7d (or 1w, 1h30m: S3 presigned URLs last at most 7 days)',
     );
   }
   return seconds;

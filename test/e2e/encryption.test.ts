@@ -137,10 +137,12 @@ describe('end-to-end encryption', () => {
   it('a flipped ciphertext byte in a blob or the manifest is refused; nothing is imported', async (ctx) => {
     if (skipped) ctx.skip(skipped);
     const objects = await stored();
-    // Every blob damaged: each session is refused alone, as a damaged plaintext blob is (exit 3);
-    // the manifest damaged: the pull fails whole (exit 1).
+    // Every object under blobs/ damaged — the sessions' blobs and the snapshot pack beside them
+    // (sealed under keyed names, they look alike): the pack is read first and a damaged one fails
+    // the pull whole (exit 1) before any session is touched. A damaged session blob alone is
+    // refused per session (exit 3): test/e2e/lateEncryption.test.ts. The manifest damaged: exit 1.
     for (const [pick, exitCode] of [
-      [(key: string) => key.includes('/blobs/'), 3],
+      [(key: string) => key.includes('/blobs/'), 1],
       [(key: string) => key.includes('/checkpoints/'), 1],
     ] as const) {
       const damaged = [...objects].filter(([name]) => pick(name));
@@ -205,7 +207,8 @@ describe('end-to-end encryption', () => {
       expect(noKey.json.error.code).toBe('ticket-key-missing');
       expect(await guest.host.sessions()).toEqual([]);
 
-      // Every blob damaged: each session is refused alone (exit 3), as damaged plaintext blobs are.
+      // Every object under blobs/ damaged, the snapshot pack included: the pack is read first and
+      // a damaged one fails the pull whole (exit 1) before any session is touched.
       const objects = await stored_();
       const damaged = [...objects].filter(([name]) => name.includes('/blobs/'));
       for (const [blobKey, body] of damaged) {
@@ -215,7 +218,7 @@ describe('end-to-end encryption', () => {
       }
       try {
         const bad = await onGuest(['pull', '--from-url', ticketUrl, '--json']);
-        expect(bad.exitCode, explain(bad)).toBe(3);
+        expect(bad.exitCode, explain(bad)).toBe(1);
         expect(bad.stderr).toMatch(/failed authentication/);
         expect(await guest.host.sessions()).toEqual([]);
       } finally {
