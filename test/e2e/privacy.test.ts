@@ -83,11 +83,11 @@ async function modes(root: string): Promise<string[]> {
   return out;
 }
 
-/** Every entry has the mode its kind should have (files end in .json/.gz/.age, folders do not). */
+/** Every entry has the mode its kind should have (files end in .json/.gz/.age/.bundle, folders do not). */
 function expectModes(found: string[], file: string, dir: string): void {
   const wrong = found.filter((line) => {
     const [mode, rel] = line.split(' ') as [string, string];
-    return mode !== (/\.(json|gz|age)$/.test(rel) ? file : dir);
+    return mode !== (/\.(json|gz|age|bundle)$/.test(rel) ? file : dir);
   });
   expect(wrong, found.join('\n')).toEqual([]);
 }
