@@ -59,7 +59,8 @@ async function blobs(dir: string): Promise<Map<string, Buffer>> {
   const root = path.join(dir, 'sessmig', 'v1', 'worktrees');
   for (const worktree of await readdir(root)) {
     const folder = path.join(root, worktree, 'blobs');
-    for (const name of await readdir(folder)) out.set(name.replace(/\.json\.gz$/, ''), gunzipSync(await readFile(path.join(folder, name))));
+    // Session blobs only: snapshot packs and tool outputs sit beside them (.pack.gz, .out.gz).
+    for (const name of await readdir(folder)) if (name.endsWith('.json.gz')) out.set(name.replace(/\.json\.gz$/, ''), gunzipSync(await readFile(path.join(folder, name))));
   }
   return out;
 }

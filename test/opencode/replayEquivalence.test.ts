@@ -164,6 +164,20 @@ function differingColumns(table: Table, have: Record<string, unknown>[], want: R
   return columns;
 }
 
+/**
+ * A source part row as the pull rebases it (src/blob/sessionRefs.ts, docs/FORMAT-snapshots.md):
+ * `state.metadata.filepath` and `files[]` under the source worktree name the destination's.
+ */
+function rebasedPart(row: Record<string, unknown>, from: string, to: string): Record<string, unknown> {
+  const data = row.data as { state?: { metadata?: { filepath?: unknown } }; files?: unknown } | undefined;
+  if (!data || typeof data !== 'object') return row;
+  const move = (value: unknown) => (typeof value === 'string' && (value === from || value.startsWith(`${from}/`)) ? `${to}${value.slice(from.length)}` : value);
+  const copy = structuredClone(data);
+  if (copy.state?.metadata && 'filepath' in copy.state.metadata) copy.state.metadata.filepath = move(copy.state.metadata.filepath);
+  if (Array.isArray(copy.files)) copy.files = copy.files.map(move);
+  return { ...row, data: copy };
+}
+
 /** A row's identity, for messages: what the assertion names. */
 function key(row: Record<string, unknown>): string {
   return row.id !== undefined ? String(row.id) : `${String(row.session_id)}#${String(row.position)}`;
@@ -306,7 +320,9 @@ for (const build of BUILDS) {
           }
         }
         // and as the source has them (counters, todos, messages), but for the worktree's directory
-        for (const [column, example] of differingColumns(table, viaReplay[table], source[table], ['replay', 'source'])) {
+        // and the paths opencode's revert acts on, which the pull moves to it (#18)
+        const sourceRows = table === 'part' ? source[table].map((row) => rebasedPart(row, repoA, dest)) : source[table];
+        for (const [column, example] of differingColumns(table, viaReplay[table], sourceRows, ['replay', 'source'])) {
           if (!ROW_TIMES[table]!.includes(column) && !(table === 'session' && column === 'directory')) differing.push(example);
         }
       }
@@ -341,7 +357,12 @@ for (const build of BUILDS) {
       expect(back.map((s) => [s.id, s.action])).toEqual([[id, 'replace']]);
       const onA = await exportOf(a, id);
       expect(onA.info.directory).toBe(repoA);
-      expect(onA.messages).toEqual(after.messages);
+      // as R had them, with the paths revert acts on moved back to A's worktree (#18)
+      const movedBack = after.messages.map((message: { info: unknown; parts: Record<string, unknown>[] }) => ({
+        ...message,
+        parts: message.parts.map((part) => rebasedPart({ data: part }, dest, repoA).data),
+      }));
+      expect(onA.messages).toEqual(movedBack);
       expect({ tokens: onA.info.tokens, cost: onA.info.cost }).toEqual({ tokens: after.info.tokens, cost: after.info.cost });
     });
   });
