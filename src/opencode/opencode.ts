@@ -102,7 +102,7 @@ export class Opencode {
 
   /** Runs one SQL statement through `opencode db` (opencode's own binary and schema). */
   async query(sql: string): Promise<unknown[]> {
-    const { stdout } = await this.run(['db', sql, '--format', 'json'], { what: 'opencode db' });
+    const { stdout } = await this.runBusyTolerant(['db', sql, '--format', 'json']);
     const text = stdout.trim();
     if (text === '') return [];
     try {
@@ -113,6 +113,25 @@ export class Opencode {
       throw new SessmigError('opencode-failed', `opencode db printed something that is not a JSON array (${(error as Error).message})`, {
         hint: 'run `opencode db "SELECT 1" --format json` by hand to see what is wrong',
       });
+    }
+  }
+
+  /**
+   * `opencode db` waits at most opencode's busy timeout (about 5 s) for another writer of the same
+   * database — an `opencode serve` starting, the user's own opencode — and then fails with
+   * "database is locked" (measured on 1.18.33 under load). Every statement sessmig sends is one
+   * statement, which SQLite applies whole or not at all, so a locked one is simply sent again.
+   */
+  private async runBusyTolerant(args: string[]): Promise<{ stdout: string }> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.run(args, { what: 'opencode db' });
+      } catch (error) {
+        const locked = error instanceof SessmigError && error.code === 'opencode-failed' && /database is locked|SQLITE_BUSY/i.test(error.message);
+        if (!locked || attempt >= 5) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
+        this.options.signal?.throwIfAborted();
+      }
     }
   }
 
