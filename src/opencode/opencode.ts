@@ -127,7 +127,7 @@ export class Opencode {
       try {
         return await this.run(args, { what: 'opencode db' });
       } catch (error) {
-        const locked = error instanceof SessmigError && error.code === 'opencode-failed' && /database is locked|SQLITE_BUSY/i.test(error.message);
+        const locked = error instanceof SessmigError && error.code === 'opencode-busy';
         if (!locked || attempt >= 5) throw error;
         await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
         this.options.signal?.throwIfAborted();
@@ -230,7 +230,14 @@ export class Opencode {
     if (sessionId && /Session not found/i.test(result.stderr)) {
       return new SessmigError('session-gone', `session ${sessionId} no longer exists in opencode`, { data: { id: sessionId } });
     }
-    const last = result.stderr.trim().split('\n').filter(Boolean).slice(-2).join(' | ');
+    // SQLite's busy error can sit above a long query dump (drizzle prints "Failed query … params:"
+    // last): look at the whole stderr, and name it.
+    if (/database is locked|SQLITE_BUSY/i.test(result.stderr)) {
+      return new SessmigError('opencode-busy', `${what} failed: opencode's database is locked by another opencode process (exit ${result.exitCode ?? result.signal ?? '?'})`, {
+        hint: 'another opencode (a TUI, a server) was writing the same database for longer than opencode waits; re-run the command',
+      });
+    }
+    const last = result.stderr.trim().split('\n').filter((line) => line.trim() !== '' && !/^\s*\|?\s*params:\s*$/.test(line)).slice(-2).join(' | ');
     return new SessmigError('opencode-failed', `${what} failed (exit ${result.exitCode ?? result.signal ?? '?'})${last ? `: ${redact(last).slice(0, 500)}` : ''}`, {
       hint: 'run the same opencode command by hand to see its full output',
     });
