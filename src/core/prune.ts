@@ -1,7 +1,7 @@
 import { formatDuration, parseDuration } from '../util/duration.js';
 import { lstat, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { CHECKPOINT_ID, SHA256 } from '../format/ids.js';
+import { CHECKPOINT_ID, checkpointTime, SHA256 } from '../format/ids.js';
 import { blobKey, checkpointKey, worktreePrefix } from '../format/layout.js';
 import type { Remote } from '../remote/remote.js';
 import { backupsDir, listBackups } from './backups.js';
@@ -203,7 +203,7 @@ async function makePlan(remote: Remote, worktree: string, options: PruneOptions,
   const lastN = new Set(policy.keepLast === null ? [] : ids.slice(Math.max(0, ids.length - policy.keepLast)));
   const checkpoints: PruneCheckpoint[] = ids.map((id) => {
     const item = manifests.get(id)!;
-    const created = checkpointTime(id);
+    const created = checkpointTime(id) ?? 0;
     const reasons: KeepReason[] = [];
     if (id === current) reasons.push('current');
     if (lastN.has(id)) reasons.push('keep-last');
@@ -275,13 +275,6 @@ function movedOnto(worktree: string, checkpoint: string, afterDelete: boolean): 
   );
 }
 
-/** The creation time in a checkpoint id (YYYYMMDDTHHMMSSmmmZ-…), in ms. */
-export function checkpointTime(id: string): number {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z-/.exec(id);
-  if (!m) return 0;
-  const [, y, mo, d, h, mi, s, ms] = m.map(Number) as number[];
-  return Date.UTC(y!, mo! - 1, d!, h!, mi!, s!, ms!);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Local backups

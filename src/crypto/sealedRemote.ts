@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { SessmigError, usageError } from '../util/errors.js';
 import { parseDocument, serializeDocument } from '../format/document.js';
-import { CHECKPOINT_ID, HOST_ID, SHA256 } from '../format/ids.js';
+import { CHECKPOINT_ID, checkpointTime, HOST_ID, SHA256 } from '../format/ids.js';
 import { blobKey, worktreePrefix } from '../format/layout.js';
 import { FORMAT_VERSION } from '../format/schema.js';
 import type { ListedObject, PutConditions, Remote, StoredObject, Sealing } from '../remote/remote.js';
@@ -87,10 +87,9 @@ export class SealedRemote implements Remote, Sealing {
   /** A checkpoint whose id (its UTC creation time) is older than the marker predates encryption. */
   private predatesEncryption(key: string): boolean {
     const id = /([^/]+)\.json$/.exec(key)?.[1];
-    const match = id ? /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z/.exec(id) : null;
-    if (!match || !this.markedAt) return false;
-    const [, y, mo, d, h, mi, sec, ms] = match;
-    return Date.parse(`${y}-${mo}-${d}T${h}:${mi}:${sec}.${ms}Z`) < Date.parse(this.markedAt);
+    const created = id ? checkpointTime(id) : undefined;
+    if (created === undefined || !this.markedAt) return false;
+    return created < Date.parse(this.markedAt);
   }
 
   static async open(inner: Remote, key: UserKey, worktree: string, options: { tempDir: string; hostId: string; marker: EncryptionMarker | undefined }): Promise<SealedRemote> {
