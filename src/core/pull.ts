@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, rm } from 'node:fs/promises';
 import { pullCodeLeg, readCodeState } from '../code/codeLeg.js';
 import { undoCode } from '../code/codeBackup.js';
+import type { CodeState } from '../format/codeSchema.js';
 import path from 'node:path';
 import { downloadRebasedBlob, exportToBlobFile } from '../blob/blobFiles.js';
 import { assertCheckpointId, assertSessionId, newCheckpointId } from '../format/ids.js';
@@ -16,7 +17,7 @@ import { readSessionState, readTodos, sameTodos, todoColumnsKnown, writeTodos, t
 import { ExitCode, SessmigError, usageError } from '../util/errors.js';
 import { mapPool } from './pool.js';
 import { assertMayClaim } from './ownership.js';
-import { readManifest, readPointer, writePointer } from './remoteStore.js';
+import { readManifest, readPointer, writePointer, type PointerState } from './remoteStore.js';
 import { orderParentsFirst, withDescendants } from './sessionTree.js';
 import { loadSyncState, localContentHash, saveSyncState, syncStateFile, type LocalExport, type SyncState } from './syncState.js';
 import { DirComparer } from '../util/dirs.js';
@@ -131,18 +132,54 @@ interface Plan {
   localExport?: LocalExport;
 }
 
+/**
+ * `sessmig pull`: brings the checkpoint (the pointer's, or `options.checkpoint`) into this
+ * checkout. In steps, each below: the checkpoint (uploads taken in first), the plan, the verified
+ * downloads, what replacing deletes, the backup record, the code leg, the bring-in (rolled back
+ * whole on any failure), the sync base, and last the ownership claim. Errors: SessmigError
+ * (`nothing-pushed`, `version-skew`, `clock-skew`, `import-unverified`, `rollback-failed`, the
+ * remote's and the code leg's own); a failure after the first local change rolls back first.
+ */
 export async function pull(ctx: Context, options: PullOptions = {}): Promise<PullResult> {
-  const { remote, worktree, opencode, report } = ctx;
-  let checkpoint = options.checkpoint === undefined ? undefined : assertCheckpointId(options.checkpoint);
+  const checkpoint = options.checkpoint === undefined ? undefined : assertCheckpointId(options.checkpoint);
   if (options.migrate && checkpoint !== undefined) {
     throw usageError('bad-flag', '--migrate takes the current checkpoint; it cannot be combined with --checkpoint', 'drop --checkpoint');
   }
-  const { timing } = ctx;
+  const { pointer, taken, manifest } = await resolveCheckpoint(ctx, options, checkpoint);
+  const stateFile = syncStateFile(ctx.paths.state, ctx.remote.display, ctx.worktree.key);
+  const state = await loadSyncState(stateFile, ctx.remote.display, ctx.worktree.key);
+  const early = new EarlyImporter(ctx, options);
+  // A host that never pulled this worktree from this remote (a hand-over to a fresh box) will
+  // most likely only add sessions: `opencode serve` for the replay starts now, beside the listing,
+  // the planning and the downloads. Should a local session turn out to be replaced after all, it is
+  // stopped before anything is deleted, and the pull goes on as it would have.
+  if (!options.dryRun && !options.code && Object.keys(state.sessions).length === 0 && manifest.sessions.length >= 2) early.start(manifest.sessions.length);
+  try {
+    return await pullPlanned({ ctx, options, pointer, taken, manifest, stateFile, state, early });
+  } finally {
+    await early.close();
+  }
+}
+
+/** What one pull carries from step to step. */
+interface PullRun {
+  ctx: Context;
+  options: PullOptions;
+  pointer: PointerState | undefined;
+  taken: TakenUpload[];
+  manifest: Manifest;
+  stateFile: string;
+  state: SyncState;
+  early: EarlyImporter;
+}
+
+/** The checkpoint to pull: uploads through upload tickets become current first (verified), unless one is named. */
+async function resolveCheckpoint(ctx: Context, options: PullOptions, named: string | undefined): Promise<{ pointer: PointerState | undefined; taken: TakenUpload[]; manifest: Manifest }> {
+  const { remote, worktree, report, timing } = ctx;
   let pointer = await timing.time('list', () => readPointer(remote, worktree.key));
   if (options.migrate && pointer) assertMayClaim(pointer.pointer, ctx.host, worktree.key, options.force === true);
-  // Uploads through upload tickets become current first (verified), unless a checkpoint is asked for.
   let taken: TakenUpload[] = [];
-  if (checkpoint === undefined && !remote.ticketOnly) {
+  if (named === undefined && !remote.ticketOnly) {
     if (options.dryRun) {
       const { pending } = await timing.time('list', () => findUploads(remote, worktree.key));
       for (const id of pending) report.info(`would take in upload ${id} (through an upload ticket) before pulling`);
@@ -150,347 +187,469 @@ export async function pull(ctx: Context, options: PullOptions = {}): Promise<Pul
       ({ pointer, taken } = await takeInUploads(ctx, pointer, { force: options.force === true, claiming: options.migrate === true }));
     }
   }
+  const checkpoint = named ?? pointer?.pointer.checkpoint;
   if (checkpoint === undefined) {
-    if (!pointer) {
-      throw new SessmigError('nothing-pushed', `nothing was pushed for worktree ${worktree.key} to ${remote.display}`, {
-        hint: 'push from the host that has the sessions (sessmig push), or check --remote and --worktree (see `sessmig ls`)',
-      });
-    }
-    checkpoint = pointer.pointer.checkpoint;
+    throw new SessmigError('nothing-pushed', `nothing was pushed for worktree ${worktree.key} to ${remote.display}`, {
+      hint: 'push from the host that has the sessions (sessmig push), or check --remote and --worktree (see `sessmig ls`)',
+    });
   }
   const manifest = await timing.time('list', () => readManifest(remote, worktree.key, checkpoint));
-  const stateFile = syncStateFile(ctx.paths.state, remote.display, worktree.key);
-  const state = await loadSyncState(stateFile, remote.display, worktree.key);
-  // A host that never pulled this worktree from this remote (a hand-over to a fresh box) will
-  // most likely only add sessions: `opencode serve` for the replay starts now, beside the listing,
-  // the planning and the downloads. Should a local session turn out to be replaced after all, it is
-  // stopped before anything is deleted, and the pull goes on as it would have.
-  // Whatever importer started early is closed however the pull ends (closing twice is harmless).
-  let early: Promise<SessionImporter> | undefined;
-  const startEarly = (count: number) => {
-    early = openImporter(opencode, worktree.root, count, options.replay ?? 'auto', report, timing);
-    early.catch(() => undefined); // awaited where it is used; this only keeps a failure from going unhandled meanwhile
-  };
-  const closeEarly = async () => {
-    const importer = await early?.catch(() => undefined);
-    early = undefined;
-    await importer?.close();
-  };
-  if (!options.dryRun && !options.code && Object.keys(state.sessions).length === 0 && manifest.sessions.length >= 2) startEarly(manifest.sessions.length);
-  try {
-    return await pullPlanned();
-  } finally {
-    await closeEarly();
+  return { pointer, taken, manifest };
+}
+
+/**
+ * The importer started before it is needed (see pull), closed however the pull ends: closing
+ * twice is harmless, and `take` hands it over to the bring-in, which closes it itself.
+ */
+class EarlyImporter {
+  private early: Promise<SessionImporter> | undefined;
+
+  constructor(private readonly ctx: Context, private readonly options: PullOptions) {}
+
+  get started(): boolean {
+    return this.early !== undefined;
   }
 
-  async function pullPlanned(): Promise<PullResult> {
-    const [localRows, localVersion] = await timing.time('list', () => Promise.all([opencode.listSessions(), opencode.version()]));
-    assertVersionsCompatible(manifest.source.opencodeVersion, localVersion, options.force === true, report);
-    const localById = new Map(localRows.map((row) => [row.id, row]));
+  start(count: number): void {
+    this.early = openImporter(this.ctx.opencode, this.ctx.worktree.root, count, this.options.replay ?? 'auto', this.ctx.report, this.ctx.timing);
+    this.early.catch(() => undefined); // awaited where it is used; this only keeps a failure from going unhandled meanwhile
+  }
 
-    report.info(`pulling checkpoint ${manifest.id} of worktree ${worktree.key} (${manifest.sessions.length} session(s)) into ${worktree.root}`);
-    const unfinished = options.dryRun ? [] : await unfinishedPulls(ctx.paths.state, worktree.key);
-    const planning: PlanContext = {
-      dirs: new DirComparer(),
-      handoverRoot: options.migrate && manifest.source.migrate && manifest.source.host.hostId === ctx.host.hostId ? manifest.source.worktreeRoot : undefined,
-      explicit: new Set(options.sessions ?? []),
-      deletedBySessmig: new Set(unfinished.flatMap((record) => [...record.sessions.map((entry) => entry.id), ...record.imported])),
-    };
-    const plans = await timing.time('plan', async () => {
-      const planned = await mapPool(manifest.sessions, ctx.jobs, (session, index) => planSession(ctx, manifest, session, localById.get(session.id), state, options, index, planning));
-      followParents(planned);
-      return [...planned, ...(await tombstonePlans(ctx, manifest, localById, state, options, planning))];
-    });
-    warnAboutArrivals(ctx, plans, options);
-    const result: PullResult = {
-      worktree: worktree.key,
-      remote: remote.display,
-      checkpoint: manifest.id,
-      status: options.dryRun ? 'dry-run' : 'pulled',
-      owner: pointer?.pointer.owner ?? null,
-      claimed: false,
-      sessions: [],
-      restored: [],
-      backupDir: null,
-      uploads: taken,
-    };
-    if (options.dryRun) {
-      result.sessions = plans.map((plan) => describe(plan, manifest));
-      return result;
-    }
+  /** The started importer, now the caller's to close; or undefined. */
+  take(): Promise<SessionImporter> | undefined {
+    const early = this.early;
+    this.early = undefined;
+    return early;
+  }
 
-    // Snapshot objects and tool outputs first, and how the blobs' paths move: see sessionFiles.ts.
-    const carried = await bringSessionFiles(ctx, manifest, localVersion);
+  async close(): Promise<void> {
+    const importer = await this.take()?.catch(() => undefined);
+    await importer?.close();
+  }
+}
 
-    // Download and verify every blob before touching any local session.
-    const toImport = plans.filter((plan) => plan.action === 'new' || plan.action === 'replace');
-    const files = new Map<string, string>();
-    const lastUsed = new Map<string, LastUsed>();
-    // When nothing local is replaced (a first pull, a hand-over to a fresh host), no session is
-    // deleted before the imports: `opencode serve` for the replay can start while the blobs download.
-    if (toImport.length > 0 && !plans.some((plan) => plan.action === 'replace' || plan.action === 'deleted-there')) {
-      if (!early && !options.code) startEarly(toImport.length);
-    } else {
-      await closeEarly(); // sessions are deleted before the imports: no server may run meanwhile
-    }
-    await mapPool(
-      toImport,
-      ctx.jobs,
-      async (plan, index) => {
-        const file = path.join(ctx.tempDir, `pull-${index}.json`);
-        try {
-          const { facts } = await timing.time('download', () => downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file, localVersion, { ...carried.paths, from: checkoutOf(manifest, plan.session).root }));
-          files.set(plan.session.id, file);
-          lastUsed.set(plan.session.id, facts.lastUsed);
-        } catch (error) {
-          // Damaged, or holding what this opencode would reject half-way (adapters.ts): refused alone.
-          if (!(error instanceof SessmigError) || (error.code !== 'blob-corrupt' && error.code !== 'blob-unfit')) throw error;
-          plan.action = 'refused';
-          plan.reason = error.message;
-          report.warn(error.message);
-        }
-      },
-      ctx.signal,
-    );
-    // A refused parent takes its children with it: they would arrive orphaned.
-    const refused = withDescendants(
-      manifest.sessions,
-      plans.filter((plan) => plan.action === 'refused').map((plan) => plan.session.id),
-    );
-    for (const plan of plans) {
-      if (refused.has(plan.session.id) && plan.action !== 'refused' && (plan.action === 'new' || plan.action === 'replace')) {
-        plan.action = 'refused';
-        plan.reason = 'its parent session was refused';
-      }
-    }
-    ctx.signal.throwIfAborted();
-
-    // Deleting a session deletes its children: every local session under a replaced one is backed up
-    // and comes back (from the remote if the checkpoint has it unchanged or newer, else from its backup).
-    const replaced = plans.filter((plan) => plan.action === 'replace' || plan.action === 'deleted-there').map((plan) => plan.session.id);
-    const localNodes = localRows.map((row) => ({ ...row, parentID: row.parent_id }));
-    const cascade = withDescendants(localNodes, replaced);
-    const planById = new Map(plans.map((plan) => [plan.session.id, plan]));
-    const restoreFromBackup: SessionRow[] = [];
-    for (const id of cascade) {
-      const plan = planById.get(id);
-      if (plan && (plan.action === 'replace' || plan.action === 'deleted-there' || plan.tombstone)) continue;
-      if (plan && plan.action === 'unchanged' && !refused.has(id)) {
-        // Same content as the remote: bring it back from the remote copy.
-        const file = path.join(ctx.tempDir, `pull-cascade-${id}.json`);
-        await downloadRebasedBlob(remote, blobKey(worktree.key, plan.session.sha256), plan.session, plan.importDir, file, localVersion, { ...carried.paths, from: checkoutOf(manifest, plan.session).root });
-        files.set(id, file);
-        plan.action = 'replace';
-        plan.reason = 'its parent was replaced';
-        continue;
-      }
-      restoreFromBackup.push(localById.get(id)!);
-    }
-
-    const deleting = orderParentsFirst(localNodes.filter((node) => cascade.has(node.id)));
-    const importing = orderParentsFirst(
-      plans
-        .filter((plan) => files.has(plan.session.id) && (plan.action === 'new' || plan.action === 'replace'))
-        .map((plan) => ({ ...plan, id: plan.session.id, parentID: plan.session.parentID })),
-    );
-    // Every pull that changes something leaves a record (with backups of what it deletes), for
-    // rollback here and for `sessmig undo` later. It counts only once marked complete.
-    let backupDir: string | null = null;
-    let index: BackupIndex | undefined;
-    const backups = new Map<string, string>();
-    const backupTodos = new Map<string, Todo[]>();
-    const backupShares = new Map<string, ShareRow>();
-    const codeState = options.code ? readCodeState(manifest) : undefined;
-    if (worktree.empty && !codeState) {
-      throw usageError('not-a-worktree', `${worktree.root} is an empty folder and checkpoint ${manifest.id} carries no code to make a checkout of`, 'clone the repository there first, or push from the source with --migrate (or --code) so the code travels');
-    }
-    if (options.code && !codeState) report.info(`checkpoint ${manifest.id} carries no code (pushed without the code leg): only the sessions are pulled`);
-    if (deleting.length > 0 || importing.length > 0 || codeState) {
-      const pullId = newCheckpointId();
-      backupDir = await createBackupDir(ctx.paths.state, worktree.key, pullId);
-      index = {
-        formatVersion: 1,
-        worktree: worktree.key,
-        worktreeRoot: worktree.root,
-        pullId,
-        createdAt: new Date().toISOString(),
-        checkpoint: manifest.id,
-        complete: false,
-        imported: importing.map((item) => item.id),
-        sessions: [],
-        syncBefore: { file: stateFile, entries: Object.fromEntries([...importing.map((item) => item.id), ...deleting.map((node) => node.id)].map((id) => [id, state.sessions[id] ?? null])) },
-      };
-      await mapPool(deleting, ctx.jobs, async (node) => {
-        const file = path.join(backupDir!, `${node.id}.json`);
-        // Planning already exported a local copy whose content was unknown: that export is the backup.
-        const planned = planById.get(node.id)?.localExport;
-        const blob = planned
-          ? await timing.time('backup', async () => (await copyFile(planned.file, file), { messages: planned.messages, contentHash: planned.contentHash }))
-          : await timing.time('backup', async () => {
-              const exported = await exportToBlobFile(opencode, node.id, file, { gzip: false });
-              return { messages: exported.facts.messages, contentHash: exported.contentHash };
-            });
-        backups.set(node.id, file);
-        index!.sessions.push({
-          id: node.id,
-          parentID: node.parent_id,
-          title: node.title,
-          directory: node.directory,
-          reason: { replace: 'replaced by the pull', 'deleted-there': 'deleted on another host' }[planById.get(node.id)?.action as string] ?? 'deleted with its parent',
-          file: `${node.id}.json`,
-          messages: blob.messages,
-          contentHash: blob.contentHash,
-        });
-      }, ctx.signal);
-      for (const [id, todos] of await readTodos(opencode, deleting.map((node) => node.id))) backupTodos.set(id, todos);
-      for (const entry of index.sessions) if (backupTodos.has(entry.id)) entry.todos = backupTodos.get(entry.id);
-      // #23 item 7: what the delete takes beyond export and todos (the share, with its secret).
-      const extras = await readSessionExtras(opencode, deleting.map((node) => node.id));
-      for (const [id, share] of extras.shares) backupShares.set(id, share);
-      for (const entry of index.sessions) if (backupShares.has(entry.id)) entry.share = backupShares.get(entry.id);
-      for (const [id, counts] of extras.uncarried) report.warn(`session ${id} has ${describeUncarried(counts)} in opencode's database that sessmig does not carry; deleting it here (to replace it) drops them`);
-      index.sessions.sort((x, y) => (x.id < y.id ? -1 : 1));
-      await writeBackupIndex(backupDir, index);
-      if (deleting.length > 0) {
-        result.backupDir = backupDir;
-        report.info(`backed up ${deleting.length} local session(s) to ${backupDir}`);
-      }
-    }
-
-    ctx.signal.throwIfAborted();
-    // The code leg, after every blob is verified and before any session is touched: a refused
-    // destination (local changes in the way) stops the pull with nothing changed.
-    let undoCodeLeg: (() => Promise<void>) | undefined;
-    if (codeState && backupDir && index) {
-      const applied = await timing.time('code', () =>
-        pullCodeLeg({ remote, worktreeKey: worktree.key, destination: worktree.root, state: codeState, tempDir: ctx.tempDir, backupDir: backupDir!, force: options.force === true, env: ctx.env }),
-      ).catch(async (error: unknown) => {
-        await rm(backupDir!, { recursive: true, force: true });
-        throw error;
-      });
-      index.code = applied.backup;
-      await writeBackupIndex(backupDir, index);
-      const dir = backupDir;
-      undoCodeLeg = () => undoCode(applied.backup, { backupDir: dir, tempDir: ctx.tempDir, force: true, env: ctx.env });
-      result.code = { head: applied.head, branch: applied.branch, created: applied.created, downloadedBytes: applied.downloadedBytes };
-      result.backupDir = backupDir;
-      report.info(`code: ${applied.branch ?? 'detached HEAD'} at ${applied.head.slice(0, 12)}${applied.created ? ' (checkout created)' : ''}; the previous state is saved (sessmig undo restores it)`);
-    }
-    const journal = new Journal(ctx, backups, localById, backupTodos, backupShares, undoCodeLeg);
-    let verified = new Map<string, { time_updated: number }>();
-    const imported = { done: 0, bytes: 0 };
-    const paths = new Map<string, 'replay' | 'import'>();
-    let findings = new Map<string, ArrivalFindings>();
-    try {
-      // Delete the topmost replaced sessions (opencode deletes their children with them).
-      for (const node of deleting) {
-        if (node.parentID !== null && cascade.has(node.parentID)) continue;
-        await timing.time('delete', () => opencode.deleteSession(node.id, worktree.root));
-        journal.deleted(node.id);
-      }
-      const importer = early ? await early : await openImporter(opencode, worktree.root, importing.length, options.replay ?? 'auto', report, timing);
-      early = undefined; // closed below, by the imports
-      if (importing.length > 0) timing.note(`brought ${importing.length} session(s) in through ${importer.kind === 'replay' ? 'one `opencode serve` (replay)' : '`opencode import` processes'}`);
-      // One at a time either way: two `opencode import` processes write the same database, and on a
-      // loaded machine one waited past opencode's ~5 s busy timeout and failed ("database is locked").
-      await importInLevels(importing, 1, async (plan) => {
-        ctx.signal.throwIfAborted();
-        journal.importing(plan.session.id);
-        const how = await timing.time(importer.kind === 'replay' ? 'bring-in' : 'import', () =>
-          importer.importSession(files.get(plan.session.id)!, plan.importDir, plan.session.id),
-        );
-        paths.set(plan.session.id, how);
-        imported.done++;
-        imported.bytes += plan.session.rawBytes;
-        report.progress('imported', imported.done, importing.length, imported.bytes);
-      })
-        .then(async () => {
-          // #23 items 6 and 9: models/agents this host lacks; fields its opencode dropped (put back, or reported).
-          const arrivals = importing.map((plan) => ({ id: plan.session.id, title: plan.session.title, file: files.get(plan.session.id)!, directory: plan.importDir, via: paths.get(plan.session.id)!, lastUsed: plan.session.lastUsed ?? lastUsed.get(plan.session.id) }));
-          findings = await checkArrivals(ctx, arrivals, importer, manifest.source.opencodeVersion);
-        })
-        .finally(() => importer.close());
-      for (const row of orderParentsFirst(restoreFromBackup.map((row) => ({ ...row, parentID: row.parent_id })))) {
-        journal.importing(row.id);
-        await opencode.importFile(backups.get(row.id)!, existsSync(row.directory) ? row.directory : worktree.root, row.id);
-        result.restored.push(row.id);
-      }
-      await alignRestored(ctx, restoreFromBackup.map((row) => ({ id: row.id, title: row.title, file: backups.get(row.id)! })));
-      let state: SessionState | undefined;
-      if (importing.length === 0 && restoreFromBackup.length === 0) {
-        verified = localById;
-      } else {
-        state = await timing.time('verify', () => readSessionState(opencode, [...new Set([...manifest.sessions.map((session) => session.id), ...importing.map((plan) => plan.session.id)])]));
-        verified = verifyImports(
-          importing.map((plan) => ({ id: plan.session.id, directory: plan.importDir, messages: plan.session.messages })),
-          state,
-          planning.dirs,
-        );
-        await timing.time('verify', () => carried.verify(importing.map((plan) => plan.session.id)));
-      }
-      await timing.time('todos', () => restoreTodos(ctx, plans, state));
-      // A replaced session keeps the share this host made of it (its secret unshares it).
-      await writeShares(opencode, backupShares).catch((error: unknown) =>
-        report.warn(`could not restore the share of ${[...backupShares.keys()].join(', ')} (${(error as Error).message}); its id and secret are in ${backupDir}/index.json`),
-      );
-    } catch (error) {
-      await journal.rollback(error);
-      throw error;
-    }
-
-    // Remember what is now in sync here.
-    if (index && backupDir) {
-      index.complete = true;
-      await writeBackupIndex(backupDir, index).catch((error: unknown) => report.warn(`could not record this pull for undo: ${(error as Error).message}`));
-    }
-    for (const record of unfinished) {
-      const { dir, ...rest } = record;
-      await writeBackupIndex(dir, { ...rest, supersededAt: new Date().toISOString() }).catch(() => undefined);
-    }
-    const after = verified;
-    state.checkpoint = manifest.id;
-    for (const plan of plans) {
-      const row = after.get(plan.session.id);
-      if (!row || plan.tombstone) continue;
-      if (plan.action === 'new' || plan.action === 'replace' || plan.action === 'unchanged') {
-        state.sessions[plan.session.id] = { contentHash: plan.session.contentHash, sha256: plan.session.sha256, localTimeUpdated: row.time_updated };
-      }
-    }
-    // Followed deletions leave the sync base: the session is gone on both sides.
-    for (const plan of plans) if (plan.action === 'deleted-there' || (plan.tombstone && plan.action === 'unchanged')) delete state.sessions[plan.session.id];
-    for (const tombstone of manifest.deleted ?? []) if (!localById.has(tombstone.id)) delete state.sessions[tombstone.id];
-    await saveSyncState(stateFile, state).catch((error: unknown) => report.warn(`could not save the sync state: ${(error as Error).message}`));
-
-    result.sessions = plans.map((plan) => ({
-      ...describe(plan, manifest),
-      ...(paths.has(plan.session.id) ? { via: paths.get(plan.session.id) } : {}),
-      ...(findings.has(plan.session.id) ? { findings: findings.get(plan.session.id) } : {}),
-    }));
-    // Claim last: the pointer moves only after every session is here, so a failed pull leaves it alone.
-    if (options.migrate && pointer && pointer.pointer.owner?.hostId !== ctx.host.hostId) {
-      const unresolved = result.sessions.filter((session) => session.action === 'conflict' || session.action === 'refused');
-      if (unresolved.length > 0) {
-        report.warn(`ownership not taken: ${unresolved.length} session(s) were not brought in (see above); resolve them and re-run \`sessmig pull --migrate\``);
-      } else {
-        const claimed = await timing.time('pointer', () => writePointer(remote, worktree.key, pointer, { checkpoint: pointer.pointer.checkpoint, owner: ctx.host }, ctx.host));
-        result.owner = claimed.pointer.owner;
-        result.claimed = true;
-        state.handedAway = null;
-        report.info(`worktree ${worktree.key}: this host (${ctx.host.hostname}) now owns the sessions`);
-      }
-    }
-    await saveSyncState(stateFile, state).catch((error: unknown) => report.warn(`could not save the sync state: ${(error as Error).message}`));
-    for (const session of result.sessions) {
-      if (session.action === 'conflict') {
-        report.warn(
-          `session ${session.id} ("${session.title}") changed here and in the remote since the last sync: ` +
-            `local ${formatTime(session.local?.timeUpdated)} / ${session.local?.messages ?? '?'} messages, ` +
-            `remote ${formatTime(session.remote.timeUpdated)} / ${session.remote.messages} messages; left as it is ` +
-            '(re-run with --force to take the remote copy, keeping a backup, or --keep-local)',
-        );
-      }
-    }
+async function pullPlanned(run: PullRun): Promise<PullResult> {
+  const { ctx, options, manifest } = run;
+  const planned = await planPull(run);
+  const { plans } = planned;
+  const result: PullResult = {
+    worktree: ctx.worktree.key,
+    remote: ctx.remote.display,
+    checkpoint: manifest.id,
+    status: options.dryRun ? 'dry-run' : 'pulled',
+    owner: run.pointer?.pointer.owner ?? null,
+    claimed: false,
+    sessions: [],
+    restored: [],
+    backupDir: null,
+    uploads: run.taken,
+  };
+  if (options.dryRun) {
+    result.sessions = plans.map((plan) => describe(plan, manifest));
     return result;
+  }
+  // Snapshot objects and tool outputs first, and how the blobs' paths move: see sessionFiles.ts.
+  const carried = await bringSessionFiles(ctx, manifest, planned.localVersion);
+  const downloads = await downloadVerified(run, planned, carried);
+  const cascade = await cascadeReplacements(run, planned, carried, downloads);
+  const record = await recordBackups(run, planned, cascade);
+  if (record.deleting > 0) result.backupDir = record.backupDir;
+  ctx.signal.throwIfAborted();
+  const undoCodeLeg = await applyCodeLeg(run, record, result);
+  const journal = new Journal(ctx, record.backups, planned.localById, record.todos, record.shares, undoCodeLeg);
+  let outcome: BroughtIn;
+  try {
+    outcome = await bringIn(run, planned, cascade, downloads, carried, record, journal);
+  } catch (error) {
+    await journal.rollback(error);
+    throw error;
+  }
+  await recordSync(run, planned, record, outcome.verified);
+  result.sessions = plans.map((plan) => ({
+    ...describe(plan, manifest),
+    ...(outcome.paths.has(plan.session.id) ? { via: outcome.paths.get(plan.session.id) } : {}),
+    ...(outcome.findings.has(plan.session.id) ? { findings: outcome.findings.get(plan.session.id) } : {}),
+  }));
+  result.restored = cascade.restoreFromBackup.map((row) => row.id);
+  await claimOwnership(run, result);
+  warnConflicts(ctx, result);
+  return result;
+}
+
+/** The plan and what it was made from. */
+interface Planned {
+  plans: Plan[];
+  localRows: SessionRow[];
+  localById: Map<string, SessionRow>;
+  localVersion: string;
+  planning: PlanContext;
+  /** Pulls killed before they finished (backups.ts): superseded once this one completes. */
+  unfinished: Awaited<ReturnType<typeof unfinishedPulls>>;
+}
+
+/** Lists the local sessions, checks the versions, and decides every session's action (plan.ts). */
+async function planPull(run: PullRun): Promise<Planned> {
+  const { ctx, options, manifest, state } = run;
+  const { opencode, timing, worktree, report } = ctx;
+  const [localRows, localVersion] = await timing.time('list', () => Promise.all([opencode.listSessions(), opencode.version()]));
+  assertVersionsCompatible(manifest.source.opencodeVersion, localVersion, options.force === true, report);
+  const localById = new Map(localRows.map((row) => [row.id, row]));
+  report.info(`pulling checkpoint ${manifest.id} of worktree ${worktree.key} (${manifest.sessions.length} session(s)) into ${worktree.root}`);
+  const unfinished = options.dryRun ? [] : await unfinishedPulls(ctx.paths.state, worktree.key);
+  const planning: PlanContext = {
+    dirs: new DirComparer(),
+    handoverRoot: options.migrate && manifest.source.migrate && manifest.source.host.hostId === ctx.host.hostId ? manifest.source.worktreeRoot : undefined,
+    explicit: new Set(options.sessions ?? []),
+    deletedBySessmig: new Set(unfinished.flatMap((record) => [...record.sessions.map((entry) => entry.id), ...record.imported])),
+  };
+  const plans = await timing.time('plan', async () => {
+    const sessions = await mapPool(manifest.sessions, ctx.jobs, (session, index) => planSession(ctx, manifest, session, localById.get(session.id), state, options, index, planning));
+    followParents(sessions);
+    return [...sessions, ...(await tombstonePlans(ctx, manifest, localById, state, options, planning))];
+  });
+  warnAboutArrivals(ctx, plans, options);
+  return { plans, localRows, localById, localVersion, planning, unfinished };
+}
+
+type Carried = Awaited<ReturnType<typeof bringSessionFiles>>;
+
+/** Downloaded, verified and rebased blobs, by session id. */
+interface Downloads {
+  files: Map<string, string>;
+  lastUsed: Map<string, LastUsed>;
+  /** Sessions refused (damaged or unfit blob), with their descendants. */
+  refused: Set<string>;
+}
+
+/** Downloads and verifies every blob to import before any local session is touched; a damaged one is refused alone, with its children. */
+async function downloadVerified(run: PullRun, planned: Planned, carried: Carried): Promise<Downloads> {
+  const { ctx, manifest, options } = run;
+  const { plans } = planned;
+  const toImport = plans.filter((plan) => plan.action === 'new' || plan.action === 'replace');
+  const files = new Map<string, string>();
+  const lastUsed = new Map<string, LastUsed>();
+  // When nothing local is replaced (a first pull, a hand-over to a fresh host), no session is
+  // deleted before the imports: `opencode serve` for the replay can start while the blobs download.
+  if (toImport.length > 0 && !plans.some((plan) => plan.action === 'replace' || plan.action === 'deleted-there')) {
+    if (!run.early.started && !options.code) run.early.start(toImport.length);
+  } else {
+    await run.early.close(); // sessions are deleted before the imports: no server may run meanwhile
+  }
+  await mapPool(
+    toImport,
+    ctx.jobs,
+    async (plan, index) => {
+      const file = path.join(ctx.tempDir, `pull-${index}.json`);
+      try {
+        const { facts } = await ctx.timing.time('download', () => downloadPlanned(run, plan, carried, planned.localVersion, file));
+        files.set(plan.session.id, file);
+        lastUsed.set(plan.session.id, facts.lastUsed);
+      } catch (error) {
+        // Damaged, or holding what this opencode would reject half-way (adapters.ts): refused alone.
+        if (!(error instanceof SessmigError) || (error.code !== 'blob-corrupt' && error.code !== 'blob-unfit')) throw error;
+        plan.action = 'refused';
+        plan.reason = error.message;
+        ctx.report.warn(error.message);
+      }
+    },
+    ctx.signal,
+  );
+  // A refused parent takes its children with it: they would arrive orphaned.
+  const refused = withDescendants(manifest.sessions, plans.filter((plan) => plan.action === 'refused').map((plan) => plan.session.id));
+  for (const plan of plans) {
+    if (refused.has(plan.session.id) && (plan.action === 'new' || plan.action === 'replace')) {
+      plan.action = 'refused';
+      plan.reason = 'its parent session was refused';
+    }
+  }
+  ctx.signal.throwIfAborted();
+  return { files, lastUsed, refused };
+}
+
+/** One planned session's blob, downloaded, verified and rebased onto this checkout into `file`. */
+function downloadPlanned(run: PullRun, plan: Plan, carried: Carried, localVersion: string, file: string): ReturnType<typeof downloadRebasedBlob> {
+  const { ctx, manifest } = run;
+  return downloadRebasedBlob(ctx.remote, blobKey(ctx.worktree.key, plan.session.sha256), plan.session, plan.importDir, file, localVersion, {
+    ...carried.paths,
+    from: checkoutOf(manifest, plan.session).root,
+  });
+}
+
+/** What replacing deletes, and what comes back in its place. */
+interface Cascade {
+  /** Every local session under a replaced one (ids). */
+  ids: Set<string>;
+  /** Local sessions to delete, parents first. */
+  deleting: (SessionRow & { parentID: string | null })[];
+  /** Plans to import, parents first. */
+  importing: (Plan & { id: string; parentID: string | null })[];
+  /** Local sessions deleted with a replaced parent that come back from their backup. */
+  restoreFromBackup: SessionRow[];
+}
+
+/**
+ * Deleting a session deletes its children: every local session under a replaced one is backed up
+ * and comes back (from the remote if the checkpoint has it unchanged or newer, else from its backup).
+ */
+async function cascadeReplacements(run: PullRun, planned: Planned, carried: Carried, downloads: Downloads): Promise<Cascade> {
+  const { plans, localRows, localById } = planned;
+  const replaced = plans.filter((plan) => plan.action === 'replace' || plan.action === 'deleted-there').map((plan) => plan.session.id);
+  const localNodes = localRows.map((row) => ({ ...row, parentID: row.parent_id }));
+  const ids = withDescendants(localNodes, replaced);
+  const planById = new Map(plans.map((plan) => [plan.session.id, plan]));
+  const restoreFromBackup: SessionRow[] = [];
+  for (const id of ids) {
+    const plan = planById.get(id);
+    if (plan && (plan.action === 'replace' || plan.action === 'deleted-there' || plan.tombstone)) continue;
+    if (plan && plan.action === 'unchanged' && !downloads.refused.has(id)) {
+      // Same content as the remote: bring it back from the remote copy.
+      const file = path.join(run.ctx.tempDir, `pull-cascade-${id}.json`);
+      await downloadPlanned(run, plan, carried, planned.localVersion, file);
+      downloads.files.set(id, file);
+      plan.action = 'replace';
+      plan.reason = 'its parent was replaced';
+      continue;
+    }
+    restoreFromBackup.push(localById.get(id)!);
+  }
+  return {
+    ids,
+    deleting: orderParentsFirst(localNodes.filter((node) => ids.has(node.id))),
+    importing: orderParentsFirst(
+      plans
+        .filter((plan) => downloads.files.has(plan.session.id) && (plan.action === 'new' || plan.action === 'replace'))
+        .map((plan) => ({ ...plan, id: plan.session.id, parentID: plan.session.parentID })),
+    ),
+    restoreFromBackup,
+  };
+}
+
+/** The pull's backup record (backups.ts): what it deletes, exported first, for rollback and `sessmig undo`. */
+interface BackupRecord {
+  backupDir: string | null;
+  index: BackupIndex | undefined;
+  /** Local sessions deleted, counted. */
+  deleting: number;
+  backups: Map<string, string>;
+  todos: Map<string, Todo[]>;
+  shares: Map<string, ShareRow>;
+  /** The code part to apply, when the code leg travels (`--code`, `--migrate`). */
+  codeState: CodeState | undefined;
+}
+
+/**
+ * Every pull that changes something leaves a record (with backups of what it deletes), for
+ * rollback here and for `sessmig undo` later. It counts only once marked complete.
+ */
+async function recordBackups(run: PullRun, planned: Planned, cascade: Cascade): Promise<BackupRecord> {
+  const { ctx, options, manifest, state } = run;
+  const { worktree, report } = ctx;
+  const { deleting, importing } = cascade;
+  const record: BackupRecord = { backupDir: null, index: undefined, deleting: deleting.length, backups: new Map(), todos: new Map(), shares: new Map(), codeState: options.code ? readCodeState(manifest) : undefined };
+  if (worktree.empty && !record.codeState) {
+    throw usageError('not-a-worktree', `${worktree.root} is an empty folder and checkpoint ${manifest.id} carries no code to make a checkout of`, 'clone the repository there first, or push from the source with --migrate (or --code) so the code travels');
+  }
+  if (options.code && !record.codeState) report.info(`checkpoint ${manifest.id} carries no code (pushed without the code leg): only the sessions are pulled`);
+  if (deleting.length === 0 && importing.length === 0 && !record.codeState) return record;
+  const pullId = newCheckpointId();
+  const backupDir = await createBackupDir(ctx.paths.state, worktree.key, pullId);
+  const index: BackupIndex = {
+    formatVersion: 1,
+    worktree: worktree.key,
+    worktreeRoot: worktree.root,
+    pullId,
+    createdAt: new Date().toISOString(),
+    checkpoint: manifest.id,
+    complete: false,
+    imported: importing.map((item) => item.id),
+    sessions: [],
+    syncBefore: { file: run.stateFile, entries: Object.fromEntries([...importing.map((item) => item.id), ...deleting.map((node) => node.id)].map((id) => [id, state.sessions[id] ?? null])) },
+  };
+  Object.assign(record, { backupDir, index });
+  const planById = new Map(planned.plans.map((plan) => [plan.session.id, plan]));
+  await mapPool(deleting, ctx.jobs, (node) => backUpSession(ctx, node, planById.get(node.id), backupDir, record), ctx.signal);
+  for (const [id, todos] of await readTodos(ctx.opencode, deleting.map((node) => node.id))) record.todos.set(id, todos);
+  // #23 item 7: what the delete takes beyond export and todos (the share, with its secret).
+  const extras = await readSessionExtras(ctx.opencode, deleting.map((node) => node.id));
+  for (const [id, share] of extras.shares) record.shares.set(id, share);
+  for (const entry of index.sessions) {
+    if (record.todos.has(entry.id)) entry.todos = record.todos.get(entry.id);
+    if (record.shares.has(entry.id)) entry.share = record.shares.get(entry.id);
+  }
+  for (const [id, counts] of extras.uncarried) report.warn(`session ${id} has ${describeUncarried(counts)} in opencode's database that sessmig does not carry; deleting it here (to replace it) drops them`);
+  index.sessions.sort((x, y) => (x.id < y.id ? -1 : 1));
+  await writeBackupIndex(backupDir, index);
+  if (deleting.length > 0) report.info(`backed up ${deleting.length} local session(s) to ${backupDir}`);
+  return record;
+}
+
+/** Exports one local session the pull deletes into the backup folder and lists it in the record's index. */
+async function backUpSession(ctx: Context, node: SessionRow, plan: Plan | undefined, backupDir: string, record: BackupRecord): Promise<void> {
+  const file = path.join(backupDir, `${node.id}.json`);
+  // Planning already exported a local copy whose content was unknown: that export is the backup.
+  const planned = plan?.localExport;
+  const blob = planned
+    ? await ctx.timing.time('backup', async () => (await copyFile(planned.file, file), { messages: planned.messages, contentHash: planned.contentHash }))
+    : await ctx.timing.time('backup', async () => {
+        const exported = await exportToBlobFile(ctx.opencode, node.id, file, { gzip: false });
+        return { messages: exported.facts.messages, contentHash: exported.contentHash };
+      });
+  record.backups.set(node.id, file);
+  record.index!.sessions.push({
+    id: node.id,
+    parentID: node.parent_id,
+    title: node.title,
+    directory: node.directory,
+    reason: { replace: 'replaced by the pull', 'deleted-there': 'deleted on another host' }[plan?.action as string] ?? 'deleted with its parent',
+    file: `${node.id}.json`,
+    messages: blob.messages,
+    contentHash: blob.contentHash,
+  });
+}
+
+/**
+ * The code leg, after every blob is verified and before any session is touched: a refused
+ * destination (local changes in the way) stops the pull with nothing changed. Returns how to put
+ * the checkout back (for the rollback), when it applied.
+ */
+async function applyCodeLeg(run: PullRun, record: BackupRecord, result: PullResult): Promise<(() => Promise<void>) | undefined> {
+  const { ctx, options } = run;
+  const { backupDir, index, codeState } = record;
+  if (!codeState || !backupDir || !index) return undefined;
+  const applied = await ctx.timing
+    .time('code', () =>
+      pullCodeLeg({ remote: ctx.remote, worktreeKey: ctx.worktree.key, destination: ctx.worktree.root, state: codeState, tempDir: ctx.tempDir, backupDir, force: options.force === true, env: ctx.env }),
+    )
+    .catch(async (error: unknown) => {
+      await rm(backupDir, { recursive: true, force: true });
+      throw error;
+    });
+  index.code = applied.backup;
+  await writeBackupIndex(backupDir, index);
+  result.code = { head: applied.head, branch: applied.branch, created: applied.created, downloadedBytes: applied.downloadedBytes };
+  result.backupDir = backupDir;
+  ctx.report.info(`code: ${applied.branch ?? 'detached HEAD'} at ${applied.head.slice(0, 12)}${applied.created ? ' (checkout created)' : ''}; the previous state is saved (sessmig undo restores it)`);
+  return () => undoCode(applied.backup, { backupDir, tempDir: ctx.tempDir, force: true, env: ctx.env });
+}
+
+/** What the bring-in did. */
+interface BroughtIn {
+  /** opencode's rows of every session of the checkpoint after the bring-in (time_updated goes to the sync base). */
+  verified: Map<string, { time_updated: number }>;
+  /** How each session came in. */
+  paths: Map<string, 'replay' | 'import'>;
+  findings: Map<string, ArrivalFindings>;
+}
+
+/**
+ * The only step that changes opencode's database: deletes the replaced sessions (the topmost:
+ * opencode deletes children with them), imports parents first, restores what the cascade took,
+ * verifies through opencode's own database, then todos and shares. Every change goes through the
+ * journal; the caller rolls back on any throw.
+ */
+async function bringIn(run: PullRun, planned: Planned, cascade: Cascade, downloads: Downloads, carried: Carried, record: BackupRecord, journal: Journal): Promise<BroughtIn> {
+  const { ctx, options, manifest } = run;
+  const { opencode, timing, worktree, report } = ctx;
+  const { importing, restoreFromBackup } = cascade;
+  for (const node of cascade.deleting) {
+    if (node.parentID !== null && cascade.ids.has(node.parentID)) continue;
+    await timing.time('delete', () => opencode.deleteSession(node.id, worktree.root));
+    journal.deleted(node.id);
+  }
+  const paths = new Map<string, 'replay' | 'import'>();
+  let findings = new Map<string, ArrivalFindings>();
+  const importer = (await run.early.take()) ?? (await openImporter(opencode, worktree.root, importing.length, options.replay ?? 'auto', report, timing));
+  if (importing.length > 0) timing.note(`brought ${importing.length} session(s) in through ${importer.kind === 'replay' ? 'one `opencode serve` (replay)' : '`opencode import` processes'}`);
+  const imported = { done: 0, bytes: 0 };
+  // One at a time either way: two `opencode import` processes write the same database, and on a
+  // loaded machine one waited past opencode's ~5 s busy timeout and failed ("database is locked").
+  await importInLevels(importing, 1, async (plan) => {
+    ctx.signal.throwIfAborted();
+    journal.importing(plan.session.id);
+    const how = await timing.time(importer.kind === 'replay' ? 'bring-in' : 'import', () => importer.importSession(downloads.files.get(plan.session.id)!, plan.importDir, plan.session.id));
+    paths.set(plan.session.id, how);
+    imported.done++;
+    imported.bytes += plan.session.rawBytes;
+    report.progress('imported', imported.done, importing.length, imported.bytes);
+  })
+    .then(async () => {
+      // #23 items 6 and 9: models/agents this host lacks; fields its opencode dropped (put back, or reported).
+      const arrivals = importing.map((plan) => ({ id: plan.session.id, title: plan.session.title, file: downloads.files.get(plan.session.id)!, directory: plan.importDir, via: paths.get(plan.session.id)!, lastUsed: plan.session.lastUsed ?? downloads.lastUsed.get(plan.session.id) }));
+      findings = await checkArrivals(ctx, arrivals, importer, manifest.source.opencodeVersion);
+    })
+    .finally(() => importer.close());
+  for (const row of orderParentsFirst(restoreFromBackup.map((row) => ({ ...row, parentID: row.parent_id })))) {
+    journal.importing(row.id);
+    await opencode.importFile(record.backups.get(row.id)!, existsSync(row.directory) ? row.directory : worktree.root, row.id);
+  }
+  await alignRestored(ctx, restoreFromBackup.map((row) => ({ id: row.id, title: row.title, file: record.backups.get(row.id)! })));
+  let verified: Map<string, { time_updated: number }> = planned.localById;
+  let sessionState: SessionState | undefined;
+  if (importing.length > 0 || restoreFromBackup.length > 0) {
+    sessionState = await timing.time('verify', () => readSessionState(opencode, [...new Set([...manifest.sessions.map((session) => session.id), ...importing.map((plan) => plan.session.id)])]));
+    verified = verifyImports(importing.map((plan) => ({ id: plan.session.id, directory: plan.importDir, messages: plan.session.messages })), sessionState, planned.planning.dirs);
+    await timing.time('verify', () => carried.verify(importing.map((plan) => plan.session.id)));
+  }
+  await timing.time('todos', () => restoreTodos(ctx, planned.plans, sessionState));
+  // A replaced session keeps the share this host made of it (its secret unshares it).
+  await writeShares(opencode, record.shares).catch((error: unknown) =>
+    report.warn(`could not restore the share of ${[...record.shares.keys()].join(', ')} (${(error as Error).message}); its id and secret are in ${record.backupDir}/index.json`),
+  );
+  return { verified, paths, findings };
+}
+
+/** Marks the pull's record complete (and the killed ones it finished superseded), and moves the sync base to what is now in sync here. */
+async function recordSync(run: PullRun, planned: Planned, record: BackupRecord, verified: Map<string, { time_updated: number }>): Promise<void> {
+  const { ctx, manifest, state, stateFile } = run;
+  const { report } = ctx;
+  if (record.index && record.backupDir) {
+    record.index.complete = true;
+    await writeBackupIndex(record.backupDir, record.index).catch((error: unknown) => report.warn(`could not record this pull for undo: ${(error as Error).message}`));
+  }
+  for (const unfinished of planned.unfinished) {
+    const { dir, ...rest } = unfinished;
+    await writeBackupIndex(dir, { ...rest, supersededAt: new Date().toISOString() }).catch(() => undefined);
+  }
+  state.checkpoint = manifest.id;
+  for (const plan of planned.plans) {
+    const row = verified.get(plan.session.id);
+    if (!row || plan.tombstone) continue;
+    if (plan.action === 'new' || plan.action === 'replace' || plan.action === 'unchanged') {
+      state.sessions[plan.session.id] = { contentHash: plan.session.contentHash, sha256: plan.session.sha256, localTimeUpdated: row.time_updated };
+    }
+  }
+  // Followed deletions leave the sync base: the session is gone on both sides.
+  for (const plan of planned.plans) if (plan.action === 'deleted-there' || (plan.tombstone && plan.action === 'unchanged')) delete state.sessions[plan.session.id];
+  for (const tombstone of manifest.deleted ?? []) if (!planned.localById.has(tombstone.id)) delete state.sessions[tombstone.id];
+  await saveSyncState(stateFile, state).catch((error: unknown) => report.warn(`could not save the sync state: ${(error as Error).message}`));
+}
+
+/** `--migrate`: claim last — the pointer moves only after every session is here, so a failed pull leaves it alone. */
+async function claimOwnership(run: PullRun, result: PullResult): Promise<void> {
+  const { ctx, options, pointer, state, stateFile } = run;
+  if (!options.migrate || !pointer || pointer.pointer.owner?.hostId === ctx.host.hostId) return;
+  const unresolved = result.sessions.filter((session) => session.action === 'conflict' || session.action === 'refused');
+  if (unresolved.length > 0) {
+    ctx.report.warn(`ownership not taken: ${unresolved.length} session(s) were not brought in (see above); resolve them and re-run \`sessmig pull --migrate\``);
+    return;
+  }
+  const claimed = await ctx.timing.time('pointer', () => writePointer(ctx.remote, ctx.worktree.key, pointer, { checkpoint: pointer.pointer.checkpoint, owner: ctx.host }, ctx.host));
+  result.owner = claimed.pointer.owner;
+  result.claimed = true;
+  state.handedAway = null;
+  ctx.report.info(`worktree ${ctx.worktree.key}: this host (${ctx.host.hostname}) now owns the sessions`);
+  await saveSyncState(stateFile, state).catch((error: unknown) => ctx.report.warn(`could not save the sync state: ${(error as Error).message}`));
+}
+
+function warnConflicts(ctx: Context, result: PullResult): void {
+  for (const session of result.sessions) {
+    if (session.action !== 'conflict') continue;
+    ctx.report.warn(
+      `session ${session.id} ("${session.title}") changed here and in the remote since the last sync: ` +
+        `local ${formatTime(session.local?.timeUpdated)} / ${session.local?.messages ?? '?'} messages, ` +
+        `remote ${formatTime(session.remote.timeUpdated)} / ${session.remote.messages} messages; left as it is ` +
+        '(re-run with --force to take the remote copy, keeping a backup, or --keep-local)',
+    );
   }
 }
 

@@ -13,13 +13,13 @@ import { ExitCode, SessmigError, usageError } from '../util/errors.js';
 import { assertMayPush } from './ownership.js';
 import { unfinishedPulls } from './backups.js';
 import { mapPool } from './pool.js';
-import { readManifest, readPointer, writeManifest, writePointer } from './remoteStore.js';
+import { readManifest, readPointer, writeManifest, writePointer, type PointerState } from './remoteStore.js';
 import { orderParentsFirst, withDescendants } from './sessionTree.js';
 import { loadSyncState, saveSyncState, syncStateFile, type SyncState } from './syncState.js';
 import type { Worktree } from './worktree.js';
 import { DirComparer } from '../util/dirs.js';
 import { decideCarry, decidePush, type CarryAction, type PushAction } from './plan.js';
-import { pushCodeLeg, readCodeState } from '../code/codeLeg.js';
+import { pushCodeLeg, readCodeState, type PushedCode } from '../code/codeLeg.js';
 import { carrySessionFiles } from './sessionFiles.js';
 
 export interface PushOptions {
@@ -131,16 +131,90 @@ interface PushPlan {
   toExport: SessionRow[];
 }
 
+/**
+ * `sessmig push`: exports this checkout's changed sessions, carries the checkpoint's others
+ * forward (or tombstones those deleted here), captures the code when asked, and makes a new
+ * checkpoint current — the manifest after every object, the pointer last. Errors: SessmigError
+ * (`not-owner`, `session-busy`, the code leg's and the remote's own); nothing is current on a throw.
+ */
 export async function push(ctx: Context, options: PushOptions = {}): Promise<PushResult> {
-  const { remote, worktree, opencode, report, timing } = ctx;
+  const survey = await surveyPush(ctx, options);
+  const { result, selected, carry, current } = survey;
+  const { worktree, remote, report } = ctx;
+  for (const item of result.outside) {
+    report.warn(`${item.sessions} session(s) of this repository lie outside this checkout, in ${item.directory}: not pushed from here (push from that checkout)`);
+  }
+  if (selected.length === 0 && carry.tombstones.length === 0 && !options.code) {
+    report.info(`worktree ${worktree.key}: no opencode sessions in ${worktree.root}; nothing to push`);
+    return result;
+  }
+  if (options.dryRun) {
+    report.info(`worktree ${worktree.key}: would push ${selected.length} session(s) to ${remote.display}${carry.tombstones.length > 0 ? ` and record ${carry.tombstones.length} deletion(s)` : ''}`);
+    return { ...result, status: 'dry-run' };
+  }
+  report.info(`worktree ${worktree.key}: pushing ${selected.length} session(s) to ${remote.display}`);
+  const currentById = new Map((current?.sessions ?? []).map((session) => [session.id, session]));
+  const tombstoned = new Map((current?.deleted ?? []).map((item) => [item.id, item]));
+  const plan = planBeforeExport(selected, currentById, tombstoned, survey.state, options.force === true);
+  const reusedCount = [...plan.kept.values()].filter((item) => item.action === 'reused').length;
+  if (reusedCount > 0) report.info(`${reusedCount} session(s) unchanged since the last sync: reusing their blobs`);
+  // The code leg first: a checkout it cannot capture (too large, mid-merge) stops the push before any export.
+  const code = options.code ? await captureAndStoreCode(ctx, current, options) : undefined;
+  const skipped: SkippedSession[] = [];
+  const exported = await exportAndStore(ctx, plan, currentById, tombstoned, survey.state, options, skipped);
+  const done = exported.filter((item): item is NonNullable<typeof item> => item !== undefined);
+  const sessions = await assembleSessions(ctx, survey, plan, done, options);
+  if (sessions.length === 0 && carry.tombstones.length === 0 && !code) {
+    report.warn('every session was deleted while pushing; nothing was pushed');
+    return { ...result, skipped: sortSkipped(skipped) };
+  }
+  ctx.signal.throwIfAborted();
+  const manifest = await buildManifest(ctx, survey, sessions, done, skipped, code, options);
+  await ctx.timing.time('manifest', () => writeManifest(remote, manifest));
+  ctx.signal.throwIfAborted();
+  const owner = options.migrate ? null : ctx.host;
+  await ctx.timing.time('pointer', () => writePointer(remote, worktree.key, survey.previous, { checkpoint: manifest.id, owner }, ctx.host));
+  report.info(`worktree ${worktree.key}: checkpoint ${manifest.id} is now current${options.migrate ? '; ownership released for another host to claim (sessmig pull --migrate)' : ''}`);
+  if (carry.tombstones.length > 0) report.info(`recorded ${carry.tombstones.length} session(s) deleted on this host; other hosts remove their unchanged copies when they pull`);
+  await recordPushSync(ctx, survey, manifest, done, options);
+  const pushed = describePushed(manifest, survey.selectedIds, done, plan, carry.conflicts);
+  reportPushed(report, pushed);
+  return {
+    ...result,
+    status: 'pushed',
+    owner,
+    checkpoint: manifest.id,
+    skipped: manifest.skipped,
+    sessions: pushed,
+    ...(code ? { code: { head: code.state.head, branch: code.state.branch, bundle: code.bundle, uploadedBytes: code.uploadedBytes } } : {}),
+  };
+}
+
+/** What push looked up before deciding anything. */
+interface PushSurvey {
+  previous: PointerState | undefined;
+  opencodeVersion: string;
+  todos: Map<string, Todo[]>;
+  selected: SessionRow[];
+  selectedIds: Set<string>;
+  stateFile: string;
+  state: SyncState;
+  /** The current checkpoint's manifest, if there is one. */
+  current: Manifest | undefined;
+  carry: ReturnType<typeof planCarry>;
+  /** The result of a push that changes nothing (filled in as the push goes on). */
+  result: PushResult;
+}
+
+/** One round of independent look-ups (the pointer, opencode's version and its session table), the selection, and the carry plan. */
+async function surveyPush(ctx: Context, options: PushOptions): Promise<PushSurvey> {
+  const { remote, worktree, opencode, timing } = ctx;
   const only = options.sessions?.map((id) => assertSessionId(id, '--session'));
-  // One round of independent look-ups: the pointer, opencode's version and its session table.
   const [previous, opencodeVersion, { rows, todos }] = await timing.time('list', () =>
     Promise.all([readPointer(remote, worktree.key), opencode.version(), listSessionsWithTodos(opencode)]),
   );
   assertMayPush(previous?.pointer, ctx.host, worktree.key);
-  const dirs = new DirComparer();
-  const selected = selectSessions(rows, worktree.root, only, dirs);
+  const selected = selectSessions(rows, worktree.root, only, new DirComparer());
   const selectedIds = new Set(selected.map((row) => row.id));
   const outside = only ? [] : sessionsOutside(rows, worktree, selectedIds);
   const stateFile = syncStateFile(ctx.paths.state, remote.display, worktree.key);
@@ -162,105 +236,82 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
     deleted: carry.tombstones.map((item) => ({ id: item.id, title: item.title })),
     outside,
   };
-  for (const item of outside) {
-    report.warn(`${item.sessions} session(s) of this repository lie outside this checkout, in ${item.directory}: not pushed from here (push from that checkout)`);
-  }
-  if (selected.length === 0 && carry.tombstones.length === 0 && !options.code) {
-    report.info(`worktree ${worktree.key}: no opencode sessions in ${worktree.root}; nothing to push`);
-    return result;
-  }
-  if (options.dryRun) {
-    report.info(`worktree ${worktree.key}: would push ${selected.length} session(s) to ${remote.display}${carry.tombstones.length > 0 ? ` and record ${carry.tombstones.length} deletion(s)` : ''}`);
-    return { ...result, status: 'dry-run' };
-  }
+  return { previous, opencodeVersion, todos, selected, selectedIds, stateFile, state, current, carry, result };
+}
 
-  report.info(`worktree ${worktree.key}: pushing ${selected.length} session(s) to ${remote.display}`);
-  const currentById = new Map((current?.sessions ?? []).map((session) => [session.id, session]));
-  const tombstoned = new Map((current?.deleted ?? []).map((item) => [item.id, item]));
-  const plan = planBeforeExport(selected, currentById, tombstoned, state, options.force === true);
-  const reusedCount = [...plan.kept.values()].filter((item) => item.action === 'reused').length;
-  if (reusedCount > 0) report.info(`${reusedCount} session(s) unchanged since the last sync: reusing their blobs`);
+/** The code leg (docs/FORMAT-code.md): captures the checkout and stores its new bundle, on top of the current checkpoint's chain. */
+async function captureAndStoreCode(ctx: Context, current: Manifest | undefined, options: PushOptions): Promise<PushedCode> {
+  const code = await ctx.timing.time('code', () =>
+    pushCodeLeg({
+      remote: ctx.remote,
+      worktreeKey: ctx.worktree.key,
+      root: ctx.worktree.root,
+      base: current ? readCodeState(current) : undefined,
+      tempDir: ctx.tempDir,
+      ...(options.codeMaxBytes !== undefined ? { maxBytes: options.codeMaxBytes } : {}),
+      env: ctx.env,
+      warn: (message) => ctx.report.warn(message),
+    }),
+  );
+  ctx.report.info(`code: ${code.state.branch ?? 'detached HEAD'} at ${code.state.head.slice(0, 12)}, ${code.bundle === 'none' ? 'no new bundle' : `${code.bundle} bundle of ${code.uploadedBytes} bytes`}`);
+  return code;
+}
 
-  // The code leg first: a checkout it cannot capture (too large, mid-merge) stops the push before any export.
-  const code = options.code
-    ? await timing.time('code', () =>
-        pushCodeLeg({
-          remote,
-          worktreeKey: worktree.key,
-          root: worktree.root,
-          base: current ? readCodeState(current) : undefined,
-          tempDir: ctx.tempDir,
-          ...(options.codeMaxBytes !== undefined ? { maxBytes: options.codeMaxBytes } : {}),
-          env: ctx.env,
-          warn: (message) => report.warn(message),
-        }),
-      )
-    : undefined;
-  if (code) report.info(`code: ${code.state.branch ?? 'detached HEAD'} at ${code.state.head.slice(0, 12)}, ${code.bundle === 'none' ? 'no new bundle' : `${code.bundle} bundle of ${code.uploadedBytes} bytes`}`);
-  const skipped: SkippedSession[] = [];
-  const exported = await exportAndStore(ctx, plan, currentById, tombstoned, state, options, skipped);
-  const done = exported.filter((item): item is NonNullable<typeof item> => item !== undefined);
-  const checkout: Checkout = { host: ctx.host, root: worktree.root, branch: worktree.branch };
-  const fresh: ManifestSession[] = done.map(({ row, blob }) => ({ ...manifestEntry(row, blob, todos), checkout }));
+type Exported = { row: SessionRow; blob: ExportedBlob; uploaded: boolean };
+
+/**
+ * The checkpoint's sessions: the fresh exports and the reused ones (bound to this checkout), and
+ * the carried ones as they were. Refuses busy sessions on --migrate; on an encrypted worktree,
+ * seals the reused blobs a plaintext checkpoint left.
+ */
+async function assembleSessions(ctx: Context, survey: PushSurvey, plan: PushPlan, done: Exported[], options: PushOptions): Promise<ManifestSession[]> {
+  const checkout: Checkout = { host: ctx.host, root: ctx.worktree.root, branch: ctx.worktree.branch };
+  const fresh: ManifestSession[] = done.map(({ row, blob }) => ({ ...manifestEntry(row, blob, survey.todos), checkout }));
   const keptEntries = [...plan.kept.values()].map((item) => (item.action === 'reused' ? { ...item.entry, checkout } : item.entry));
-  const sessions = [...fresh, ...keptEntries, ...carry.carried];
-  assertNotBusy(sessions.filter((session) => selectedIds.has(session.id)), options);
-  if (remote.sealing) {
-    const sealing = remote.sealing;
+  const sessions = [...fresh, ...keptEntries, ...survey.carry.carried];
+  assertNotBusy(sessions.filter((session) => survey.selectedIds.has(session.id)), options);
+  const sealing = ctx.remote.sealing;
+  if (sealing) {
     // The first encrypted push of a worktree seals the blobs it reuses from plaintext checkpoints.
-    const reused = keptEntries.concat(carry.carried);
+    const reused = keptEntries.concat(survey.carry.carried);
     const adopted = await mapPool(reused, ctx.jobs, (entry, index) => sealing.adoptPlainBlob(entry.sha256, `adopt-${index}.json.gz`), ctx.signal);
-    if (adopted.some(Boolean)) report.info(`sealed ${adopted.filter(Boolean).length} blob(s) this worktree had in plaintext`);
+    if (adopted.some(Boolean)) ctx.report.info(`sealed ${adopted.filter(Boolean).length} blob(s) this worktree had in plaintext`);
   }
-  if (sessions.length === 0 && carry.tombstones.length === 0 && !code) {
-    report.warn('every session was deleted while pushing; nothing was pushed');
-    return { ...result, skipped: sortSkipped(skipped) };
-  }
-  ctx.signal.throwIfAborted();
-  // What the sessions point at (snapshot objects, truncated tool outputs): see sessionFiles.ts.
+  return sessions;
+}
+
+/** The new checkpoint's manifest (its snapshot packs and tool outputs stored first: sessionFiles.ts); tombstones older than the TTL drop out. */
+async function buildManifest(ctx: Context, survey: PushSurvey, sessions: ManifestSession[], done: Exported[], skipped: SkippedSession[], code: PushedCode | undefined, options: PushOptions): Promise<Manifest> {
+  const { previous, current, carry } = survey;
   const pointedAt = await carrySessionFiles(ctx, done.map(({ row, blob }) => ({ id: row.id, file: blob.file })), sessions, current);
   const pushedIds = new Set(done.map((item) => item.row.id));
   const now = new Date();
-  const manifest: Manifest = {
+  return {
     formatVersion: MANIFEST_FORMAT_VERSION,
     kind: 'sessmig.checkpoint',
     id: newCheckpointId(now, previous?.pointer.checkpoint),
-    worktree: worktree.key,
+    worktree: ctx.worktree.key,
     parent: previous?.pointer.checkpoint ?? null,
     createdAt: now.toISOString(),
-    source: { host: ctx.host, worktreeRoot: worktree.root, opencodeVersion, sessmigVersion: SESSMIG_VERSION, branch: worktree.branch, ...(options.migrate ? { migrate: true } : {}) },
+    source: { host: ctx.host, worktreeRoot: ctx.worktree.root, opencodeVersion: survey.opencodeVersion, sessmigVersion: SESSMIG_VERSION, branch: ctx.worktree.branch, ...(options.migrate ? { migrate: true } : {}) },
     sessions: orderParentsFirst(sessions),
     skipped: sortSkipped(skipped),
     ...(code ? { code: code.state } : {}),
     ...pointedAt,
     deleted: [...(current?.deleted ?? []).filter((item) => !pushedIds.has(item.id) && now.getTime() - Date.parse(item.deletedAt) < TOMBSTONE_TTL_MS), ...carry.tombstones].sort((a, b) => (a.id < b.id ? -1 : 1)),
   };
-  await timing.time('manifest', () => writeManifest(remote, manifest));
-  ctx.signal.throwIfAborted();
-  const owner = options.migrate ? null : ctx.host;
-  await timing.time('pointer', () => writePointer(remote, worktree.key, previous, { checkpoint: manifest.id, owner }, ctx.host));
-  report.info(`worktree ${worktree.key}: checkpoint ${manifest.id} is now current${options.migrate ? '; ownership released for another host to claim (sessmig pull --migrate)' : ''}`);
-  if (carry.tombstones.length > 0) report.info(`recorded ${carry.tombstones.length} session(s) deleted on this host; other hosts remove their unchanged copies when they pull`);
+}
 
+/** What this host pushed is its sync base; a --migrate remembers the hand-over. */
+async function recordPushSync(ctx: Context, survey: PushSurvey, manifest: Manifest, done: Exported[], options: PushOptions): Promise<void> {
+  const { state } = survey;
   state.checkpoint = manifest.id;
   for (const { row, blob } of done) {
     state.sessions[row.id] = { contentHash: blob.contentHash, sha256: blob.sha256, localTimeUpdated: blob.facts.timeUpdated ?? row.time_updated };
   }
-  for (const item of carry.tombstones) delete state.sessions[item.id];
+  for (const item of survey.carry.tombstones) delete state.sessions[item.id];
   state.handedAway = options.migrate ? { checkpoint: manifest.id, at: new Date().toISOString() } : null;
-  await saveSyncState(stateFile, state).catch((error: unknown) => report.warn(`could not save the sync state: ${(error as Error).message}`));
-
-  const pushed = describePushed(manifest, selectedIds, done, plan, carry.conflicts);
-  reportPushed(report, pushed);
-  return {
-    ...result,
-    status: 'pushed',
-    owner,
-    checkpoint: manifest.id,
-    skipped: manifest.skipped,
-    sessions: pushed,
-    ...(code ? { code: { head: code.state.head, branch: code.state.branch, bundle: code.bundle, uploadedBytes: code.uploadedBytes } } : {}),
-  };
+  await saveSyncState(survey.stateFile, state).catch((error: unknown) => ctx.report.warn(`could not save the sync state: ${(error as Error).message}`));
 }
 
 /** Sessions of the current checkpoint that this push does not export: carried forward, or tombstoned when deleted here. */
