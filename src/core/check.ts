@@ -388,10 +388,11 @@ async function checkObject(scope: Scope, entry: Referenced, add: Add): Promise<v
   const stem = CODE_STEM[entry.kind];
   const name = `${OBJECT_NOUN[entry.kind]} ${key}${entry.stored !== key ? ` (stored as ${entry.stored})` : ''}`;
   const fields = (group: Ref[]) => ({ ...refFields(group, current), hint: DAMAGED_HINT });
+  const absent = (group: Ref[]) => ({ ...refFields(group, current), hint: missingSeverity(entry.kind) === 'error' ? DAMAGED_HINT : 'nothing to do: later pushes do not bring it back; hosts that pull lack it' });
   const head = await remote.head(key);
   if (!head) {
     counts.missing++;
-    for (const group of groupRefs(refs, (r) => r.object.session?.id ?? '')) add('error', `${stem}-missing`, key, `${where(group, current)}: ${name} is missing`, fields(group));
+    for (const group of groupRefs(refs, (r) => r.object.session?.id ?? '')) add(missingSeverity(entry.kind), `${stem}-missing`, key, `${where(group, current)}: ${name} is missing${missingEffect(entry.kind)}`, absent(group));
     return;
   }
   let sizeOk = true;
@@ -405,7 +406,7 @@ async function checkObject(scope: Scope, entry: Referenced, add: Add): Promise<v
   const read = entry.kind === 'blob' ? await readBlob(remote, key) : await readObject(remote, key, entry.kind === 'bundle');
   if ('missing' in read) {
     counts.missing++;
-    add('error', `${stem}-missing`, key, `${where(refs, current)}: ${name} is missing (deleted during the check?)`, fields(refs));
+    add(missingSeverity(entry.kind), `${stem}-missing`, key, `${where(refs, current)}: ${name} is missing (deleted during the check?)${missingEffect(entry.kind)}`, absent(refs));
     return;
   }
   counts.bytesRead += read.storedBytes;
@@ -422,6 +423,21 @@ async function checkObject(scope: Scope, entry: Referenced, add: Add): Promise<v
     add('error', `${stem}-mismatch`, key, `${where(group, current)}: ${name} ${wrong.join('; ')}`, fields(group));
   }
   if (good) counts.verified++;
+}
+
+/**
+ * A missing object is as bad as pull makes it: a blob or a code bundle fails the pull (error); a
+ * snapshot pack or a tool output is a warning there, the sessions import without that undo history
+ * or output (docs/FORMAT-snapshots.md) — a warning here. A damaged one is an error whatever its kind.
+ */
+function missingSeverity(kind: ObjectKind): Severity {
+  return kind === 'pack' || kind === 'out' ? 'warning' : 'error';
+}
+
+function missingEffect(kind: ObjectKind): string {
+  if (kind === 'pack') return ' (pull still imports the sessions, without this part of their undo history)';
+  if (kind === 'out') return ' (pull still imports the session; the part keeps the source\'s path)';
+  return '';
 }
 
 /** How a whole, checksum-correct object differs from what one reference records (empty: it matches). */
@@ -443,14 +459,16 @@ function mismatches(wanted: ObjectRef, read: WholeRead): string[] {
 function reportOrphans(scope: Scope, stored: Map<string, { item: Listed; kind: ListedKind }>, referenced: Map<string, Referenced>): void {
   const { summary } = scope;
   const unreadable = summary.checkpoints.total - summary.checkpoints.readable;
+  // On an encrypted worktree prune keeps a plaintext copy of a named object too (core/prune.ts Named): not an orphan.
+  const copies = new Set([...referenced.values()].map((entry) => entry.key));
   for (const [key, { item, kind }] of [...stored].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    if (referenced.has(key)) continue;
+    if (referenced.has(key) || copies.has(key)) continue;
     summary.objects[kind].orphaned++;
     scope.add(
       'warning',
       `orphan-${CODE_STEM[kind]}`,
       item.key,
-      `${LISTED_NOUN[kind]} ${item.key} (${item.size} bytes) is not referenced by any checkpoint${unreadable > 0 ? ` that could be read (${unreadable} could not; it may belong to one of them)` : ''}: an interrupted push or a prune of the checkpoints that named it leaves such objects; they are harmless, and a push of the same content reuses them`,
+      `${LISTED_NOUN[kind]} ${item.key} (${item.size} bytes) is not referenced by any checkpoint${unreadable > 0 ? ` that could be read (${unreadable} could not; it may belong to one of them)` : ''}: an interrupted push leaves such ${LISTED_NOUN[kind]}s (so did a prune before sessmig collected every kind); they are harmless, and a push of the same content reuses them`,
       { kind, hint: '`sessmig prune` removes it once it is older than the grace period; nothing else to do, it only takes space' },
     );
   }

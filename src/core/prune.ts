@@ -3,7 +3,7 @@ import { lstat, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { CHECKPOINT_ID, checkpointTime } from '../format/ids.js';
 import { checkpointKey, parseWorktreeKey, worktreePrefix } from '../format/layout.js';
-import { LISTED_KINDS, LISTED_NOUN, listedKind, objectsOf, storedObjectKey, type ListedKind, type ObjectKind } from './checkpointObjects.js';
+import { LISTED_KINDS, LISTED_NOUN, listedKind, objectKey, objectsOf, storedObjectKey, type ListedKind, type ObjectKind } from './checkpointObjects.js';
 import type { Remote } from '../remote/remote.js';
 import { backupsDir, listBackups } from './backups.js';
 import { SessmigError, usageError } from '../util/errors.js';
@@ -136,6 +136,8 @@ interface Plan {
   drop: PruneCheckpoint[];
   /** Stored keys of the objects the kept checkpoints name, with their kind. */
   refs: Map<string, ObjectKind>;
+  /** Every key kept for them: the stored keys and, on an encrypted worktree, the format's plaintext names too. */
+  protect: Set<string>;
   /** Listed objects of a collectable kind, by key. */
   stored: Map<string, { item: Listed; kind: PruneKind; sha256: string | null }>;
   young: Map<string, PruneKind>;
@@ -171,7 +173,7 @@ export async function pruneRemote(remote: Remote, worktree: string, options: Pru
     const extra = new Set<string>();
     const appeared = (await listCheckpointIds(remote, worktree)).filter((id) => CHECKPOINT_ID.test(id) && !plan.keep.has(id) && !dropped.has(id));
     for (const id of appeared) {
-      let named: Map<string, ObjectKind>;
+      let named: Named;
       try {
         named = await namedObjects(remote, worktree, id);
       } catch (error) {
@@ -180,7 +182,7 @@ export async function pruneRemote(remote: Remote, worktree: string, options: Pru
           hint: 're-run `sessmig prune` once the push on the other host has finished (and `sessmig check` if this persists)',
         });
       }
-      for (const key of named.keys()) extra.add(key);
+      for (const [key, { logical }] of named) extra.add(key).add(logical);
     }
     const last = await readPointer(remote, worktree);
     if (last && dropped.has(last.pointer.checkpoint)) throw movedOnto(worktree, last.pointer.checkpoint, true);
@@ -232,12 +234,19 @@ export function describeCounts(objects: readonly { kind: PruneKind }[]): string 
 }
 
 /** The stored keys of the objects checkpoint `id` names, with their kinds (throws as readManifest and objectsOf do). */
-async function namedObjects(remote: Remote, worktree: string, id: string): Promise<Map<string, ObjectKind>> {
+async function namedObjects(remote: Remote, worktree: string, id: string): Promise<Named> {
   const read = await readManifest(remote, worktree, id);
-  const named = new Map<string, ObjectKind>();
-  for (const ref of objectsOf(read)) named.set(storedObjectKey(remote, worktree, ref.kind, ref.sha256), ref.kind);
+  const named: Named = new Map();
+  for (const ref of objectsOf(read)) named.set(storedObjectKey(remote, worktree, ref.kind, ref.sha256), { kind: ref.kind, logical: objectKey(worktree, ref.kind, ref.sha256) });
   return named;
 }
+
+/**
+ * Stored key → kind and the format's (plaintext) key. On an encrypted worktree a plaintext copy of
+ * a named object is kept too: the first encrypted push may name an object it did not seal (a pack
+ * or tool output carried over from the plaintext checkpoint), and that copy is all there is.
+ */
+type Named = Map<string, { kind: ObjectKind; logical: string }>;
 
 async function makePlan(remote: Remote, worktree: string, options: PruneOptions, now: number): Promise<Plan> {
   const { policy } = options;
@@ -298,14 +307,20 @@ async function makePlan(remote: Remote, worktree: string, options: PruneOptions,
     options.signal,
   );
   const refs = new Map<string, ObjectKind>();
-  for (const named of reads) for (const [key, kind] of named) refs.set(key, kind);
+  const protect = new Set<string>();
+  for (const named of reads) {
+    for (const [key, { kind, logical }] of named) {
+      refs.set(key, kind);
+      protect.add(key).add(logical);
+    }
+  }
   const missing = [...refs.keys()].filter((key) => !stored.has(key)).length;
   if (missing > 0) options.progress?.(`worktree ${worktree}: ${missing} object(s) the kept checkpoints name are not in the remote; run \`sessmig check\``);
 
   const young = new Map<string, PruneKind>();
   const objects: PruneObject[] = [];
   for (const [key, entry] of [...stored].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    if (refs.has(key)) continue;
+    if (protect.has(key)) continue;
     if (isYoung(entry.item.lastModified, now, policy.graceMs)) young.set(key, entry.kind);
     else objects.push({ kind: entry.kind, key, sha256: entry.sha256, bytes: entry.item.size });
   }
@@ -317,7 +332,7 @@ async function makePlan(remote: Remote, worktree: string, options: PruneOptions,
     });
   }
   objects.sort((a, b) => PRUNE_KINDS.indexOf(a.kind) - PRUNE_KINDS.indexOf(b.kind) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  return { pointer, checkpoints, keep, drop, refs, stored, young, objects, missing };
+  return { pointer, checkpoints, keep, drop, refs, protect, stored, young, objects, missing };
 }
 
 /** The policy applied to the listed checkpoints (pure): kept with its reasons, or deleted. */
