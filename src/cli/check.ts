@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import os from 'node:os';
-import { checkRemote, type CheckProblem } from '../core/check.js';
+import { checkRemote, type CheckProblem, type ObjectCheck } from '../core/check.js';
+import { LISTED_KINDS, LISTED_NOUN, type ListedKind } from '../core/checkpointObjects.js';
 import { ExitCode, usageError } from '../util/errors.js';
 import { findWorktree } from '../core/worktree.js';
 import { assertWorktreeKey } from '../format/ids.js';
@@ -30,9 +31,9 @@ export function registerCheck(program: Command, io: Io, done: (code: number) => 
   addCommonOptions(
     program
       .command('check')
-      .description("verify the remote copy of this worktree: pointer, checkpoints and blobs (sizes; with --read-data, contents)")
+      .description("verify the remote copy of this worktree: pointer, checkpoints and every object they name — blobs, tool outputs, snapshot packs, code bundles (sizes; with --read-data, contents)")
       .option('--all', 'check every worktree in the remote')
-      .option('--read-data', 'also download every referenced blob and verify its checksum and content'),
+      .option('--read-data', 'also download every referenced object and verify its checksum and content'),
   { opencode: false },
   ).action(async (flags: CheckFlags) => {
     const remote = await remoteFrom(flags, io);
@@ -62,6 +63,7 @@ export function registerCheck(program: Command, io: Io, done: (code: number) => 
         out(
           `worktree ${wt.worktree}  current: ${wt.pointer?.checkpoint ?? '-'}  ${wt.checkpoints.total} checkpoint(s), ${b.referenced} blob(s) referenced, ${b.stored} stored` +
             `${result.readData ? `, ${b.verified} verified (${formatBytes(b.bytesRead)} read)` : ''}${b.orphaned > 0 ? `, ${b.orphaned} orphaned` : ''}` +
+            otherObjects(wt.objects, result.readData) +
             `  ${wt.errors === 0 ? 'ok' : `${wt.errors} error(s)`}${wt.warnings > 0 ? `, ${wt.warnings} warning(s)` : ''}`,
         );
         for (const problem of result.problems.filter((p) => p.worktree === wt.worktree)) out(`  ${describe(problem)}`);
@@ -71,6 +73,16 @@ export function registerCheck(program: Command, io: Io, done: (code: number) => 
     }
     done(result.ok ? ExitCode.ok : ExitCode.failed);
   });
+}
+
+/** "; 2 code bundle(s) referenced, 2 stored, 2 verified": the kinds beside session blobs that the worktree has. */
+function otherObjects(objects: Record<ListedKind, ObjectCheck>, readData: boolean): string {
+  return LISTED_KINDS.filter((kind) => kind !== 'blob' && (objects[kind].stored > 0 || objects[kind].referenced > 0))
+    .map((kind) => {
+      const o = objects[kind];
+      return `; ${o.referenced} ${LISTED_NOUN[kind]}(s) referenced, ${o.stored} stored${readData ? `, ${o.verified} verified` : ''}${o.missing > 0 ? `, ${o.missing} missing` : ''}${o.orphaned > 0 ? `, ${o.orphaned} orphaned` : ''}`;
+    })
+    .join('');
 }
 
 function describe(problem: CheckProblem): string {

@@ -7,7 +7,10 @@ import {
   DEFAULT_KEEP_LAST,
   DEFAULT_KEEP_WITHIN_MS,
   formatDuration,
+  describeCounts,
   parseDuration,
+  PRUNE_KINDS,
+  PRUNE_NOUN,
   pruneLocalBackups,
   pruneRemote,
   type PrunePolicy,
@@ -42,12 +45,12 @@ export function registerPrune(program: Command, io: Io, done: (code: number) => 
     program
       .command('prune')
       .description(
-        `delete old checkpoints of this worktree from the remote, then the blobs no kept checkpoint references ` +
+        `delete old checkpoints of this worktree from the remote, then the objects no kept checkpoint references (blobs, tool outputs, snapshot packs, code bundles) ` +
           `(default: keep the last ${DEFAULT_KEEP_LAST} and every one younger than ${formatDuration(DEFAULT_KEEP_WITHIN_MS)}); with --local, old pull backups on this host`,
       )
       .option('--keep-last <n>', 'keep the N newest checkpoints (a policy flag replaces the default policy)')
       .option('--keep-within <duration>', 'keep every checkpoint younger than this, e.g. 7d, 12h (a policy flag replaces the default policy)')
-      .option('--grace <duration>', `never delete a checkpoint or an unreferenced blob written less than this long ago: an unfinished push (default ${formatDuration(DEFAULT_GRACE_MS)})`)
+      .option('--grace <duration>', `never delete a checkpoint or an unreferenced object written less than this long ago: an unfinished push (default ${formatDuration(DEFAULT_GRACE_MS)})`)
       .option('-n, --dry-run', 'show what would be deleted; delete nothing')
       .option('--local', `remove this host's pull backups of the worktree instead (from $XDG_STATE_HOME/sessmig/backups/); touches no remote`)
       .option('--older-than <duration>', `with --local: remove backups older than this (default ${formatDuration(DEFAULT_BACKUP_AGE_MS)})`),
@@ -105,9 +108,13 @@ export function registerPrune(program: Command, io: Io, done: (code: number) => 
         out(`  ${c.action === 'delete' ? (dryRun ? 'would delete' : 'deleted') : 'keep'}  ${c.id}${c.reasons.length > 0 ? `  (${c.reasons.join(', ')})` : ''}`);
       }
       const verb = dryRun ? 'would delete' : 'deleted';
+      // Each object by kind on a dry run (what the user decides on); the counts otherwise.
+      if (dryRun) for (const o of result.deletedObjects) out(`  would delete  ${PRUNE_NOUN[o.kind]}  ${o.sha256 ?? o.key}  ${formatBytes(o.bytes)}`);
+      const young = PRUNE_KINDS.reduce((n, kind) => n + result.objects[kind].young, 0);
       io.stderr(
-        `worktree ${worktree}: ${verb} ${result.deleted.checkpoints} checkpoint(s) and ${result.deleted.blobs} blob(s), ${dryRun ? 'would free' : 'freed'} ${formatBytes(result.bytesFreed)}` +
-          `${result.blobs.young > 0 ? `; kept ${result.blobs.young} unreferenced blob(s) younger than the grace period (a push in progress?)` : ''}\n`,
+        `worktree ${worktree}: ${verb} ${result.deleted.checkpoints} checkpoint(s) and ${describeCounts(result.deletedObjects)}, ${dryRun ? 'would free' : 'freed'} ${formatBytes(result.bytesFreed)}` +
+          `${young > 0 ? `; kept ${young} unreferenced object(s) younger than the grace period (a push in progress?)` : ''}` +
+          `${result.missing > 0 ? `; ${result.missing} object(s) the kept checkpoints name are missing (run \`sessmig check\`)` : ''}\n`,
       );
     }
     done(ExitCode.ok);

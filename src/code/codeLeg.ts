@@ -90,12 +90,14 @@ export function readCodeState(manifest: { id: string } & Record<string, unknown>
     throw new SessmigError('code-format-newer', `checkpoint ${manifest.id} carries code in format ${version}; this sessmig reads up to ${CODE_FORMAT_VERSION}`, {
       hint: 'upgrade sessmig on this host, or pull with --no-code',
       exitCode: 2,
+      remoteData: true,
     });
   }
   const parsed = CodeState.safeParse(value);
   if (!parsed.success) {
     throw new SessmigError('code-state-malformed', `checkpoint ${manifest.id} has a malformed code part: ${parsed.error.issues[0]?.message ?? 'invalid'} at ${parsed.error.issues[0]?.path.join('.') ?? '?'}`, {
       hint: 'the remote was edited by hand or damaged; run `sessmig check`, or pull with --no-code',
+      remoteData: true,
     });
   }
   return parsed.data;

@@ -5,9 +5,9 @@ import { createGunzip } from 'node:zlib';
 import { Meter } from '../blob/blobFiles.js';
 import { JsonScanError, JsonScanner } from '../util/jsonScan.js';
 import { blobHooks, type BlobFacts } from '../blob/sessionBlob.js';
-import { CHECKPOINT_ID, SHA256, WORKTREE_KEY } from '../format/ids.js';
-import { blobKey, checkpointKey, FORMAT_ROOT, pointerKey, worktreePrefix, worktreesPrefix } from '../format/layout.js';
-import type { Manifest, ManifestSession } from '../format/schema.js';
+import { checkpointKey, FORMAT_ROOT, parseWorktreeKey, pointerKey, splitWorktreeKey, worktreePrefix } from '../format/layout.js';
+import type { Manifest } from '../format/schema.js';
+import { LISTED_KINDS, LISTED_NOUN, listedKind, OBJECT_KINDS, OBJECT_NOUN, objectKey, objectsOf, type ListedKind, type ObjectKind, type ObjectRef } from './checkpointObjects.js';
 import type { ExposedObject, Remote } from '../remote/remote.js';
 import { SessmigError } from '../util/errors.js';
 import { mapPool } from './pool.js';
@@ -15,9 +15,12 @@ import { readManifest, readPointer } from './remoteStore.js';
 
 /**
  * `sessmig check`: verifies what a remote holds against docs/FORMAT.md, like `restic check`.
- * Reads every pointer and manifest, checks every referenced blob with a HEAD (presence and stored
- * size) and, with readData, downloads and verifies each one (gunzip, raw size, sha256, JSON, session
- * id, content hash). It writes nothing. Problems are returned, not thrown: only a failure to reach
+ * Reads every pointer and manifest, checks every object a manifest names (session blobs, tool
+ * outputs, snapshot packs, code bundles: core/checkpointObjects.ts) with a HEAD (presence and stored
+ * size) and, with readData, downloads and verifies each one (blobs: gunzip, raw size, sha256, JSON,
+ * session id, content hash; outputs and packs: gunzip, raw size, sha256; bundles: size, sha256), and
+ * reports stored objects no manifest names as orphans. Encrypted worktrees are read through their
+ * SealedRemote (keyed names mapped with Sealing.storedKey). It writes nothing. Problems are returned, not thrown: only a failure to reach
  * the remote at all is an exception.
  */
 
@@ -25,8 +28,14 @@ export type Severity = 'error' | 'warning';
 
 export interface CheckProblem {
   severity: Severity;
-  /** Stable kind, e.g. blob-missing, blob-size, blob-corrupt, orphan-blob, pointer-dangling, document-invalid. */
+  /**
+   * Stable code, e.g. pointer-dangling, document-invalid; for objects `<stem>-missing`, `-size`,
+   * `-corrupt`, `-mismatch` and `orphan-<stem>`, stem blob, output (tool output), pack (snapshot
+   * pack), bundle (code bundle) or sealed (an encrypted worktree's unnamed object).
+   */
   code: string;
+  /** What `key` names: blob, out, pack, bundle, sealed, checkpoint, pointer, marker, ticket, upload; null when unknown. */
+  kind: string | null;
   /** The worktree, or null for an object outside every worktree. */
   worktree: string | null;
   /** The remote object the problem is about (its key relative to the remote's root). */
@@ -35,7 +44,7 @@ export interface CheckProblem {
   checkpoint: string | null;
   /** The session concerned, for blobs. */
   session: string | null;
-  /** Every checkpoint that references the object (blob problems); otherwise empty. */
+  /** Every checkpoint that references the object (object problems: the checkpoints that need it); otherwise empty. */
   checkpoints: string[];
   message: string;
   hint: string | null;
@@ -48,22 +57,27 @@ export interface WorktreeCheck {
   /** Sessions in the current checkpoint, when it could be read. */
   sessions: number | null;
   checkpoints: { total: number; readable: number };
-  blobs: {
-    /** Objects under blobs/ with a valid name. */
-    stored: number;
-    /** Distinct blobs named by the readable manifests. */
-    referenced: number;
-    missing: number;
-    orphaned: number;
-    /** Blobs downloaded and verified whole (readData). */
-    verified: number;
-    /** Stored (compressed) bytes downloaded by readData. */
-    bytesRead: number;
-  };
-  /** Objects under the worktree's reserved prefixes (tickets/, incoming/, ENCRYPTION.json), not checked by format v1. */
+  /** Session blobs: the same as objects.blob. */
+  blobs: ObjectCheck;
+  /** Per kind of object (core/checkpointObjects.ts): blob, out (tool outputs), pack (snapshot packs), bundle (code bundles), sealed (unnamed, unreferenced). */
+  objects: Record<ListedKind, ObjectCheck>;
+  /** Tickets, uploads and the encryption marker: read by the commands that use them, not checked here. */
   reserved: number;
   errors: number;
   warnings: number;
+}
+
+export interface ObjectCheck {
+  /** Objects of this kind in the listing (an encrypted worktree's `.age` objects count under the kind that names them). */
+  stored: number;
+  /** Distinct objects of this kind named by the readable manifests. */
+  referenced: number;
+  missing: number;
+  orphaned: number;
+  /** Downloaded and verified whole (readData). */
+  verified: number;
+  /** Stored bytes downloaded by readData. */
+  bytesRead: number;
 }
 
 export interface CheckResult {
@@ -90,20 +104,6 @@ export interface CheckOptions {
   remoteFor?: (worktree: string) => Promise<Remote>;
 }
 
-/** SessmigError codes that mean "the remote holds bad data" (a finding), not "the remote cannot be reached" (a failure). */
-const DATA_ERRORS = new Set([
-  'document-too-large',
-  'document-malformed',
-  'document-invalid',
-  'format-too-new',
-  'pointer-mismatch',
-  'manifest-mismatch',
-  'checkpoint-missing',
-  // Encrypted worktrees: a sealed document that fails authentication, a plaintext checkpoint.
-  'sealed-unreadable',
-  'not-encrypted',
-]);
-
 const DAMAGED_HINT = 'push again from the host that has the sessions (it writes a new checkpoint), or pull an older checkpoint with --checkpoint';
 
 export async function checkRemote(remote: Remote, options: CheckOptions): Promise<CheckResult> {
@@ -113,12 +113,9 @@ export async function checkRemote(remote: Remote, options: CheckOptions): Promis
   if (options.worktrees === undefined) {
     // Everything under sessmig/v1/: each worktree's objects, and strays that belong to none.
     const root = `${FORMAT_ROOT}/`;
-    const wtRoot = worktreesPrefix();
     for await (const item of remote.list(root)) {
-      const rest = item.key.startsWith(wtRoot) ? item.key.slice(wtRoot.length) : undefined;
-      const slash = rest === undefined ? -1 : rest.indexOf('/');
-      const name = rest !== undefined && slash > 0 ? rest.slice(0, slash) : undefined;
-      if (name !== undefined && WORKTREE_KEY.test(name)) {
+      const name = splitWorktreeKey(item.key)?.worktree;
+      if (name !== undefined) {
         let list = byWorktree.get(name);
         if (!list) byWorktree.set(name, (list = []));
         list.push(item);
@@ -176,55 +173,100 @@ interface Listed {
   size: number;
 }
 
+/** One checkpoint's reference to an object. */
 interface Ref {
   checkpoint: string;
-  session: ManifestSession;
+  object: ObjectRef;
+}
+
+/** A referenced object: its names and every reference to it. */
+interface Referenced {
+  kind: ObjectKind;
+  sha256: string;
+  /** The key the format names it by (what problems report). */
+  key: string;
+  /** The key it is stored under (differs on an encrypted worktree: its keyed `.age` name). */
+  stored: string;
+  refs: Ref[];
+}
+
+type Add = (severity: Severity, code: string, key: string, message: string, extra?: Partial<CheckProblem>) => void;
+
+/** What the steps of one worktree's check share. */
+interface Scope {
+  remote: Remote;
+  worktree: string;
+  options: CheckOptions;
+  summary: WorktreeCheck;
+  add: Add;
+  /** The pointer's checkpoint, once read. */
+  current: string | undefined;
+}
+
+/** Problem codes per object kind: `<stem>-missing`, `<stem>-size`, `<stem>-corrupt`, `orphan-<stem>`. */
+const CODE_STEM: Record<ListedKind, string> = { blob: 'blob', out: 'output', pack: 'pack', bundle: 'bundle', sealed: 'sealed' };
+
+function emptyCounts(): ObjectCheck {
+  return { stored: 0, referenced: 0, missing: 0, orphaned: 0, verified: 0, bytesRead: 0 };
 }
 
 async function checkWorktree(remote: Remote, worktree: string, listed: Listed[], options: CheckOptions, problems: CheckProblem[]): Promise<WorktreeCheck> {
-  const prefix = worktreePrefix(worktree);
-  const add = (severity: Severity, code: string, key: string, message: string, extra: Partial<CheckProblem> = {}) =>
-    problems.push(problem(severity, code, worktree, key, message, extra));
+  const objects = Object.fromEntries(LISTED_KINDS.map((kind) => [kind, emptyCounts()])) as Record<ListedKind, ObjectCheck>;
   const summary: WorktreeCheck = {
     worktree,
     pointer: null,
     sessions: null,
     checkpoints: { total: 0, readable: 0 },
-    blobs: { stored: 0, referenced: 0, missing: 0, orphaned: 0, verified: 0, bytesRead: 0 },
+    blobs: objects.blob,
+    objects,
     reserved: 0,
     errors: 0,
     warnings: 0,
   };
+  const add: Add = (severity, code, key, message, extra = {}) => problems.push(problem(severity, code, worktree, key, message, extra));
+  const scope: Scope = { remote, worktree, options, summary, add, current: undefined };
 
-  // 1. Sort the listing into the names the format knows.
+  const { checkpointIds, stored } = sortListing(scope, listed);
+  options.progress?.(`checking worktree ${worktree}: ${checkpointIds.length} checkpoint(s), ${stored.size} other object(s)`);
+  scope.current = await checkPointer(scope, checkpointIds);
+  const manifests = await readManifests(scope, checkpointIds);
+  const referenced = collectRefs(scope, manifests, new Set(checkpointIds));
+  for (const [key, entry] of stored) objects[referenced.get(key)?.kind ?? entry.kind].stored++;
+  problems.push(...(await checkObjects(scope, referenced)));
+  reportOrphans(scope, stored, referenced);
+
+  summary.errors = problems.filter((p) => p.severity === 'error').length;
+  summary.warnings = problems.length - summary.errors;
+  return summary;
+}
+
+/** 1. Sorts the listing into the names the format knows (format/layout.ts parseWorktreeKey); warns of the rest. */
+function sortListing(scope: Scope, listed: Listed[]): { checkpointIds: string[]; stored: Map<string, { item: Listed; kind: ListedKind }> } {
+  const prefix = worktreePrefix(scope.worktree);
   const checkpointIds: string[] = [];
-  const storedBlobs = new Map<string, Listed>();
+  const stored = new Map<string, { item: Listed; kind: ListedKind }>();
   for (const item of listed) {
-    const name = item.key.slice(prefix.length);
-    const cp = /^checkpoints\/([^/]+)\.json$/.exec(name);
-    const blob = /^blobs\/([^/]+)\.json\.gz$/.exec(name);
-    if (name === 'HEAD.json') continue;
-    if (cp && CHECKPOINT_ID.test(cp[1]!)) checkpointIds.push(cp[1]!);
-    else if (blob && SHA256.test(blob[1]!)) storedBlobs.set(blob[1]!, item);
-    else if (name.startsWith('tickets/') || name.startsWith('incoming/') || name === 'ENCRYPTION.json') summary.reserved++;
-    // Code bundles (docs/FORMAT-code.md): written by the code leg; not verified here yet.
-    else if (/^code\/[0-9a-f]{64}\.(bundle|age)$/.test(name)) summary.reserved++;
-    // A sealed blob (encrypted worktree): checked through the manifests that name it (the name is keyed).
-    else if (/^blobs\/[0-9a-f]{64}\.age$/.test(name)) summary.reserved++;
-    // What sessions point at (snapshot packs, tool outputs: docs/FORMAT-snapshots.md); not verified by check yet.
-    else if (/^blobs\/[0-9a-f]{64}\.(?:pack|out)\.gz$/.test(name)) summary.reserved++;
+    const parsed = parseWorktreeKey(item.key.slice(prefix.length));
+    const kind = listedKind(parsed);
+    if (parsed?.kind === 'pointer') continue;
+    if (parsed?.kind === 'checkpoint') checkpointIds.push(parsed.id);
+    else if (kind !== undefined) stored.set(item.key, { item, kind });
+    // Tickets, uploads and the encryption marker: read by the commands that use them, not checked here.
+    else if (parsed !== undefined) scope.summary.reserved++;
     else {
-      add('warning', 'unknown-object', item.key, `object ${item.key} matches no name of the remote format; no sessmig reads it`, {
+      scope.add('warning', 'unknown-object', item.key, `object ${item.key} matches no name of the remote format; no sessmig reads it`, {
         hint: 'it was not written by this version of sessmig; delete it if nobody needs it',
       });
     }
   }
   checkpointIds.sort();
-  summary.checkpoints.total = checkpointIds.length;
-  summary.blobs.stored = storedBlobs.size;
-  options.progress?.(`checking worktree ${worktree}: ${checkpointIds.length} checkpoint(s), ${storedBlobs.size} blob(s)`);
+  scope.summary.checkpoints.total = checkpointIds.length;
+  return { checkpointIds, stored };
+}
 
-  // 2. The pointer.
+/** 2. The pointer: readable, and naming a checkpoint that exists. Returns its checkpoint. */
+async function checkPointer(scope: Scope, checkpointIds: string[]): Promise<string | undefined> {
+  const { remote, worktree, add, summary } = scope;
   const headKey = pointerKey(worktree);
   let current: string | undefined;
   try {
@@ -247,9 +289,12 @@ async function checkWorktree(remote: Remote, worktree: string, listed: Listed[],
       hint: 'pull fails until the pointer is fixed: push again from the host that has the sessions, or pull another checkpoint with --checkpoint',
     });
   }
+  return current;
+}
 
-  // 3. Every manifest.
-  // Read in parallel; problems are reported in checkpoint order, whatever the timing.
+/** 3. Every manifest, read in parallel; problems in checkpoint order, whatever the timing. Returns the readable ones. */
+async function readManifests(scope: Scope, checkpointIds: string[]): Promise<Manifest[]> {
+  const { remote, worktree, options, current } = scope;
   const reads = await mapPool(
     checkpointIds,
     options.jobs,
@@ -270,30 +315,42 @@ async function checkWorktree(remote: Remote, worktree: string, listed: Listed[],
     const isCurrent = id === current;
     // A plaintext checkpoint from before encryption was turned on is expected until pruned.
     const leftover = read.code === 'not-encrypted' && read.data?.predatesEncryption === true && !isCurrent;
-    add(leftover ? 'warning' : 'error', read.code, checkpointKey(worktree, id), `${read.message}${isCurrent ? ' (the current checkpoint: pull fails)' : ''}`, {
+    scope.add(leftover ? 'warning' : 'error', read.code, checkpointKey(worktree, id), `${read.message}${isCurrent ? ' (the current checkpoint: pull fails)' : ''}`, {
       checkpoint: id,
       hint: isCurrent ? DAMAGED_HINT : 'pull --checkpoint of this checkpoint fails; the current checkpoint is not affected',
     });
   });
-  const refs = new Map<string, Ref[]>();
-  const known = new Set(checkpointIds);
+  return manifests;
+}
+
+/** 3b. What the readable manifests name (core/checkpointObjects.ts), by stored key; duplicate sessions and missing parents. */
+function collectRefs(scope: Scope, manifests: Manifest[], known: Set<string>): Map<string, Referenced> {
+  const { remote, worktree, summary, add, current } = scope;
+  const referenced = new Map<string, Referenced>();
   for (const manifest of manifests) {
     summary.checkpoints.readable++;
     if (manifest.id === current) summary.sessions = manifest.sessions.length;
     const key = checkpointKey(worktree, manifest.id);
     const seen = new Set<string>();
     for (const session of manifest.sessions) {
-      if (seen.has(session.id)) {
-        add('error', 'duplicate-session', key, `checkpoint ${manifest.id} lists session ${session.id} more than once (${key})`, {
-          checkpoint: manifest.id,
-          session: session.id,
-          hint: DAMAGED_HINT,
-        });
-      }
+      if (seen.has(session.id)) add('error', 'duplicate-session', key, `checkpoint ${manifest.id} lists session ${session.id} more than once (${key})`, { checkpoint: manifest.id, session: session.id, hint: DAMAGED_HINT });
       seen.add(session.id);
-      let list = refs.get(session.sha256);
-      if (!list) refs.set(session.sha256, (list = []));
-      list.push({ checkpoint: manifest.id, session });
+    }
+    let objects: ObjectRef[];
+    try {
+      objects = objectsOf(manifest);
+    } catch (error) {
+      if (!isDataError(error)) throw error;
+      // The code part cannot be read: its bundles are unknown (they show as orphans), the sessions are still checked.
+      add(error.code === 'code-format-newer' ? 'warning' : 'error', error.code, key, error.message, { checkpoint: manifest.id, ...(error.hint ? { hint: error.hint } : {}) });
+      objects = objectsOf({ ...manifest, code: undefined } as Manifest);
+    }
+    for (const object of objects) {
+      const logical = objectKey(worktree, object.kind, object.sha256);
+      const stored = remote.sealing ? remote.sealing.storedKey(logical) : logical;
+      let entry = referenced.get(stored);
+      if (!entry) referenced.set(stored, (entry = { kind: object.kind, sha256: object.sha256, key: logical, stored, refs: [] }));
+      entry.refs.push({ checkpoint: manifest.id, object });
     }
     if (manifest.parent !== null && !known.has(manifest.parent)) {
       add('warning', 'parent-missing', key, `checkpoint ${manifest.id} names parent checkpoint ${manifest.parent}, which is not in the remote`, {
@@ -302,110 +359,152 @@ async function checkWorktree(remote: Remote, worktree: string, listed: Listed[],
       });
     }
   }
-  summary.blobs.referenced = refs.size;
-
-  // 4. Every referenced blob: HEAD (exists, stored size), then with readData the content.
-  const shas = [...refs.keys()].sort();
-  if (options.readData && shas.length > 0) options.progress?.(`reading ${shas.length} blob(s) of worktree ${worktree}`);
-  const blobProblems = await mapPool(
-    shas,
-    options.jobs,
-    async (sha): Promise<CheckProblem[]> => {
-      const found: CheckProblem[] = [];
-      const add = (severity: Severity, code: string, key: string, message: string, extra: Partial<CheckProblem> = {}) =>
-        found.push(problem(severity, code, worktree, key, message, extra));
-      await checkBlob(sha, add);
-      return found;
-    },
-    options.signal,
-  );
-  problems.push(...blobProblems.flat());
-  async function checkBlob(sha: string, add: (severity: Severity, code: string, key: string, message: string, extra?: Partial<CheckProblem>) => void): Promise<void> {
-    const key = blobKey(worktree, sha);
-    const blobRefs = refs.get(sha)!;
-    const head = await remote.head(key);
-    if (!head) {
-      summary.blobs.missing++;
-      for (const group of groupRefs(blobRefs, (r) => r.session.id)) {
-        add('error', 'blob-missing', key, `${where(group, current)}: blob ${key} is missing`, { ...refFields(group, current), hint: DAMAGED_HINT });
-      }
-      return;
-    }
-    let sizeOk = true;
-    for (const group of groupRefs(blobRefs, (r) => `${r.session.id}\n${r.session.storedBytes}`)) {
-      const expected = group[0]!.session.storedBytes;
-      if (head.size !== expected) {
-        sizeOk = false;
-        add('error', 'blob-size', key, `${where(group, current)}: blob ${key} is ${head.size} bytes, the manifest records ${expected}${head.size < expected ? ' (truncated?)' : ''}`, {
-          ...refFields(group, current),
-          hint: DAMAGED_HINT,
-        });
-      }
-    }
-    if (!options.readData || !sizeOk) return;
-    const read = await readBlob(remote, key);
-    if ('missing' in read) {
-      summary.blobs.missing++;
-      add('error', 'blob-missing', key, `${where(blobRefs, current)}: blob ${key} is missing (deleted during the check?)`, { ...refFields(blobRefs, current), hint: DAMAGED_HINT });
-      return;
-    }
-    summary.blobs.bytesRead += read.storedBytes;
-    if ('corrupt' in read) {
-      add('error', 'blob-corrupt', key, `${where(blobRefs, current)}: blob ${key} ${read.corrupt}`, { ...refFields(blobRefs, current), hint: DAMAGED_HINT });
-      return;
-    }
-    if (read.sha256 !== sha) {
-      add('error', 'blob-corrupt', key, `${where(blobRefs, current)}: blob ${key} does not match its checksum (sha256 ${read.sha256.slice(0, 12)}…, expected ${sha.slice(0, 12)}…)`, {
-        ...refFields(blobRefs, current),
-        hint: DAMAGED_HINT,
-      });
-      return;
-    }
-    let good = true;
-    for (const group of groupRefs(blobRefs, (r) => JSON.stringify([r.session.id, r.session.parentID, r.session.rawBytes, r.session.storedBytes, r.session.contentHash]))) {
-      const wanted = group[0]!.session;
-      const wrong: string[] = [];
-      if (read.storedBytes !== wanted.storedBytes) wrong.push(`is ${read.storedBytes} bytes stored, the manifest records ${wanted.storedBytes}`);
-      if (read.rawBytes !== wanted.rawBytes) wrong.push(`is ${read.rawBytes} bytes uncompressed, the manifest records ${wanted.rawBytes}`);
-      if (read.facts.id !== wanted.id) wrong.push(`holds session ${read.facts.id === undefined ? '(no info.id)' : read.facts.id}`);
-      else if ((read.facts.parentID ?? null) !== wanted.parentID) wrong.push(`has parent ${String(read.facts.parentID ?? null)}, the manifest records ${String(wanted.parentID)}`);
-      if (read.contentHash !== wanted.contentHash) wrong.push(`has content hash ${read.contentHash.slice(0, 12)}…, the manifest records ${wanted.contentHash.slice(0, 12)}…`);
-      if (wrong.length > 0) {
-        good = false;
-        add('error', 'blob-mismatch', key, `${where(group, current)}: blob ${key} ${wrong.join('; ')}`, { ...refFields(group, current), hint: DAMAGED_HINT });
-      }
-    }
-    if (good) summary.blobs.verified++;
-  }
-
-  // 5. Blobs no manifest references.
-  const unreadable = summary.checkpoints.total - summary.checkpoints.readable;
-  for (const [sha, item] of [...storedBlobs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    if (refs.has(sha)) continue;
-    summary.blobs.orphaned++;
-    add(
-      'warning',
-      'orphan-blob',
-      item.key,
-      `blob ${item.key} (${item.size} bytes) is not referenced by any checkpoint${unreadable > 0 ? ` that could be read (${unreadable} could not; it may belong to one of them)` : ''}: an interrupted push leaves such blobs; they are harmless, and a push of the same session version reuses them`,
-      { hint: 'nothing to do; it only takes space' },
-    );
-  }
-
-  summary.errors = problems.filter((p) => p.severity === 'error').length;
-  summary.warnings = problems.length - summary.errors;
-  return summary;
+  for (const entry of referenced.values()) summary.objects[entry.kind].referenced++;
+  return referenced;
 }
 
-type BlobRead =
-  | { missing: true }
-  | { corrupt: string; storedBytes: number }
-  | { storedBytes: number; rawBytes: number; sha256: string; contentHash: string; facts: BlobFacts };
+/** 4. Every referenced object, in parallel: HEAD (exists, stored size), then with readData its content. Problems in kind, then name order. */
+async function checkObjects(scope: Scope, referenced: Map<string, Referenced>): Promise<CheckProblem[]> {
+  const entries = [...referenced.values()].sort((a, b) => OBJECT_KINDS.indexOf(a.kind) - OBJECT_KINDS.indexOf(b.kind) || (a.sha256 < b.sha256 ? -1 : a.sha256 > b.sha256 ? 1 : 0));
+  if (scope.options.readData && entries.length > 0) scope.options.progress?.(`reading ${entries.length} object(s) of worktree ${scope.worktree}`);
+  const found = await mapPool(
+    entries,
+    scope.options.jobs,
+    async (entry): Promise<CheckProblem[]> => {
+      const problems: CheckProblem[] = [];
+      const add: Add = (severity, code, key, message, extra = {}) => problems.push(problem(severity, code, scope.worktree, key, message, { kind: entry.kind, ...extra }));
+      await checkObject(scope, entry, add);
+      return problems;
+    },
+    scope.options.signal,
+  );
+  return found.flat();
+}
+
+async function checkObject(scope: Scope, entry: Referenced, add: Add): Promise<void> {
+  const { remote, current } = scope;
+  const counts = scope.summary.objects[entry.kind];
+  const { key, refs } = entry;
+  const stem = CODE_STEM[entry.kind];
+  const name = `${OBJECT_NOUN[entry.kind]} ${key}${entry.stored !== key ? ` (stored as ${entry.stored})` : ''}`;
+  const fields = (group: Ref[]) => ({ ...refFields(group, current), hint: DAMAGED_HINT });
+  const absent = (group: Ref[]) => ({ ...refFields(group, current), hint: missingSeverity(entry.kind) === 'error' ? DAMAGED_HINT : 'nothing to do: later pushes do not bring it back; hosts that pull lack it' });
+  const head = await remote.head(key);
+  if (!head) {
+    counts.missing++;
+    for (const group of groupRefs(refs, (r) => r.object.session?.id ?? '')) add(missingSeverity(entry.kind), `${stem}-missing`, key, `${where(group, current)}: ${name} is missing${missingEffect(entry.kind)}`, absent(group));
+    return;
+  }
+  let sizeOk = true;
+  for (const group of groupRefs(refs, (r) => `${r.object.session?.id ?? ''}\n${r.object.storedBytes}`)) {
+    const expected = group[0]!.object.storedBytes;
+    if (head.size === expected) continue;
+    sizeOk = false;
+    add('error', `${stem}-size`, key, `${where(group, current)}: ${name} is ${head.size} bytes, the manifest records ${expected}${head.size < expected ? ' (truncated?)' : ''}`, fields(group));
+  }
+  if (!scope.options.readData || !sizeOk) return;
+  const read = entry.kind === 'blob' ? await readBlob(remote, key) : await readObject(remote, key, entry.kind === 'bundle');
+  if ('missing' in read) {
+    counts.missing++;
+    add(missingSeverity(entry.kind), `${stem}-missing`, key, `${where(refs, current)}: ${name} is missing (deleted during the check?)${missingEffect(entry.kind)}`, absent(refs));
+    return;
+  }
+  counts.bytesRead += read.storedBytes;
+  if ('corrupt' in read) return void add('error', `${stem}-corrupt`, key, `${where(refs, current)}: ${name} ${read.corrupt}`, fields(refs));
+  if (read.sha256 !== entry.sha256) {
+    add('error', `${stem}-corrupt`, key, `${where(refs, current)}: ${name} does not match its checksum (sha256 ${read.sha256.slice(0, 12)}…, expected ${entry.sha256.slice(0, 12)}…)`, fields(refs));
+    return;
+  }
+  let good = true;
+  for (const group of groupRefs(refs, (r) => JSON.stringify([r.object.session?.id, r.object.session?.parentID, r.object.session?.contentHash, r.object.rawBytes, r.object.storedBytes]))) {
+    const wrong = mismatches(group[0]!.object, read);
+    if (wrong.length === 0) continue;
+    good = false;
+    add('error', `${stem}-mismatch`, key, `${where(group, current)}: ${name} ${wrong.join('; ')}`, fields(group));
+  }
+  if (good) counts.verified++;
+}
+
+/**
+ * A missing object is as bad as pull makes it: a blob or a code bundle fails the pull (error); a
+ * snapshot pack or a tool output is a warning there, the sessions import without that undo history
+ * or output (docs/FORMAT-snapshots.md) — a warning here. A damaged one is an error whatever its kind.
+ */
+function missingSeverity(kind: ObjectKind): Severity {
+  return kind === 'pack' || kind === 'out' ? 'warning' : 'error';
+}
+
+function missingEffect(kind: ObjectKind): string {
+  if (kind === 'pack') return ' (pull still imports the sessions, without this part of their undo history)';
+  if (kind === 'out') return ' (pull still imports the session; the part keeps the source\'s path)';
+  return '';
+}
+
+/** How a whole, checksum-correct object differs from what one reference records (empty: it matches). */
+function mismatches(wanted: ObjectRef, read: WholeRead): string[] {
+  const wrong: string[] = [];
+  if (read.storedBytes !== wanted.storedBytes) wrong.push(`is ${read.storedBytes} bytes stored, the manifest records ${wanted.storedBytes}`);
+  if (read.rawBytes !== wanted.rawBytes) wrong.push(`is ${read.rawBytes} bytes uncompressed, the manifest records ${wanted.rawBytes}`);
+  const session = wanted.kind === 'blob' ? wanted.session : null;
+  if (session && read.blob) {
+    const facts = read.blob.facts;
+    if (facts.id !== session.id) wrong.push(`holds session ${facts.id === undefined ? '(no info.id)' : facts.id}`);
+    else if ((facts.parentID ?? null) !== session.parentID) wrong.push(`has parent ${String(facts.parentID ?? null)}, the manifest records ${String(session.parentID)}`);
+    if (read.blob.contentHash !== session.contentHash) wrong.push(`has content hash ${read.blob.contentHash.slice(0, 12)}…, the manifest records ${session.contentHash.slice(0, 12)}…`);
+  }
+  return wrong;
+}
+
+/** 5. Stored objects no readable manifest names: what `sessmig prune` removes (after its grace period). */
+function reportOrphans(scope: Scope, stored: Map<string, { item: Listed; kind: ListedKind }>, referenced: Map<string, Referenced>): void {
+  const { summary } = scope;
+  const unreadable = summary.checkpoints.total - summary.checkpoints.readable;
+  // On an encrypted worktree prune keeps a plaintext copy of a named object too (core/prune.ts Named): not an orphan.
+  const copies = new Set([...referenced.values()].map((entry) => entry.key));
+  for (const [key, { item, kind }] of [...stored].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (referenced.has(key) || copies.has(key)) continue;
+    summary.objects[kind].orphaned++;
+    scope.add(
+      'warning',
+      `orphan-${CODE_STEM[kind]}`,
+      item.key,
+      `${LISTED_NOUN[kind]} ${item.key} (${item.size} bytes) is not referenced by any checkpoint${unreadable > 0 ? ` that could be read (${unreadable} could not; it may belong to one of them)` : ''}: an interrupted push leaves such ${LISTED_NOUN[kind]}s (so did a prune before sessmig collected every kind); they are harmless, and a push of the same content reuses them`,
+      { kind, hint: '`sessmig prune` removes it once it is older than the grace period; nothing else to do, it only takes space' },
+    );
+  }
+}
+
+/** An object read whole: stored and raw sizes, the sha256 of what its name covers, and for a blob its facts. */
+interface WholeRead {
+  storedBytes: number;
+  rawBytes: number;
+  sha256: string;
+  blob?: { contentHash: string; facts: BlobFacts };
+}
+
+type ObjectRead = { missing: true } | { corrupt: string; storedBytes: number } | WholeRead;
 
 /** Streams a blob through gunzip, the sha256 and the JSON scanner (no rebase), discarding the bytes. */
-async function readBlob(remote: Remote, key: string): Promise<BlobRead> {
+function readBlob(remote: Remote, key: string): Promise<ObjectRead> {
   const { hooks, facts } = blobHooks();
   const scanner = new JsonScanner(hooks, { normalizedHash: true });
+  return readStream(remote, key, (stored, raw) => [createGunzip(), raw, scanner], () => ({ contentHash: scanner.normalizedDigest(), facts }));
+}
+
+/**
+ * A tool output or snapshot pack (gzip: the sha256 covers the uncompressed bytes, docs/FORMAT-snapshots.md)
+ * or a code bundle (`plain`: the sha256 covers the stored bytes, docs/FORMAT-code.md), discarding the bytes.
+ */
+function readObject(remote: Remote, key: string, plain: boolean): Promise<ObjectRead> {
+  return readStream(remote, key, (_stored, raw) => (plain ? [raw] : [createGunzip(), raw]));
+}
+
+async function readStream(
+  remote: Remote,
+  key: string,
+  stages: (stored: Meter, raw: Meter) => NodeJS.ReadWriteStream[],
+  blob?: () => { contentHash: string; facts: BlobFacts },
+): Promise<ObjectRead> {
   const stored = new Meter();
   const raw = new Meter();
   const sink = new Writable({
@@ -422,7 +521,7 @@ async function readBlob(remote: Remote, key: string): Promise<BlobRead> {
     throw error;
   }
   try {
-    await pipeline(source, stored, createGunzip(), raw, scanner, sink);
+    await pipeline([source, stored, ...stages(stored, raw), sink]);
   } catch (error) {
     if (error instanceof JsonScanError) return { corrupt: `is not valid JSON after gunzip: ${error.message}`, storedBytes: stored.bytes };
     if (error instanceof SessmigError && error.code === 'sealed-unreadable') return { corrupt: `cannot be opened: ${error.message}`, storedBytes: stored.bytes };
@@ -431,7 +530,7 @@ async function readBlob(remote: Remote, key: string): Promise<BlobRead> {
     if (error instanceof SessmigError) throw error;
     throw new SessmigError('remote-io', `cannot read ${key}: ${(error as Error).message}`, { hint: 're-run the check', cause: error });
   }
-  return { storedBytes: stored.bytes, rawBytes: raw.bytes, sha256: raw.digest(), contentHash: scanner.normalizedDigest(), facts };
+  return { storedBytes: stored.bytes, rawBytes: raw.bytes, sha256: raw.digest(), ...(blob ? { blob: blob() } : {}) };
 }
 
 async function exposedObjects(remote: Remote, worktrees: string[] | undefined): Promise<ExposedObject[]> {
@@ -443,9 +542,7 @@ async function exposedObjects(remote: Remote, worktrees: string[] | undefined): 
 }
 
 function worktreeOfKey(key: string): string | null {
-  const rest = key.startsWith(worktreesPrefix()) ? key.slice(worktreesPrefix().length) : '';
-  const name = rest.slice(0, rest.indexOf('/'));
-  return rest.includes('/') && WORKTREE_KEY.test(name) ? name : null;
+  return splitWorktreeKey(key)?.worktree ?? null;
 }
 
 function exposedProblem(item: ExposedObject, worktree: string | null, display: string): CheckProblem {
@@ -460,12 +557,20 @@ function exposedProblem(item: ExposedObject, worktree: string | null, display: s
   });
 }
 
+/** "The remote holds bad data" (a finding), not "the remote cannot be reached" (a failure): the error says so itself (util/errors.ts remoteData). */
 function isDataError(error: unknown): error is SessmigError {
-  return error instanceof SessmigError && DATA_ERRORS.has(error.code);
+  return error instanceof SessmigError && error.remoteData;
 }
 
 function problem(severity: Severity, code: string, worktree: string | null, key: string, message: string, extra: Partial<CheckProblem> = {}): CheckProblem {
-  return { severity, code, worktree, key, checkpoint: null, session: null, checkpoints: [], message, hint: null, ...extra };
+  return { severity, code, kind: kindOfKey(key), worktree, key, checkpoint: null, session: null, checkpoints: [], message, hint: null, ...extra };
+}
+
+/** The kind of object a key names, as format/layout.ts parses it (null outside every worktree or unknown). */
+function kindOfKey(key: string): string | null {
+  const split = splitWorktreeKey(key);
+  const parsed = split ? parseWorktreeKey(split.rest) : undefined;
+  return parsed ? (listedKind(parsed) ?? parsed.kind) : null;
 }
 
 function groupRefs(refs: Ref[], by: (ref: Ref) => string): Ref[][] {
@@ -486,13 +591,13 @@ function primary(refs: Ref[], current: string | undefined): Ref {
 
 function refFields(refs: Ref[], current: string | undefined): Partial<CheckProblem> {
   const main = primary(refs, current);
-  return { checkpoint: main.checkpoint, session: main.session.id, checkpoints: [...new Set(refs.map((ref) => ref.checkpoint))].sort() };
+  return { checkpoint: main.checkpoint, session: main.object.session?.id ?? null, checkpoints: [...new Set(refs.map((ref) => ref.checkpoint))].sort() };
 }
 
-/** "checkpoint X (current), session S" or "checkpoint X (current) and 3 older, session S". */
+/** "checkpoint X (current), session S" or "checkpoint X (current) and 3 others" (packs and bundles belong to no session). */
 function where(refs: Ref[], current: string | undefined): string {
   const main = primary(refs, current);
   const others = new Set(refs.map((ref) => ref.checkpoint)).size - 1;
-  const sessions = [...new Set(refs.map((ref) => ref.session.id))];
-  return `checkpoint ${main.checkpoint}${main.checkpoint === current ? ' (current)' : ''}${others > 0 ? ` and ${others} other${others > 1 ? 's' : ''}` : ''}, session ${sessions.join(', ')}`;
+  const sessions = [...new Set(refs.flatMap((ref) => (ref.object.session ? [ref.object.session.id] : [])))];
+  return `checkpoint ${main.checkpoint}${main.checkpoint === current ? ' (current)' : ''}${others > 0 ? ` and ${others} other${others > 1 ? 's' : ''}` : ''}${sessions.length > 0 ? `, session ${sessions.join(', ')}` : ''}`;
 }

@@ -20,6 +20,7 @@ export async function readPointer(remote: Remote, worktree: string): Promise<Poi
   if (pointer.worktree !== worktree) {
     throw new SessmigError('pointer-mismatch', `pointer ${key} belongs to worktree ${pointer.worktree}`, {
       hint: 'the remote was edited by hand or damaged; run `sessmig check`',
+      remoteData: true,
     });
   }
   return { pointer, etag: stored.etag };
@@ -76,12 +77,14 @@ export async function readManifest(remote: Remote, worktree: string, checkpoint:
   if (!stored) {
     throw new SessmigError('checkpoint-missing', `checkpoint ${checkpoint} of worktree ${worktree} is not in the remote`, {
       hint: 'list the checkpoints with `sessmig ls`',
+      remoteData: true,
     });
   }
   const manifest = parseDocument(stored.body, Manifest, `checkpoint ${key}`, MAX_MANIFEST_BYTES, MANIFEST_FORMAT_VERSION);
   if (manifest.worktree !== worktree || manifest.id !== checkpoint) {
     throw new SessmigError('manifest-mismatch', `checkpoint ${key} names worktree ${manifest.worktree} / checkpoint ${manifest.id}`, {
       hint: 'the remote was edited by hand or damaged; run `sessmig check`',
+      remoteData: true,
     });
   }
   return manifest;

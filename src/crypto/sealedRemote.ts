@@ -123,6 +123,11 @@ export class SealedRemote implements Remote, Sealing {
     return `${this.prefix}blobs/${this.key.blobName(sha256)}.age`;
   }
 
+  storedKey(key: string): string {
+    const kind = this.classify(key);
+    return kind.kind === 'blob' ? kind.stored : key;
+  }
+
   async get(key: string, maxBytes: number): Promise<StoredObject | undefined> {
     const kind = this.classify(key).kind;
     if (kind === 'pointer') {
@@ -146,6 +151,7 @@ export class SealedRemote implements Remote, Sealing {
         {
           hint: predates ? 'pull the current checkpoint instead; `sessmig prune` removes old checkpoints' : 'do not pull it; delete it from the remote, and push again from a host you trust',
           data: { predatesEncryption: predates },
+          remoteData: true,
         },
       );
     }

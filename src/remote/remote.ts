@@ -67,6 +67,12 @@ export interface Sealing {
   readonly inner: Remote;
   /** The stored (keyed) name of a blob. */
   storedBlobKey(sha256: string): string;
+  /**
+   * The key an object is stored under: the keyed `.age` name for a blob, a carried file (`.pack.gz`,
+   * `.out.gz`) or a code bundle of this worktree; any other key unchanged. Prune and check map what
+   * the manifests name onto the listing with it.
+   */
+  storedKey(key: string): string;
   /** Seals a blob this worktree has in plaintext, once; true when it did (first encrypted push). */
   adoptPlainBlob(sha256: string, tempName: string): Promise<boolean>;
 }

@@ -15,5 +15,6 @@ export function preconditionFailed(key: string): SessmigError {
 export function objectTooLarge(key: string, size: number, max: number): SessmigError {
   return new SessmigError('document-too-large', `remote object ${key} is ${size} bytes, which exceeds ${max} bytes`, {
     hint: 'the remote object is damaged or was not written by sessmig; run `sessmig check`',
+    remoteData: true,
   });
 }

@@ -22,6 +22,11 @@ export interface ErrorDetails {
   exitCode?: ExitCode;
   /** Extra fields for --json output. */
   data?: Record<string, unknown>;
+  /**
+   * The remote holds bad data (malformed, damaged, not what the format promises): a finding that
+   * `sessmig check` reports and goes on, unlike a failure to reach the remote. Set at the throw site.
+   */
+  remoteData?: boolean;
 }
 
 export class SessmigError extends Error {
@@ -29,6 +34,8 @@ export class SessmigError extends Error {
   readonly hint: string | undefined;
   readonly exitCode: ExitCode;
   readonly data: Record<string, unknown> | undefined;
+  /** See ErrorDetails.remoteData. */
+  readonly remoteData: boolean;
 
   constructor(code: string, message: string, details: ErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -37,6 +44,7 @@ export class SessmigError extends Error {
     this.hint = details.hint;
     this.exitCode = details.exitCode ?? ExitCode.failed;
     this.data = details.data;
+    this.remoteData = details.remoteData === true;
   }
 }
 
@@ -45,9 +53,9 @@ export function usageError(code: string, message: string, hint?: string): Sessmi
   return new SessmigError(code, message, { hint, exitCode: ExitCode.usage });
 }
 
-/** Something the remote holds is not what the format promises (malformed, corrupted, missing). */
+/** Something the remote holds is not what the format promises (malformed, corrupted, missing): `remoteData`. */
 export function remoteDataError(code: string, message: string, hint?: string, cause?: unknown): SessmigError {
-  return new SessmigError(code, message, { hint, cause, exitCode: ExitCode.failed });
+  return new SessmigError(code, message, { hint, cause, exitCode: ExitCode.failed, remoteData: true });
 }
 
 export class InterruptedError extends SessmigError {

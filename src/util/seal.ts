@@ -93,6 +93,7 @@ function unreadable(what: string, error: unknown): SessmigError {
       hint: wrongKey
         ? 'use the key this worktree was encrypted with (sessmig key import, or SESSMIG_KEY); `sessmig status` shows its key id'
         : 'the remote copy is damaged or was tampered with: push again from the host that has the sessions, or pull another checkpoint with --checkpoint',
+      remoteData: true,
     },
   );
 }
