@@ -85,7 +85,6 @@ export async function exportToBlobFile(
       if (free !== undefined && free < LOW_SPACE_BYTES) {
         throw new SessmigError('local-io', `the export of ${id} was cut short: the temp folder ${path.dirname(file)} is full (${free} bytes free)`, {
           hint: 'free disk space (or point TMPDIR at a folder with room) and re-run; nothing was committed',
-          exitCode: 2,
           cause: error,
         });
       }
@@ -199,7 +198,6 @@ export async function downloadRebasedBlob(
       await rm(file, { force: true });
       throw new SessmigError('local-io', `cannot write the downloaded session to ${file}: ${(error as Error).message}`, {
         hint: 'free disk space or point TMPDIR at a writable folder; nothing was imported',
-        exitCode: 2,
       });
     }
     if (stored.bytes !== expected.storedBytes) {

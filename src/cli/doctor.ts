@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { doctor } from '../core/doctor.js';
-import { ExitCode } from '../util/errors.js';
+import { ExitCode, SessmigError } from '../util/errors.js';
 import { describeSettings } from '../host/settings.js';
 import { addCommonOptions, printJson, settingsView, withContext, type CommonOptions, type Io } from './options.js';
 
@@ -8,8 +8,11 @@ export function registerDoctor(program: Command, io: Io, done: (code: number) =>
   addCommonOptions(
     program.command('doctor').description("check this host's opencode against the version that made the remote's current checkpoint"),
   ).action(async (flags: CommonOptions) => {
-    // An opencode sessmig does not know is the finding: exit 1, before the remote is read.
-    const { result, settings } = await withContext(flags, io, async (ctx) => ({ result: await doctor(ctx), settings: settingsView(ctx) }), { remote: true, opencode: ExitCode.failed });
+    // An opencode sessmig does not know is the finding: exit 1 (doctor-found-problems), before the remote is read.
+    const { result, settings } = await withContext(flags, io, async (ctx) => ({ result: await doctor(ctx), settings: settingsView(ctx) }), { remote: true }).catch((error: unknown) => {
+      if (!(error instanceof SessmigError) || error.code !== 'opencode-unsupported') throw error;
+      throw new SessmigError('doctor-found-problems', error.message, { ...(error.hint ? { hint: error.hint } : {}), ...(error.data ? { data: error.data } : {}) });
+    });
     const incompatible = result.compatibility?.verdict === 'incompatible';
     if (flags.json) {
       printJson(io, { command: 'doctor', ...result, settings });

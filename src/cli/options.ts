@@ -103,9 +103,9 @@ export async function withContext<T>(
     remote: boolean;
     /**
      * The commands that run opencode refuse one sessmig does not know before anything is read or
-     * written: with this exit code (default 2); `false` for commands that never run it (share).
+     * written (`opencode-unsupported`, exit 2); `false` for commands that never run it (share).
      */
-    opencode?: ExitCode | false;
+    opencode?: boolean;
     /**
      * push: `--encrypt` / SESSMIG_ENCRYPT=1 may start sealing a plaintext worktree. Every other
      * command reads a worktree as it is: the variable decides what push writes, nothing else.
@@ -135,7 +135,7 @@ export async function withContext<T>(
   const opencode = opencodeFrom(options, io, tempDir, settings);
   const timing = new Timing();
   try {
-    if (how.opencode !== false) assertKnownOpencode(await opencode.version(), opencode.options.bin, how.opencode ?? ExitCode.usage);
+    if (how.opencode !== false) assertKnownOpencode(await opencode.version(), opencode.options.bin);
     const host = await loadHostIdentity(paths.config);
     const sealed = how.remote
       ? await resolveEncryption(remote, worktree.key, { configDir: paths.config, env: io.env, encrypt: how.mayEncrypt === true && settings.encrypt.value === true, tempDir, hostId: host.hostId })

@@ -195,7 +195,6 @@ export async function writeStateTrees(indexFile: string, indexCopy: string, work
 export function codeTooLarge(bytes: number, maxBytes: number): SessmigError {
   return new SessmigError('code-too-large', `the code leg needs a ${bytes}-byte bundle, over the cap of ${maxBytes} bytes`, {
     hint: 'raise the cap with --code-max-bytes N (bytes), or leave the code behind with --no-code; large untracked files are the usual cause (ignore them in .gitignore)',
-    exitCode: 2,
     data: { bytes, maxBytes },
   });
 }

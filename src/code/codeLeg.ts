@@ -89,7 +89,6 @@ export function readCodeState(manifest: { id: string } & Record<string, unknown>
   if (typeof version === 'number' && version > CODE_FORMAT_VERSION) {
     throw new SessmigError('code-format-newer', `checkpoint ${manifest.id} carries code in format ${version}; this sessmig reads up to ${CODE_FORMAT_VERSION}`, {
       hint: 'upgrade sessmig on this host, or pull with --no-code',
-      exitCode: 2,
       remoteData: true,
     });
   }

@@ -134,7 +134,6 @@ export async function checkRemote(remote: Remote, options: CheckOptions): Promis
       if (list.length === 0) {
         throw new SessmigError('worktree-not-found', `worktree ${worktree} is not in ${remote.display}: nothing to check`, {
           hint: 'list the worktrees with `sessmig ls`, check --remote, or check them all with `sessmig check --all`',
-          exitCode: 2,
         });
       }
       byWorktree.set(worktree, list);

@@ -116,7 +116,6 @@ async function takeIn(
     );
     throw new SessmigError('upload-rejected', `upload ${id} (through an upload ticket) was refused: ${why}; nothing of it was taken in`, {
       hint: 'it is marked rejected and will be ignored; on the uploading host, ask for a new ticket (sessmig share --upload) and push again',
-      exitCode: ExitCode.failed,
     });
   };
 
@@ -226,7 +225,6 @@ async function takeIn(
       `upload ${id} from ${manifest.source.host.hostname} changes ${conflicts.length} session(s) that also changed in the remote since its ticket was minted (${conflicts.join(', ')}); nothing was taken in`,
       {
         hint: `pull --force takes the uploaded copies (the remote's stay in checkpoint ${pointer?.pointer.checkpoint}); the upload waits in ${uploadPrefix(worktree.key, id)}`,
-        exitCode: ExitCode.partial,
       },
     );
   }

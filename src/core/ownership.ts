@@ -20,7 +20,6 @@ export function assertMayPush(pointer: Pointer | undefined, host: Host, worktree
     hint: owner
       ? `on ${hostLabel(owner)} run \`sessmig push --migrate\` to hand the sessions over, then here \`sessmig pull --migrate\`; if that host is gone, \`sessmig pull --migrate --force\` takes ownership`
       : 'take ownership first with `sessmig pull --migrate` (it pulls the current sessions, then makes this host the owner)',
-    exitCode: 1,
     data: { owner },
   });
 }
@@ -30,7 +29,6 @@ export function assertMayClaim(pointer: Pointer, host: Host, worktree: string, f
   if (pointer.owner === null || pointer.owner.hostId === host.hostId || force) return;
   throw new SessmigError('owned-elsewhere', `worktree ${worktree} is owned by ${describeOwner(pointer.owner)}; it has not been released`, {
     hint: `on ${hostLabel(pointer.owner)} run \`sessmig push --migrate\` first; if that host is gone for good, add --force to take ownership from it`,
-    exitCode: 1,
     data: { owner: pointer.owner },
   });
 }

@@ -269,7 +269,6 @@ async function makePlan(remote: Remote, worktree: string, options: PruneOptions,
   if (listedCount === 0) {
     throw new SessmigError('worktree-not-found', `worktree ${worktree} is not in ${remote.display}: nothing to prune`, {
       hint: 'list the worktrees with `sessmig ls`, check --remote, or name one with --worktree KEY',
-      exitCode: 2,
     });
   }
   if (current !== undefined && !manifests.has(current)) {
@@ -300,7 +299,6 @@ async function makePlan(remote: Remote, worktree: string, options: PruneOptions,
             error.code === 'format-too-new' || error.code === 'code-format-newer'
               ? (error.hint ?? 'upgrade sessmig')
               : 'run `sessmig check` to see what is damaged; prune deletes nothing while a kept checkpoint is unreadable, since it cannot tell which objects that checkpoint needs',
-          exitCode: error.exitCode,
         });
       }
     },
@@ -434,7 +432,6 @@ export async function pruneLocalBackups(
       } catch (error) {
         throw new SessmigError('backup-unremovable', `cannot remove backup ${backup.dir}: ${(error as Error).message}`, {
           hint: 'check the folder permissions, then re-run `sessmig prune --local`',
-          exitCode: 1,
         });
       }
     }

@@ -70,7 +70,7 @@ function warnAboutArrivals(ctx: Context, plans: Plan[], options: PullOptions): v
   const gap = Math.max(...ahead.map((plan) => plan.session.timeUpdated - now));
   const what = `${ahead.length} session(s) were last changed up to ${ago(gap)} ahead of this host's clock (${ahead.map((plan) => plan.session.id).join(', ')}): a message made here would sort before their last one and opencode could stop answering`;
   if (options.migrate && !options.force) {
-    throw new SessmigError('clock-skew', what, { hint: 'set this host\'s clock right (e.g. enable NTP), or re-run with --force to take the sessions anyway. Nothing was imported.', exitCode: ExitCode.usage, data: { gapMs: gap } });
+    throw new SessmigError('clock-skew', what, { hint: 'set this host\'s clock right (e.g. enable NTP), or re-run with --force to take the sessions anyway. Nothing was imported.', data: { gapMs: gap } });
   }
   ctx.report.warn(`${what}; set this host's clock right before resuming them`);
 }

@@ -466,7 +466,7 @@ function assertNotBusy(sessions: ManifestSession[], options: PushOptions): void 
   throw new SessmigError(
     'session-busy',
     `${busy.length} session(s) are mid-turn in opencode (${busy.map((session) => `${session.id} "${session.title}"`).join(', ')}); handing them over now would lose what opencode still writes here`,
-    { hint: 'wait until opencode finishes the turn (or stop it), then re-run `sessmig push --migrate`; --force hands them over as they stand. Nothing was made current.', exitCode: ExitCode.usage, data: { sessions: busy.map((session) => session.id) } },
+    { hint: 'wait until opencode finishes the turn (or stop it), then re-run `sessmig push --migrate`; --force hands them over as they stand. Nothing was made current.', data: { sessions: busy.map((session) => session.id) } },
   );
 }
 

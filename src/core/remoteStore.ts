@@ -58,7 +58,6 @@ export async function writePointer(
   const lost = () =>
     new SessmigError('lost-race', `another host moved the pointer of worktree ${worktree} while this command ran`, {
       hint: 'nothing of this run was made current; run `sessmig status` to see the new state, then re-run',
-      exitCode: 1,
     });
   try {
     await remote.put(key, serializeDocument(next), previous ? { ifMatch: previous.etag } : { ifNoneMatch: true });

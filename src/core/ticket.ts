@@ -251,7 +251,6 @@ export async function fetchTicket(url: string, now?: () => Date, direction: 'pul
     } catch (error) {
       throw new SessmigError('ticket-key-wrong', `the ticket cannot be opened with the URL's #key part (${(error as Error).message}); nothing was downloaded`, {
         hint: 'copy the whole URL again (the part after # belongs to this ticket), or ask for a new ticket',
-        exitCode: ExitCode.usage,
       });
     }
   }

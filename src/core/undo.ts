@@ -57,7 +57,6 @@ export async function undo(ctx: Context): Promise<UndoResult> {
   if (!record) {
     throw new SessmigError('nothing-to-undo', `no pull on this host can be undone for worktree ${worktree.key}`, {
       hint: 'see `sessmig undo --list`; a pull that changed nothing, or one already undone, leaves nothing to undo',
-      exitCode: 1,
     });
   }
   report.info(`undoing pull ${record.pullId} (checkpoint ${record.checkpoint}) in worktree ${worktree.key}`);

@@ -205,7 +205,7 @@ export async function pushToTicket(ctx: Context, url: string, options: TicketPus
       throw new SessmigError(
         'blob-too-large',
         `session ${selected[index]!.id} is ${blob.storedBytes} bytes compressed, over upload ticket ${ticket.id}'s cap of ${ticket.limits.maxBytes} bytes per session; nothing was uploaded`,
-        { hint: `ask for a ticket with a larger cap (sessmig share --upload --max-bytes ${Math.ceil(blob.storedBytes / 1024 ** 2)}MiB)`, exitCode: 2 },
+        { hint: `ask for a ticket with a larger cap (sessmig share --upload --max-bytes ${Math.ceil(blob.storedBytes / 1024 ** 2)}MiB)` },
       );
     }
   }

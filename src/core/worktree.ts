@@ -70,7 +70,6 @@ export async function findWorktree(cwd: string, explicitKey: string | undefined,
   if (!projectId) {
     throw new SessmigError('no-commit', `the repository at ${root} has no commit yet, so it has no opencode project id`, {
       hint: 'make a first commit, or name the worktree with --worktree NAME',
-      exitCode: 2,
     });
   }
   return { ...common, key: projectId, keySource: 'opencode-project' };

@@ -111,7 +111,7 @@ export async function loadUserKey(configDir: string, env: NodeJS.ProcessEnv): Pr
     text = await readFile(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new SessmigError('key-unreadable', `cannot read the key file ${file}: ${(error as Error).message}`, { hint: `fix its permissions (it should be yours, mode 0600)`, exitCode: 2 });
+    throw new SessmigError('key-unreadable', `cannot read the key file ${file}: ${(error as Error).message}`, { hint: `fix its permissions (it should be yours, mode 0600)` });
   }
   return UserKey.parse(text, `the key file ${file}`);
 }

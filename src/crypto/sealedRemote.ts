@@ -277,7 +277,6 @@ export class SealedRemote implements Remote, Sealing {
 export function wrongKey(worktree: string, expected: string, actual: string): SessmigError {
   return new SessmigError('wrong-key', `worktree ${worktree} is encrypted with key ${expected}; this host's key is ${actual}`, {
     hint: 'import the key it was encrypted with (on a host that has it: sessmig key show; here: sessmig key import), or set SESSMIG_KEY',
-    exitCode: 2,
   });
 }
 

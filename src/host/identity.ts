@@ -21,14 +21,12 @@ export async function loadHostIdentity(configDir: string): Promise<Host> {
     if (parsed.success) return { hostId: parsed.data.hostId, hostname };
     throw new SessmigError('bad-host-file', `${file} is not a valid sessmig host file`, {
       hint: `remove ${file} to make a new host id (this host will then be a new owner)`,
-      exitCode: 2,
     });
   } catch (error) {
     if (error instanceof SessmigError) throw error;
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw new SessmigError('bad-host-file', `cannot read ${file}: ${(error as Error).message}`, {
         hint: `fix or remove ${file}`,
-        exitCode: 2,
       });
     }
   }
@@ -41,7 +39,6 @@ export async function loadHostIdentity(configDir: string): Promise<Host> {
   } catch (error) {
     throw new SessmigError('config-unwritable', `cannot write ${file}: ${(error as Error).message}`, {
       hint: 'make the XDG config dir ($XDG_CONFIG_HOME or ~/.config) writable',
-      exitCode: 2,
     });
   }
   return { hostId, hostname };

@@ -107,7 +107,6 @@ export async function takePushLock(
     if (Date.now() >= deadline) {
       throw new SessmigError('push-locked', `another push of worktree ${worktreeKey} is running on this host${holder ? ` (${holder.kind}, pid ${holder.pid}, since ${holder.startedAt})` : ''}; nothing was pushed`, {
         hint: `wait for it to end and push again; if no such process exists, remove ${pushLockFile(stateDir, worktreeKey)}`,
-        exitCode: 1,
       });
     }
     options.signal?.throwIfAborted();

@@ -125,7 +125,6 @@ async function assertRoomFor(output: string, id: string): Promise<void> {
   if (free !== undefined && free < LOW_SPACE_BYTES) {
     throw new SessmigError('local-io', `the export of ${id} was cut short: the temp folder ${dir} is full (${free} bytes free)`, {
       hint: 'free disk space (or point TMPDIR at a folder with room) and re-run; nothing was committed',
-      exitCode: 2,
     });
   }
 }

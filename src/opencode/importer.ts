@@ -88,5 +88,5 @@ export async function openImporter(
 
 export function parseReplayMode(value: string | undefined): ReplayMode {
   if (value === undefined || value === 'auto' || value === 'always' || value === 'never') return value ?? 'auto';
-  throw new SessmigError('bad-flag', `--replay ${JSON.stringify(value.slice(0, 20))} is not auto, always or never`, { hint: 'use --replay auto', exitCode: 2 });
+  throw new SessmigError('bad-flag', `--replay ${JSON.stringify(value.slice(0, 20))} is not auto, always or never`, { hint: 'use --replay auto' });
 }

@@ -85,9 +85,8 @@ export class Opencode {
     const { stdout } = await this.run(['--version'], { what: 'opencode --version' });
     const version = stdout.trim().split(/\s+/).pop() ?? '';
     if (semver.valid(version) === null) {
-      throw new SessmigError('opencode-failed', `\`${this.options.bin} --version\` printed ${JSON.stringify(stdout.slice(0, 100))}, not a version`, {
+      throw new SessmigError('opencode-unrecognised', `\`${this.options.bin} --version\` printed ${JSON.stringify(stdout.slice(0, 100))}, not a version`, {
         hint: 'point --opencode (or SESSMIG_OPENCODE) at the opencode binary',
-        exitCode: 2,
       });
     }
     this.cachedVersion = version;
@@ -196,7 +195,6 @@ export class Opencode {
       if (code === 'ENOENT' || code === 'EACCES') {
         throw new SessmigError('opencode-missing', `opencode not found or not executable: ${this.options.bin}`, {
           hint: 'install opencode (npm i -g opencode-ai), or point --opencode PATH / SESSMIG_OPENCODE at it',
-          exitCode: 2,
         });
       }
       if (code === 'ENOENT' || code === 'ENOTDIR') {
@@ -220,7 +218,7 @@ export class Opencode {
 
   private failure(result: FileRunResult, what: string, sessionId?: string): SessmigError {
     if (result.canceled || this.options.signal?.aborted) {
-      return new SessmigError('interrupted', `${what} was interrupted`, { exitCode: 130 });
+      return new SessmigError('interrupted', `${what} was interrupted`, {});
     }
     if (result.timedOut) {
       return new SessmigError('opencode-timeout', `${what} did not finish within ${Math.round(this.options.timeoutMs / 1000)} s; sessmig killed it`, {

@@ -185,7 +185,6 @@ export async function replaySession(server: OpencodeServer, blobFile: string, op
       if (leftover === undefined) throw error;
       throw new SessmigError('interrupted', `${error.message}; the partial session ${id} could not be deleted (${leftover})`, {
         hint: `delete it by hand (opencode session delete ${id}) before the next pull`,
-        exitCode: error.exitCode,
         data: { id, cleaned: false },
       });
     }

@@ -599,7 +599,7 @@ function delay(ms: number): Promise<void> & { cancel(): void } {
 }
 
 function interrupted(what: string): SessmigError {
-  return new SessmigError('interrupted', `${what} was interrupted`, { exitCode: 130 });
+  return new SessmigError('interrupted', `${what} was interrupted`, {});
 }
 
 function spawnFailure(error: Error, options: OpencodeServerOptions): SessmigError {
@@ -610,7 +610,6 @@ function spawnFailure(error: Error, options: OpencodeServerOptions): SessmigErro
   if (code === 'ENOENT' || code === 'EACCES') {
     return new SessmigError('opencode-missing', `opencode not found or not executable: ${options.bin}`, {
       hint: 'install opencode (npm i -g opencode-ai), or point --opencode PATH / SESSMIG_OPENCODE at it',
-      exitCode: 2,
     });
   }
   return new SessmigError('opencode-failed', `cannot start opencode serve in ${options.cwd}: ${error.message}`);

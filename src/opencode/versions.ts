@@ -138,8 +138,8 @@ export function isKnownOpencode(version: string): boolean {
   return inRange(version, KNOWN_OPENCODE);
 }
 
-/** Refuses an opencode sessmig does not know, naming it and what is known (exit 2 unless told). */
-export function assertKnownOpencode(version: string, bin: string, exitCode: ExitCode = ExitCode.usage): void {
+/** Refuses an opencode sessmig does not know, naming it and what is known (`opencode-unsupported`, exit 2). */
+export function assertKnownOpencode(version: string, bin: string): void {
   if (isKnownOpencode(version)) return;
   const major = parsed(version)?.major;
   throw new SessmigError(
@@ -149,7 +149,6 @@ export function assertKnownOpencode(version: string, bin: string, exitCode: Exit
       '; nothing was read or written',
     {
       hint: 'install opencode 1.x (npm i -g opencode-ai@1) or point --opencode / SESSMIG_OPENCODE at one; opencode 2 needs a sessmig release that supports it',
-      exitCode,
       data: { opencodeVersion: version, supported: '>=1.0.0 <2.0.0' },
     },
   );

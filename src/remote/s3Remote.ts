@@ -241,21 +241,18 @@ export class S3Remote implements Remote, Presigner {
     if (name === 'CredentialsProviderError' || /Could not load credentials/i.test(detail)) {
       return new SessmigError('no-credentials', `${where}: no AWS credentials found`, {
         hint: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or pull through a ticket (sessmig pull --from-url)',
-        exitCode: 2,
         cause: error,
       });
     }
     if (name === 'NoSuchBucket') {
       return new SessmigError('bucket-missing', `${where}: bucket ${this.location.bucket} does not exist`, {
         hint: 'create the bucket, or fix the bucket name in --remote / SESSMIG_REMOTE',
-        exitCode: 2,
         cause: error,
       });
     }
     if (status === 403 || name === 'AccessDenied' || name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch') {
       return new SessmigError('access-denied', `${where}: access denied (${name ?? status})`, {
         hint: 'check the credentials (AWS_PROFILE / AWS_ACCESS_KEY_ID) and that they may read and write this bucket and prefix',
-        exitCode: 2,
         cause: error,
       });
     }
@@ -312,13 +309,13 @@ function capErrorBodies(display: string): DeserializeMiddleware<ServiceInputType
           response.body.destroy();
           const preview = Buffer.concat(chunks).subarray(0, MAX_ERROR_PREVIEW).toString('utf8');
           const code = /<Code>([^<]{1,100})<\/Code>/.exec(preview)?.[1];
+          // A 403 is the credentials' problem (exit 2, as every access-denied), whatever its body.
           throw new SessmigError(
-            'error-body-too-large',
+            response.statusCode === 403 ? 'access-denied' : 'error-body-too-large',
             `${display}: the store answered HTTP ${response.statusCode}${code ? ` ${code}` : ''} with an error body that exceeds ${MAX_ERROR_PREVIEW} bytes; it was not read further`,
             {
               hint: response.statusCode === 403 ? 'check the credentials and their permissions on this bucket and prefix' : 'the endpoint may not be an S3 service (check AWS_ENDPOINT_URL_S3), or a proxy answers in its place',
               data: { status: response.statusCode, s3Code: code, preview: redact(preview) },
-              exitCode: response.statusCode === 403 ? 2 : 1,
             },
           );
         }

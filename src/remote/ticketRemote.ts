@@ -124,7 +124,6 @@ export class TicketRemote implements Remote {
   async *list(prefix: string): AsyncIterable<ListedObject> {
     throw new SessmigError('ticket-read-only', `a pull ticket cannot list ${prefix}: it names one checkpoint's objects only`, {
       hint: 'run this command on a host with credentials for the remote',
-      exitCode: ExitCode.usage,
     });
   }
 }
@@ -160,6 +159,5 @@ export function explainExpired(error: unknown, url: string, now = Date.now()): u
 function readOnly(action: string): SessmigError {
   return new SessmigError('ticket-read-only', `a pull ticket is read-only: cannot ${action}`, {
     hint: 'writing to the remote needs credentials; run this on a host that has them',
-    exitCode: ExitCode.usage,
   });
 }
