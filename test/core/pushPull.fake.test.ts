@@ -328,6 +328,35 @@ describe('a failed pull leaves both hosts and the pointer as they were', () => {
   });
 });
 
+describe('opencode versions', () => {
+  const cases: { destination: string; options?: PullOptions; refused: boolean; warning?: RegExp }[] = [
+    { destination: '1.18.33', refused: false },
+    // 1.4.0 changed summary.diffs; opencode before it rejects the new shape half-way (versions.ts).
+    { destination: '1.3.2', refused: true },
+    { destination: '1.3.2', options: { force: true }, refused: false, warning: /^--force: importing sessions exported by opencode 1\.18\.33 into 1\.3\.2/ },
+  ];
+  it.each(cases)('a checkpoint of 1.18.33 pulled into $destination $options: refused $refused', async (item) => {
+    const c = await world.host('c', { version: item.destination });
+    const x = await a.opencode.addSession({ directory: a.root, title: 'X' });
+    const pushed = await a.push();
+    const manifest = await readManifest(world.remote, WORKTREE_KEY, pushed.checkpoint!);
+    expect(manifest.source.opencodeVersion).toBe('1.18.33');
+    const outcome = await c.pull(item.options).then(
+      (result) => result,
+      (error: unknown) => error as SessmigError,
+    );
+    if (item.refused) {
+      expect(outcome).toMatchObject({ code: 'version-skew' });
+      expect(c.opencode.sessions.size).toBe(0);
+      expect(c.opencode.calls).toEqual([]);
+    } else {
+      expect(action((outcome as { sessions: PulledSession[] }).sessions, x)).toBe('new');
+      expect(c.opencode.messageCount(x)).toBe(2);
+    }
+    if (item.warning) expect(c.report.warnings.some((line) => item.warning!.test(line))).toBe(true);
+  });
+});
+
 describe('--dry-run', () => {
   it('push --dry-run and pull --dry-run change nothing anywhere', async () => {
     const { x } = await synced();
