@@ -86,11 +86,6 @@ export class FakeHost {
       await rm(ctx.tempDir, { recursive: true, force: true });
     }
   }
-
-  /** This host's sync state file(s) and backups, as text (for "nothing changed" comparisons). */
-  async stateFiles(): Promise<string> {
-    return this.world.folderText(path.join(this.dir, 'state'));
-  }
 }
 
 export class FakeWorld {
