@@ -11,7 +11,7 @@ import { resolveEncryption, worktreeOpener } from '../crypto/encryption.js';
 import { loadHostIdentity } from '../host/identity.js';
 import { hostPaths } from '../host/paths.js';
 import { loadSettings, type Settings } from '../host/settings.js';
-import { Opencode } from '../opencode/opencode.js';
+import { OpencodeCli } from '../opencode/opencodeCli.js';
 import { VersionCache } from '../opencode/versionCache.js';
 import { assertKnownOpencode } from '../opencode/versions.js';
 import { openRemote } from '../remote/openRemote.js';
@@ -83,14 +83,14 @@ export async function remoteFrom(options: CommonOptions, io: Io, settings?: Sett
   return openRemote({ url, defaultFolder: path.join(paths.data, 'remote'), s3PathStyle: options.s3PathStyle === true, env: io.env });
 }
 
-export function opencodeFrom(options: CommonOptions, io: Io, tempDir: string, settings: Settings): Opencode {
+export function opencodeFrom(options: CommonOptions, io: Io, tempDir: string, settings: Settings): OpencodeCli {
   const bin = settings.opencode.value;
   const timeoutMs = parsePositiveInt(options.opencodeTimeout, '--opencode-timeout', 600, 86_400) * 1000;
   const versionCache = new VersionCache(path.join(hostPaths(io.env).cache, 'opencode-versions.json'));
   // opencode loads plugins in every process sessmig starts (export, serve, db, import): the push-on-idle
   // plugin stays inert there, so sessmig's own opencode never triggers an automatic push.
   const env = { ...io.env, SESSMIG_NO_AUTO_PUSH: '1' };
-  return new Opencode({ bin, env, timeoutMs, signal: io.signal, tempDir, versionCache });
+  return new OpencodeCli({ bin, env, timeoutMs, signal: io.signal, tempDir, versionCache });
 }
 
 /** Builds a Context for a command that works on this worktree, runs fn, and cleans up. */

@@ -1,7 +1,7 @@
 import type { Host } from '../format/schema.js';
 import type { HostPaths } from '../host/paths.js';
 import type { Settings } from '../host/settings.js';
-import type { Opencode } from '../opencode/opencode.js';
+import type { OpencodeAdapter } from '../opencode/opencodeAdapter.js';
 import type { Remote } from '../remote/remote.js';
 import type { Timing } from '../util/timing.js';
 import type { Worktree } from './worktree.js';
@@ -18,7 +18,7 @@ export interface Context {
   host: Host;
   remote: Remote;
   worktree: Worktree;
-  opencode: Opencode;
+  opencode: OpencodeAdapter;
   report: Reporter;
   jobs: number;
   signal: AbortSignal;

@@ -4,7 +4,7 @@ import { alignRows, compareInfo, describeDifferences, type Difference, type Rows
 import type { SessionImporter } from '../opencode/importer.js';
 import { compareVersions, parseVersion } from '../opencode/versions.js';
 import { describeMissing, missingHere, readOfferings, type Missing, type Offerings } from '../opencode/offerings.js';
-import { OpencodeServer } from '../opencode/server.js';
+import type { OpencodeServer } from '../opencode/server.js';
 import type { Context } from './context.js';
 import { SessmigError } from '../util/errors.js';
 
@@ -57,7 +57,7 @@ export async function checkArrivals(ctx: Context, arrivals: Arrival[], importer:
     rows.catch(() => undefined); // awaited below
     if (!importer.server) {
       await rows.catch(() => undefined);
-      own = timing.time('serve-start', () => OpencodeServer.start({ ...ctx.opencode.options, cwd: ctx.worktree.root }));
+      own = timing.time('serve-start', () => ctx.opencode.serve(ctx.worktree.root));
       own.catch(() => undefined);
     }
     // Without a server (it would not start), the rows are still checked; models, agents and the session info are not.
@@ -175,7 +175,7 @@ export async function checkResumable(ctx: Context, manifest: Manifest): Promise<
   if (known.length === 0) return check;
   let server: OpencodeServer | undefined;
   try {
-    server = await OpencodeServer.start({ ...ctx.opencode.options, cwd: ctx.worktree.root });
+    server = await ctx.opencode.serve(ctx.worktree.root);
     const offerings = await readOfferings(server, ctx.worktree.root);
     for (const session of known) {
       const missing = missingHere(session.lastUsed as LastUsed, offerings);

@@ -12,13 +12,29 @@ export interface SessionExporter {
 
 export type ExportVia = 'auto' | 'server' | 'cli';
 
+/** An exporter opened for a batch of sessions; close() stops what it started (a server). */
+export interface OpenedExporter {
+  exporter: SessionExporter;
+  kind: 'server' | 'cli';
+  close(): Promise<void>;
+}
+
+/** What the core asks of opencode to export a batch of sessions (part of OpencodeAdapter; see startExporter). */
+export interface ExporterSource {
+  openExporter(cwd: string, count: number, via: ExportVia, report: Reporter, ids?: string[]): Promise<OpenedExporter>;
+}
+
+/** The core's entry point: asks the adapter it is given (the real one: startExporter). */
+export const openExporter = (opencode: ExporterSource, cwd: string, count: number, via: ExportVia, report: Reporter, ids?: string[]) =>
+  opencode.openExporter(cwd, count, via, report, ids);
+
 /**
  * Chooses how to export `count` sessions: one `opencode serve` for all of them (one process start,
  * then one HTTP request per session), or one `opencode export` process per session. The server
  * pays off from two sessions on, where the local opencode is known to serve the export shape;
  * if it cannot start, the CLI path takes over with a warning. Always call close().
  */
-export async function openExporter(
+export async function startExporter(
   opencode: Opencode,
   cwd: string,
   count: number,
@@ -29,7 +45,7 @@ export async function openExporter(
    * database and exported through the CLI where the server left a field out (servedExport.ts).
    */
   ids?: string[],
-): Promise<{ exporter: SessionExporter; kind: 'server' | 'cli'; close(): Promise<void> }> {
+): Promise<OpenedExporter> {
   const cli = { exporter: opencode, kind: 'cli' as const, close: async () => undefined };
   if (via === 'cli' || count === 0) return cli;
   const version = await opencode.version();

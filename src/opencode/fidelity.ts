@@ -358,13 +358,21 @@ export interface RowsOutcome {
   remaining: Comparison;
 }
 
+/** What the core asks of opencode after an import: align its rows with the blobs (part of OpencodeAdapter; the real one: alignStoredRows). */
+export interface RowAligner {
+  alignRows(sessions: { id: string; file: string }[], options?: { restore?: boolean }): Promise<Map<string, RowsOutcome>>;
+}
+
+/** The core's entry point: asks the adapter it is given. */
+export const alignRows = (opencode: RowAligner, sessions: { id: string; file: string }[], options: { restore?: boolean } = {}) => opencode.alignRows(sessions, options);
+
 /**
  * Compares each session's message and part rows with the blob it came from and puts back the
  * fields opencode dropped: one `opencode db` to read (per ~64 MiB of blob), and one UPDATE per
  * table that needs one, whose RETURNING rows confirm each restored value. What pull, `sessmig undo`
  * and a rollback run after an import.
  */
-export async function alignRows(opencode: Opencode, sessions: { id: string; file: string }[], options: { restore?: boolean } = {}): Promise<Map<string, RowsOutcome>> {
+export async function alignStoredRows(opencode: Opencode, sessions: { id: string; file: string }[], options: { restore?: boolean } = {}): Promise<Map<string, RowsOutcome>> {
   const outcome = new Map<string, RowsOutcome>();
   const first = await compareWithDatabase(opencode, sessions);
   for (const [id, remaining] of first) outcome.set(id, { restored: [], remaining });

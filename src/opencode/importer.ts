@@ -25,13 +25,22 @@ export interface SessionImporter {
   readonly server?: OpencodeServer;
 }
 
+/** What the core asks of opencode to bring a batch of sessions in (part of OpencodeAdapter; see startImporter). */
+export interface ImporterSource {
+  openImporter(cwd: string, count: number, mode: ReplayMode, report: Reporter, timing: Timing): Promise<SessionImporter>;
+}
+
+/** The core's entry point: asks the adapter it is given (the real one: startImporter). */
+export const openImporter = (opencode: ImporterSource, cwd: string, count: number, mode: ReplayMode, report: Reporter, timing: Timing) =>
+  opencode.openImporter(cwd, count, mode, report, timing);
+
 /**
  * Chooses how pull brings sessions in: one `opencode serve` replaying synthesized events (one
  * process for all sessions; only where the destination has the strict replay route, detected
  * from its version and /doc, never by trial on user data), or one `opencode import` per session.
  * A replay that fails is cleaned up by the replay module, then the session goes through import.
  */
-export async function openImporter(
+export async function startImporter(
   opencode: Opencode,
   cwd: string,
   count: number,

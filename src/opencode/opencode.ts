@@ -66,9 +66,9 @@ export class Opencode {
 
   constructor(readonly options: OpencodeOptions) {}
 
-  /** The same opencode, deaf to the abort signal: for rolling back after an interrupt. */
-  uninterruptible(): Opencode {
-    const copy = new Opencode({ ...this.options, signal: undefined });
+  /** The same opencode, deaf to the abort signal: for rolling back after an interrupt. (A subclass's copy is of the subclass.) */
+  uninterruptible(): this {
+    const copy = new (this.constructor as new (options: OpencodeOptions) => this)({ ...this.options, signal: undefined });
     copy.cachedVersion = this.cachedVersion;
     return copy;
   }

@@ -34,6 +34,20 @@ const OTHER_TABLES = ['session_input', 'session_message', 'session_context_epoch
 
 const Row = z.object({ session_id: z.string(), id: z.string(), secret: z.string(), url: z.string(), time_created: z.number(), time_updated: z.number() });
 
+/**
+ * What the core asks of opencode about what a delete takes along (part of OpencodeAdapter): the
+ * real adapter (opencodeCli.ts) runs the `opencode db` statements below; the fake of the unit tests
+ * keeps shares in memory.
+ */
+export interface ShareStore {
+  readSessionExtras(ids: string[]): Promise<SessionExtras>;
+  writeShares(shares: Map<string, ShareRow>): Promise<void>;
+}
+
+// The core's entry points: each asks the adapter it is given.
+export const readSessionExtras = (opencode: ShareStore, ids: string[]) => opencode.readSessionExtras(ids);
+export const writeShares = (opencode: ShareStore, shares: Map<string, ShareRow>) => opencode.writeShares(shares);
+
 function idList(ids: string[]): string {
   return ids.map((id) => sqlString(assertSessionId(id))).join(', ');
 }
@@ -57,7 +71,7 @@ export interface SessionExtras {
  * The shares of these sessions and a count of their uncarried rows, in one `opencode db`. A table
  * this opencode does not have counts as empty.
  */
-export async function readSessionExtras(opencode: Opencode, ids: string[]): Promise<SessionExtras> {
+export async function selectSessionExtras(opencode: Opencode, ids: string[]): Promise<SessionExtras> {
   const extras: SessionExtras = { shares: new Map(), uncarried: new Map(), shareColumns: [] };
   if (ids.length === 0) return extras;
   const tables = z
@@ -99,7 +113,7 @@ export function shareColumnsKnown(names: string[]): boolean {
  * checking in the same statement's table that the columns are those sessmig knows: a table of
  * another shape makes the statement fail, and nothing is written.
  */
-export async function writeShares(opencode: Opencode, shares: Map<string, ShareRow>): Promise<void> {
+export async function replaceShares(opencode: Opencode, shares: Map<string, ShareRow>): Promise<void> {
   if (shares.size === 0) return;
   const values = [...shares].map(
     ([id, share]) =>

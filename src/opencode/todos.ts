@@ -16,6 +16,29 @@ const Row = z.object({
   time_updated: z.number(),
 });
 
+/**
+ * What the core asks of opencode about sessions' todo lists (part of OpencodeAdapter). The real
+ * adapter (opencodeCli.ts) answers with the `opencode db` statements below; the fake of the unit
+ * tests (test/support/fakeOpencode.ts) from memory.
+ */
+export interface TodoStore {
+  /** Every session of the local database and their todo lists (sessions without todos are absent). */
+  listSessionsWithTodos(): Promise<{ rows: SessionRow[]; todos: Map<string, Todo[]> }>;
+  /** Todos of these sessions, by session id (sessions without todos are absent). */
+  readTodos(ids: string[]): Promise<Map<string, Todo[]>>;
+  /** What a pull checks at its end: rows with message counts, todo lists, the todo table's columns. */
+  readSessionState(ids: string[]): Promise<SessionState>;
+  /** Replaces the todo lists of these sessions (`emptyNow`: none of them has one now). */
+  writeTodos(lists: Map<string, Todo[]>, options?: { emptyNow?: boolean }): Promise<void>;
+}
+
+// The core's entry points: each asks the adapter it is given (so the core's call sites name the
+// operation, and a fake adapter answers them without SQL).
+export const listSessionsWithTodos = (opencode: TodoStore) => opencode.listSessionsWithTodos();
+export const readTodos = (opencode: TodoStore, ids: string[]) => opencode.readTodos(ids);
+export const readSessionState = (opencode: TodoStore, ids: string[]) => opencode.readSessionState(ids);
+export const writeTodos = (opencode: TodoStore, lists: Map<string, Todo[]>, options: { emptyNow?: boolean } = {}) => opencode.writeTodos(lists, options);
+
 function idList(ids: string[]): string {
   return ids.map((id) => `'${assertSessionId(id)}'`).join(',');
 }
@@ -32,7 +55,7 @@ function sqlInt(value: number): string {
 }
 
 /** Todos of these sessions, by session id (sessions without todos are absent). */
-export async function readTodos(opencode: Opencode, ids: string[]): Promise<Map<string, Todo[]>> {
+export async function selectTodos(opencode: Opencode, ids: string[]): Promise<Map<string, Todo[]>> {
   const out = new Map<string, Todo[]>();
   if (ids.length === 0) return out;
   const rows = z
@@ -58,7 +81,7 @@ function parseTodoList(text: string | null): Todo[] {
  * Every session of the local database and, in the same `opencode db` (one process less per push:
  * about two seconds of CPU here), their todo lists.
  */
-export async function listSessionsWithTodos(opencode: Opencode): Promise<{ rows: SessionRow[]; todos: Map<string, Todo[]> }> {
+export async function selectSessionsWithTodos(opencode: Opencode): Promise<{ rows: SessionRow[]; todos: Map<string, Todo[]> }> {
   const raw = await opencode.query(
     `SELECT s.id AS id, s.parent_id AS parent_id, s.directory AS directory, s.title AS title, s.time_updated AS time_updated, s.project_id AS project_id, ${TODOS_OF_S} AS todos FROM session s`,
   );
@@ -103,7 +126,7 @@ const StateRow = z.object({
  * of CPU here): the session rows with their message counts, their todo lists, and the columns of
  * the todo table (SQLite's pragma_table_info). Sessions that opencode does not have are absent.
  */
-export async function readSessionState(opencode: Opencode, ids: string[]): Promise<SessionState> {
+export async function selectSessionState(opencode: Opencode, ids: string[]): Promise<SessionState> {
   const state: SessionState = { rows: new Map(), todos: new Map(), todoColumns: [] };
   if (ids.length === 0) return state;
   const rows = z.array(StateRow).parse(
@@ -133,7 +156,7 @@ export function sameTodos(a: Todo[] | undefined, b: Todo[] | undefined): boolean
  * Replaces the todo lists of these sessions (two statements: opencode db runs one per call).
  * `emptyNow`: the caller has just read that none of them has a todo, so the DELETE is skipped.
  */
-export async function writeTodos(opencode: Opencode, lists: Map<string, Todo[]>, options: { emptyNow?: boolean } = {}): Promise<void> {
+export async function replaceTodos(opencode: Opencode, lists: Map<string, Todo[]>, options: { emptyNow?: boolean } = {}): Promise<void> {
   const ids = [...lists.keys()];
   if (ids.length === 0) return;
   if (!options.emptyNow) await opencode.query(`DELETE FROM todo WHERE session_id IN (${idList(ids)})`);
