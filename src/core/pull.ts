@@ -922,8 +922,14 @@ class Journal {
       if (!present.has(id)) continue;
       await opencode.deleteSession(id, worktree.root).catch((error: unknown) => problems.push(`delete ${id}: ${(error as Error).message}`));
     }
-    // Re-import every backed-up session, parents first.
-    const rows = [...this.backups.keys()].map((id) => this.localById.get(id)!).map((row) => ({ ...row, parentID: row.parent_id }));
+    // Re-import every backed-up session that is gone, parents first. One whose delete never ran (the
+    // pull failed before it) is still here as it was: re-importing it would set its time_updated to
+    // now on 1.18.33, and the next push would export it again for nothing.
+    const untouched = new Set([...present].filter((id) => !this.importedIds.includes(id)));
+    const rows = [...this.backups.keys()]
+      .filter((id) => !untouched.has(id))
+      .map((id) => this.localById.get(id)!)
+      .map((row) => ({ ...row, parentID: row.parent_id }));
     for (const row of orderParentsFirst(rows)) {
       const dir = existsSync(row.directory) ? row.directory : worktree.root;
       await opencode.importFile(this.backups.get(row.id)!, dir, row.id).catch((error: unknown) => problems.push(`restore ${row.id}: ${(error as Error).message}`));

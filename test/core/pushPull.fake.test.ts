@@ -267,11 +267,11 @@ describe('push decides per session', () => {
 
 describe('a failed pull leaves both hosts and the pointer as they were', () => {
   /**
-   * `reimports`: the rollback imports the backup of a session whose delete never happened, and a
-   * re-import of a session opencode has sets its time_updated to now (OPENCODE.md, "What 1.18.33
-   * import does"): the content comes back the same, its time_updated does not — compared without it.
+   * Compared with time_updated too: a re-import of a session opencode still has sets it to now
+   * (OPENCODE.md, "What 1.18.33 import does"), so the rollback must leave alone a session whose
+   * delete never ran (it did re-import it once, and the next push exported it again for nothing).
    */
-  const failures: { name: string; prepare: (x: string, child: string) => Promise<string>; code: string; reimports?: boolean }[] = [
+  const failures: { name: string; prepare: (x: string, child: string) => Promise<string>; code: string }[] = [
     {
       name: 'import of a replaced session',
       prepare: async (x) => (await a.opencode.work(x), await a.push(), b.opencode.failNext('import', x), x),
@@ -297,13 +297,12 @@ describe('a failed pull leaves both hosts and the pointer as they were', () => {
       name: 'delete of a session deleted there',
       prepare: async (x) => (await a.opencode.deleteSession(x, a.root), await a.push(), b.opencode.failNext('delete', x), x),
       code: 'opencode-failed',
-      reimports: true,
     },
   ];
   it.each(failures)('$name fails: rolled back', async (item) => {
     const { x, child } = await synced();
     await item.prepare(x, child);
-    const compared = { timeUpdated: item.reimports !== true };
+    const compared = { timeUpdated: true };
     const before = { opencode: b.opencode.snapshot(compared), remote: await world.remoteText(), pointer: await readPointer(world.remote, WORKTREE_KEY) };
     const beforeSync = await syncBaseText(b);
     const error = await b.pull().then(
