@@ -144,7 +144,10 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
   for (const item of result.outside) {
     report.warn(`${item.sessions} session(s) of this repository lie outside this checkout, in ${item.directory}: not pushed from here (push from that checkout)`);
   }
-  if (selected.length === 0 && carry.tombstones.length === 0 && !options.code) {
+  // `--migrate` hands the worktree over even when this checkout has no session of its own: the
+  // checkpoint it makes carries the others forward and releases ownership.
+  const handOver = options.migrate === true && survey.previous !== undefined;
+  if (selected.length === 0 && carry.tombstones.length === 0 && !options.code && !handOver) {
     report.info(`worktree ${worktree.key}: no opencode sessions in ${worktree.root}; nothing to push`);
     return result;
   }
@@ -164,7 +167,7 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
   const exported = await exportAndStore(ctx, plan, currentById, tombstoned, survey.state, options, skipped);
   const done = exported.filter((item): item is NonNullable<typeof item> => item !== undefined);
   const sessions = await assembleSessions(ctx, survey, plan, done, options);
-  if (sessions.length === 0 && carry.tombstones.length === 0 && !code) {
+  if (sessions.length === 0 && carry.tombstones.length === 0 && !code && !handOver) {
     report.warn('every session was deleted while pushing; nothing was pushed');
     return { ...result, skipped: sortSkipped(skipped) };
   }

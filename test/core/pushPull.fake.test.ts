@@ -198,6 +198,18 @@ describe('ownership', () => {
     await expect(a.push()).rejects.toMatchObject({ code: 'not-owner' });
   });
 
+  it('push --migrate hands the worktree over when this checkout has no session left (its deletions already pushed)', async () => {
+    const { x } = await synced();
+    await a.opencode.deleteSession(x, a.root);
+    await a.push(); // records the deletion: nothing of this checkout is left to push
+    const released = await a.push({ migrate: true });
+    expect(released.owner).toBeNull();
+    expect(await pointerOwner()).toBeNull();
+    const claimed = await b.pull({ migrate: true });
+    expect(claimed).toMatchObject({ claimed: true, owner: { hostname: 'b' } });
+    expect(b.opencode.sessions.has(x)).toBe(false);
+  });
+
   it('pull --migrate does not claim while a session is left in conflict', async () => {
     const { x } = await synced();
     await a.opencode.work(x);
