@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { ExitCode, SessmigError } from '../util/errors.js';
 import { blobKey, carriedFileKey, checkpointKey, type CarriedKind } from '../format/layout.js';
+import { parseKey, PLAIN_BLOB_KINDS } from '../format/keys.js';
 import type { PullTicket } from '../format/ticketSchema.js';
 import { redact } from '../util/redact.js';
 import { identityToRecipient } from 'age-encryption';
@@ -92,8 +93,9 @@ export class TicketRemote implements Remote {
 
   /** An encrypted ticket's key for the blob at `key` (the format's blob key), if it has one. */
   private blobIdentity(key: string): string | undefined {
-    const sha = /\/blobs\/([0-9a-f]{64})\.(?:json|pack|out)\.gz$/.exec(key)?.[1];
-    return sha && this.ticket.sealed ? this.ticket.sealed.blobKeys[sha] : undefined;
+    const parsed = parseKey(key);
+    if (!this.ticket.sealed || !parsed || parsed.worktree !== this.ticket.worktree || !PLAIN_BLOB_KINDS.includes(parsed.kind)) return undefined;
+    return this.ticket.sealed.blobKeys[parsed.id];
   }
 
   private async download(key: string, url: string): Promise<Readable> {
