@@ -1,7 +1,7 @@
 import { codeBundleKey } from './codeLayout.js';
 import { CHECKPOINT_ID, SHA256, WORKTREE_KEY } from './ids.js';
 import { blobKey, carriedFileKey, checkpointKey, pointerKey, worktreePrefix, worktreesPrefix } from './layout.js';
-import { MAX_SLOTS, TICKET_ID, ticketKey, uploadManifestKey, uploadSlotKey } from './ticketSchema.js';
+import { MAX_SLOTS, TICKET_ID, ticketKey, uploadManifestKey, uploadPrefix, uploadSlotKey } from './ticketSchema.js';
 
 /**
  * Every object key of one worktree that docs/FORMAT.md (and FORMAT-code.md, FORMAT-snapshots.md)
@@ -18,7 +18,8 @@ import { MAX_SLOTS, TICKET_ID, ticketKey, uploadManifestKey, uploadSlotKey } fro
  * - `sealed-blob` blobs/<keyed name>.age (an encrypted worktree's blob, pack or out)
  * - `bundle` code/<sha256>.bundle; `sealed-bundle` code/<keyed name>.age
  * - `ticket` tickets/<ticket id>.json
- * - `upload-manifest` incoming/<ticket id>/manifest.json; `upload-slot` incoming/<ticket id>/slots/<n>.json.gz
+ * - `upload-manifest` incoming/<ticket id>/manifest.json; `upload-slot` incoming/<ticket id>/slots/<n>.json.gz;
+ *   `upload-rejected` incoming/<ticket id>/rejected.json (written by a host that refused the upload)
  */
 export type KeyKind =
   | 'pointer'
@@ -32,7 +33,8 @@ export type KeyKind =
   | 'sealed-bundle'
   | 'ticket'
   | 'upload-manifest'
-  | 'upload-slot';
+  | 'upload-slot'
+  | 'upload-rejected';
 
 export interface ParsedKey {
   worktree: string;
@@ -72,6 +74,11 @@ export function sealedBundleKey(worktree: string, name: string): string {
   return `${worktreePrefix(worktree)}code/${checked(SEALED_NAME, name, 'sealed bundle name')}.age`;
 }
 
+/** The mark a host leaves on an upload it refused (docs/FORMAT.md, "Upload tickets"). */
+export function uploadRejectedKey(worktree: string, ticketId: string): string {
+  return `${uploadPrefix(worktree, ticketId)}rejected.json`;
+}
+
 /** The key of a parsed key's parts; throws (internal) on parts no key may be built from. */
 export function keyOf(parsed: ParsedKey): string {
   const { worktree, id } = parsed;
@@ -99,6 +106,8 @@ export function keyOf(parsed: ParsedKey): string {
       return uploadManifestKey(worktree, id);
     case 'upload-slot':
       return uploadSlotKey(worktree, id, parsed.slot ?? -1);
+    case 'upload-rejected':
+      return uploadRejectedKey(worktree, id);
   }
 }
 
@@ -119,6 +128,7 @@ const SHAPES: { kind: KeyKind; re: RegExp }[] = [
   { kind: 'sealed-bundle', re: new RegExp(`^code/${HEX64}\\.age$`) },
   { kind: 'ticket', re: new RegExp(`^tickets/${TICKET}\\.json$`) },
   { kind: 'upload-manifest', re: new RegExp(`^incoming/${TICKET}/manifest\\.json$`) },
+  { kind: 'upload-rejected', re: new RegExp(`^incoming/${TICKET}/rejected\\.json$`) },
   { kind: 'upload-slot', re: new RegExp(`^incoming/${TICKET}/slots/(0|[1-9]\\d{0,9})\\.json\\.gz$`) },
 ];
 

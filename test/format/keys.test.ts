@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { codeBundleKey } from '../../src/format/codeLayout.js';
-import { keyOf, markerKey, parseKey, sealedBlobKey, sealedBundleKey, type ParsedKey } from '../../src/format/keys.js';
+import { keyOf, markerKey, parseKey, sealedBlobKey, sealedBundleKey, uploadRejectedKey, type ParsedKey } from '../../src/format/keys.js';
 import { blobKey, carriedFileKey, checkpointKey, pointerKey } from '../../src/format/layout.js';
 import { ticketKey, uploadManifestKey, uploadSlotKey } from '../../src/format/ticketSchema.js';
 
@@ -28,6 +28,7 @@ const cases: { key: string; parsed: ParsedKey }[] = [
   { key: sealedBundleKey(W, NAME), parsed: { worktree: W, kind: 'sealed-bundle', id: NAME } },
   { key: ticketKey(W, TICKET), parsed: { worktree: W, kind: 'ticket', id: TICKET } },
   { key: uploadManifestKey(W, TICKET), parsed: { worktree: W, kind: 'upload-manifest', id: TICKET } },
+  { key: uploadRejectedKey(W, TICKET), parsed: { worktree: W, kind: 'upload-rejected', id: TICKET } },
   { key: uploadSlotKey(W, TICKET, 0), parsed: { worktree: W, kind: 'upload-slot', id: TICKET, slot: 0 } },
   { key: uploadSlotKey(W, TICKET, 999), parsed: { worktree: W, kind: 'upload-slot', id: TICKET, slot: 999 } },
   // a --worktree name with dots, dashes and underscores
@@ -49,6 +50,7 @@ describe('parseKey', () => {
     expect(sealedBundleKey(W, NAME)).toBe(`${root}code/${NAME}.age`);
     expect(markerKey(W)).toBe(`${root}ENCRYPTION.json`);
     expect(uploadSlotKey(W, TICKET, 7)).toBe(`${root}incoming/${TICKET}/slots/7.json.gz`);
+    expect(uploadRejectedKey(W, TICKET)).toBe(`${root}incoming/${TICKET}/rejected.json`);
   });
 
   const nearMisses = [
@@ -89,6 +91,8 @@ describe('parseKey', () => {
     `sessmig/v1/worktrees/${W}/incoming/${TICKET}/slots/007.json.gz`,
     `sessmig/v1/worktrees/${W}/incoming/${TICKET}/slots/-1.json.gz`,
     `sessmig/v1/worktrees/${W}/incoming/${TICKET}/slots/1.json`,
+    `sessmig/v1/worktrees/${W}/incoming/${TICKET}/rejected.json.gz`,
+    `sessmig/v1/worktrees/${W}/incoming/${TICKET}/slots/rejected.json`,
     `sessmig/v1/worktrees/${W}/incoming/${CP}/manifest.json`,
     `sessmig/v1/worktrees/${'a'.repeat(129)}/HEAD.json`,
   ];
