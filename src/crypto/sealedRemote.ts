@@ -12,6 +12,7 @@ import { ENCRYPTION_MARKER, markerKey, parseKey, sealedBlobKey, sealedBundleKey 
 import { blobKey } from '../format/layout.js';
 import { FORMAT_VERSION } from '../format/schema.js';
 import type { ListedObject, PutConditions, Remote, StoredObject, Sealing } from '../remote/remote.js';
+import { objectTooLarge } from '../remote/remoteErrors.js';
 import { headerBytes, isSealed, openBytes, openStream, plainSize, sealBytes, sealFile } from '../util/seal.js';
 import type { UserKey } from './keys.js';
 
@@ -142,7 +143,10 @@ export class SealedRemote implements Remote, Sealing {
         },
       );
     }
-    return { body: await openBytes(stored.body, this.key.reveal(), `checkpoint ${key}`), etag: stored.etag };
+    const body = await openBytes(stored.body, this.key.reveal(), `checkpoint ${key}`);
+    // The sealed object may exceed maxBytes by the age overhead only: the plaintext must not.
+    if (body.length > maxBytes) throw objectTooLarge(key, body.length, maxBytes);
+    return { body, etag: stored.etag };
   }
 
   async put(key: string, body: Buffer, conditions?: PutConditions): Promise<{ etag: string }> {

@@ -9,7 +9,7 @@ import { headerBytes, openStream, plainSize } from '../util/seal.js';
 import { serializeDocument } from '../format/document.js';
 import { getStreamFromUrl, httpError, readCapped } from './http.js';
 import type { ListedObject, PutConditions, Remote, StoredObject } from './remote.js';
-import { notFound } from './remoteErrors.js';
+import { notFound, objectTooLarge } from './remoteErrors.js';
 
 /**
  * A read-only remote made of a pull ticket's presigned URLs: the format's keys of the ticket's
@@ -42,7 +42,9 @@ export class TicketRemote implements Remote {
   async get(key: string, maxBytes: number): Promise<StoredObject | undefined> {
     // An encrypted worktree's ticket carries its manifest (the checkpoint object is sealed to the user's key).
     if (this.ticket.sealed && key === checkpointKey(this.ticket.worktree, this.ticket.checkpoint)) {
-      return { body: serializeDocument(this.ticket.sealed.manifest), etag: '' };
+      const body = serializeDocument(this.ticket.sealed.manifest);
+      if (body.length > maxBytes) throw objectTooLarge(key, body.length, maxBytes);
+      return { body, etag: '' };
     }
     const url = this.urls.get(key);
     if (url === undefined) return undefined;
