@@ -7,10 +7,12 @@ import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { SessmigError, usageError } from '../util/errors.js';
 import { parseDocument, serializeDocument } from '../format/document.js';
-import { CHECKPOINT_ID, checkpointTime, HOST_ID, SHA256 } from '../format/ids.js';
-import { blobKey, worktreePrefix } from '../format/layout.js';
+import { checkpointTime, HOST_ID } from '../format/ids.js';
+import { ENCRYPTION_MARKER, markerKey, parseKey, sealedBlobKey, sealedBundleKey } from '../format/keys.js';
+import { blobKey } from '../format/layout.js';
 import { FORMAT_VERSION } from '../format/schema.js';
 import type { ListedObject, PutConditions, Remote, StoredObject, Sealing } from '../remote/remote.js';
+import { objectTooLarge } from '../remote/remoteErrors.js';
 import { headerBytes, isSealed, openBytes, openStream, plainSize, sealBytes, sealFile } from '../util/seal.js';
 import type { UserKey } from './keys.js';
 
@@ -25,7 +27,7 @@ import type { UserKey } from './keys.js';
  * - `ENCRYPTION.json` (the marker) is written before the first sealed checkpoint.
  * A plaintext checkpoint in an encrypted worktree is refused: it predates encryption or was planted.
  */
-export const ENCRYPTION_MARKER = 'ENCRYPTION.json';
+export { ENCRYPTION_MARKER, markerKey };
 export const MAX_MARKER_BYTES = 16 * 1024;
 
 export const EncryptionMarker = z.looseObject({
@@ -38,10 +40,6 @@ export const EncryptionMarker = z.looseObject({
   createdBy: z.looseObject({ hostId: z.string().regex(HOST_ID) }),
 });
 export type EncryptionMarker = z.infer<typeof EncryptionMarker>;
-
-export function markerKey(worktree: string): string {
-  return `${worktreePrefix(worktree)}${ENCRYPTION_MARKER}`;
-}
 
 export async function readMarker(remote: Remote, worktree: string): Promise<EncryptionMarker | undefined> {
   const stored = await remote.get(markerKey(worktree), MAX_MARKER_BYTES);
@@ -64,7 +62,6 @@ export class SealedRemote implements Remote, Sealing {
   private readonly firstSealing: boolean;
   /** When the worktree was encrypted (the marker's createdAt), if it was when this remote opened. */
   private readonly markedAt: string | undefined;
-  private readonly prefix: string;
 
   private constructor(
     readonly inner: Remote,
@@ -81,13 +78,12 @@ export class SealedRemote implements Remote, Sealing {
     this.marked = marker !== undefined;
     this.firstSealing = marker === undefined;
     this.markedAt = marker?.createdAt;
-    this.prefix = worktreePrefix(worktree);
   }
 
   /** A checkpoint whose id (its UTC creation time) is older than the marker predates encryption. */
   private predatesEncryption(key: string): boolean {
-    const id = /([^/]+)\.json$/.exec(key)?.[1];
-    const created = id ? checkpointTime(id) : undefined;
+    const parsed = parseKey(key);
+    const created = parsed?.kind === 'checkpoint' ? checkpointTime(parsed.id) : undefined;
     if (created === undefined || !this.markedAt) return false;
     return created < Date.parse(this.markedAt);
   }
@@ -103,24 +99,22 @@ export class SealedRemote implements Remote, Sealing {
    * and derived identity: `code/<HMAC code name>.age`.
    */
   private classify(key: string): { kind: 'checkpoint' } | { kind: 'blob'; sha256: string; stored: string; identity: () => string } | { kind: 'pointer' } | { kind: 'other' } {
-    if (!key.startsWith(this.prefix)) return { kind: 'other' };
-    const rest = key.slice(this.prefix.length);
-    if (rest === 'HEAD.json') return { kind: 'pointer' };
-    const checkpoint = /^checkpoints\/(.+)\.json$/.exec(rest)?.[1];
-    if (checkpoint !== undefined && CHECKPOINT_ID.test(checkpoint)) return { kind: 'checkpoint' };
+    const parsed = parseKey(key);
+    if (!parsed || parsed.worktree !== this.worktree) return { kind: 'other' };
+    const { kind, id } = parsed;
+    if (kind === 'pointer') return { kind: 'pointer' };
+    if (kind === 'checkpoint') return { kind: 'checkpoint' };
     // Session blobs (.json.gz) and what sessions point at (.pack.gz, .out.gz: docs/FORMAT-snapshots.md) alike.
-    const sha256 = /^blobs\/(.+)\.(?:json|pack|out)\.gz$/.exec(rest)?.[1];
-    if (sha256 !== undefined && SHA256.test(sha256)) return { kind: 'blob', sha256, stored: this.storedBlobKey(sha256), identity: () => this.key.blobIdentity(sha256) };
-    const bundle = /^code\/(.+)\.bundle$/.exec(rest)?.[1];
-    if (bundle !== undefined && SHA256.test(bundle)) {
-      return { kind: 'blob', sha256: bundle, stored: `${this.prefix}code/${this.key.codeName(bundle)}.age`, identity: () => this.key.codeIdentity(bundle) };
+    if (kind === 'blob' || kind === 'pack' || kind === 'out') return { kind: 'blob', sha256: id, stored: this.storedBlobKey(id), identity: () => this.key.blobIdentity(id) };
+    if (kind === 'bundle') {
+      return { kind: 'blob', sha256: id, stored: sealedBundleKey(this.worktree, this.key.codeName(id)), identity: () => this.key.codeIdentity(id) };
     }
     return { kind: 'other' };
   }
 
   /** Where the blob with this plaintext sha256 is stored: its keyed name, never the hash itself. */
   storedBlobKey(sha256: string): string {
-    return `${this.prefix}blobs/${this.key.blobName(sha256)}.age`;
+    return sealedBlobKey(this.worktree, this.key.blobName(sha256));
   }
 
   storedKey(key: string): string {
@@ -155,7 +149,10 @@ export class SealedRemote implements Remote, Sealing {
         },
       );
     }
-    return { body: await openBytes(stored.body, this.key.reveal(), `checkpoint ${key}`), etag: stored.etag };
+    const body = await openBytes(stored.body, this.key.reveal(), `checkpoint ${key}`);
+    // The sealed object may exceed maxBytes by the age overhead only: the plaintext must not.
+    if (body.length > maxBytes) throw objectTooLarge(key, body.length, maxBytes);
+    return { body, etag: stored.etag };
   }
 
   async put(key: string, body: Buffer, conditions?: PutConditions): Promise<{ etag: string }> {

@@ -30,6 +30,8 @@ export interface S3Location {
 export interface S3Options {
   forcePathStyle: boolean;
   env: NodeJS.ProcessEnv;
+  /** Keys per list request (S3's MaxKeys, 1-1000); unset: the store's default (1000 on AWS). Tests force small pages with it. */
+  listPageSize?: number;
 }
 
 /** Presigned URLs minted for our own transfers live this long; re-minted if they expire. */
@@ -46,6 +48,7 @@ export class S3Remote implements Remote, Presigner {
   /** The endpoint the environment names, and the origin of the last request sent (the SDK may take an endpoint from its config files too). */
   private readonly endpoint: string | undefined;
   private sentTo: string | undefined;
+  private readonly listPageSize: number | undefined;
 
   constructor(
     readonly location: S3Location,
@@ -54,6 +57,7 @@ export class S3Remote implements Remote, Presigner {
   ) {
     const endpoint = options.env.AWS_ENDPOINT_URL_S3 || options.env.AWS_ENDPOINT_URL || undefined;
     this.endpoint = endpoint;
+    this.listPageSize = options.listPageSize;
     const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_SESSION_TOKEN: sessionToken } = options.env;
     this.client = new S3Client({
       // Static keys from the given environment; otherwise the SDK's standard chain (profiles, SSO, IMDS).
@@ -189,6 +193,7 @@ export class S3Remote implements Remote, Presigner {
             Bucket: this.location.bucket,
             Prefix: this.key(prefix),
             ContinuationToken: token,
+            ...(this.listPageSize !== undefined ? { MaxKeys: this.listPageSize } : {}),
           }),
         );
       } catch (error) {

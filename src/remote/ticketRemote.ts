@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { ExitCode, SessmigError } from '../util/errors.js';
 import { blobKey, carriedFileKey, checkpointKey, type CarriedKind } from '../format/layout.js';
+import { parseKey, PLAIN_BLOB_KINDS } from '../format/keys.js';
 import type { PullTicket } from '../format/ticketSchema.js';
 import { redact } from '../util/redact.js';
 import { identityToRecipient } from 'age-encryption';
@@ -8,7 +9,7 @@ import { headerBytes, openStream, plainSize } from '../util/seal.js';
 import { serializeDocument } from '../format/document.js';
 import { getStreamFromUrl, httpError, readCapped } from './http.js';
 import type { ListedObject, PutConditions, Remote, StoredObject } from './remote.js';
-import { notFound } from './remoteErrors.js';
+import { notFound, objectTooLarge } from './remoteErrors.js';
 
 /**
  * A read-only remote made of a pull ticket's presigned URLs: the format's keys of the ticket's
@@ -41,7 +42,9 @@ export class TicketRemote implements Remote {
   async get(key: string, maxBytes: number): Promise<StoredObject | undefined> {
     // An encrypted worktree's ticket carries its manifest (the checkpoint object is sealed to the user's key).
     if (this.ticket.sealed && key === checkpointKey(this.ticket.worktree, this.ticket.checkpoint)) {
-      return { body: serializeDocument(this.ticket.sealed.manifest), etag: '' };
+      const body = serializeDocument(this.ticket.sealed.manifest);
+      if (body.length > maxBytes) throw objectTooLarge(key, body.length, maxBytes);
+      return { body, etag: '' };
     }
     const url = this.urls.get(key);
     if (url === undefined) return undefined;
@@ -92,8 +95,9 @@ export class TicketRemote implements Remote {
 
   /** An encrypted ticket's key for the blob at `key` (the format's blob key), if it has one. */
   private blobIdentity(key: string): string | undefined {
-    const sha = /\/blobs\/([0-9a-f]{64})\.(?:json|pack|out)\.gz$/.exec(key)?.[1];
-    return sha && this.ticket.sealed ? this.ticket.sealed.blobKeys[sha] : undefined;
+    const parsed = parseKey(key);
+    if (!this.ticket.sealed || !parsed || parsed.worktree !== this.ticket.worktree || !PLAIN_BLOB_KINDS.includes(parsed.kind)) return undefined;
+    return this.ticket.sealed.blobKeys[parsed.id];
   }
 
   private async download(key: string, url: string): Promise<Readable> {
