@@ -5,7 +5,8 @@ import { createGunzip } from 'node:zlib';
 import { Meter } from '../blob/blobFiles.js';
 import { JsonScanError, JsonScanner } from '../util/jsonScan.js';
 import { blobHooks, type BlobFacts } from '../blob/sessionBlob.js';
-import { checkpointKey, FORMAT_ROOT, parseWorktreeKey, pointerKey, splitWorktreeKey, worktreePrefix } from '../format/layout.js';
+import { checkpointKey, FORMAT_ROOT, pointerKey, worktreePrefix } from '../format/layout.js';
+import { parseKey, worktreeOfKey as worktreeFolderOf } from '../format/keys.js';
 import type { Manifest } from '../format/schema.js';
 import { LISTED_KINDS, LISTED_NOUN, listedKind, OBJECT_KINDS, OBJECT_NOUN, objectKey, objectsOf, type ListedKind, type ObjectKind, type ObjectRef } from './checkpointObjects.js';
 import type { ExposedObject, Remote } from '../remote/remote.js';
@@ -114,7 +115,7 @@ export async function checkRemote(remote: Remote, options: CheckOptions): Promis
     // Everything under sessmig/v1/: each worktree's objects, and strays that belong to none.
     const root = `${FORMAT_ROOT}/`;
     for await (const item of remote.list(root)) {
-      const name = splitWorktreeKey(item.key)?.worktree;
+      const name = worktreeFolderOf(item.key);
       if (name !== undefined) {
         let list = byWorktree.get(name);
         if (!list) byWorktree.set(name, (list = []));
@@ -239,13 +240,12 @@ async function checkWorktree(remote: Remote, worktree: string, listed: Listed[],
   return summary;
 }
 
-/** 1. Sorts the listing into the names the format knows (format/layout.ts parseWorktreeKey); warns of the rest. */
+/** 1. Sorts the listing into the names the format knows (format/keys.ts parseKey); warns of the rest. */
 function sortListing(scope: Scope, listed: Listed[]): { checkpointIds: string[]; stored: Map<string, { item: Listed; kind: ListedKind }> } {
-  const prefix = worktreePrefix(scope.worktree);
   const checkpointIds: string[] = [];
   const stored = new Map<string, { item: Listed; kind: ListedKind }>();
   for (const item of listed) {
-    const parsed = parseWorktreeKey(item.key.slice(prefix.length));
+    const parsed = parseKey(item.key);
     const kind = listedKind(parsed);
     if (parsed?.kind === 'pointer') continue;
     if (parsed?.kind === 'checkpoint') checkpointIds.push(parsed.id);
@@ -541,7 +541,7 @@ async function exposedObjects(remote: Remote, worktrees: string[] | undefined): 
 }
 
 function worktreeOfKey(key: string): string | null {
-  return splitWorktreeKey(key)?.worktree ?? null;
+  return worktreeFolderOf(key) ?? null;
 }
 
 function exposedProblem(item: ExposedObject, worktree: string | null, display: string): CheckProblem {
@@ -565,10 +565,9 @@ function problem(severity: Severity, code: string, worktree: string | null, key:
   return { severity, code, kind: kindOfKey(key), worktree, key, checkpoint: null, session: null, checkpoints: [], message, hint: null, ...extra };
 }
 
-/** The kind of object a key names, as format/layout.ts parses it (null outside every worktree or unknown). */
+/** The kind of object a key names, as format/keys.ts parses it (null outside every worktree or unknown). */
 function kindOfKey(key: string): string | null {
-  const split = splitWorktreeKey(key);
-  const parsed = split ? parseWorktreeKey(split.rest) : undefined;
+  const parsed = parseKey(key);
   return parsed ? (listedKind(parsed) ?? parsed.kind) : null;
 }
 

@@ -1,6 +1,7 @@
 import { readCodeState } from '../code/codeLeg.js';
 import { codeBundleKey } from '../format/codeLayout.js';
-import { blobKey, carriedFileKey, type WorktreeKey } from '../format/layout.js';
+import { blobKey, carriedFileKey } from '../format/layout.js';
+import type { ParsedKey } from '../format/keys.js';
 import type { Manifest, ManifestSession } from '../format/schema.js';
 import type { Remote } from '../remote/remote.js';
 
@@ -75,7 +76,7 @@ export const LISTED_KINDS: readonly ListedKind[] = [...OBJECT_KINDS, 'sealed'];
 
 export const LISTED_NOUN: Record<ListedKind, string> = { ...OBJECT_NOUN, sealed: 'sealed object' };
 
-export function listedKind(parsed: WorktreeKey | undefined): ListedKind | undefined {
+export function listedKind(parsed: ParsedKey | undefined): ListedKind | undefined {
   switch (parsed?.kind) {
     case 'blob':
     case 'out':

@@ -2,7 +2,8 @@ import { formatDuration, parseDuration } from '../util/duration.js';
 import { lstat, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { CHECKPOINT_ID, checkpointTime } from '../format/ids.js';
-import { checkpointKey, parseWorktreeKey, worktreePrefix } from '../format/layout.js';
+import { checkpointKey, worktreePrefix } from '../format/layout.js';
+import { parseKey } from '../format/keys.js';
 import { LISTED_KINDS, LISTED_NOUN, listedKind, objectKey, objectsOf, storedObjectKey, type ListedKind, type ObjectKind } from './checkpointObjects.js';
 import type { Remote } from '../remote/remote.js';
 import { backupsDir, listBackups } from './backups.js';
@@ -260,7 +261,7 @@ async function makePlan(remote: Remote, worktree: string, options: PruneOptions,
   let listedCount = 0;
   for await (const item of remote.list(prefix)) {
     listedCount++;
-    const parsed = parseWorktreeKey(item.key.slice(prefix.length));
+    const parsed = parseKey(item.key);
     const kind = listedKind(parsed);
     if (parsed?.kind === 'checkpoint') manifests.set(parsed.id, item);
     else if (kind !== undefined) stored.set(item.key, { item, kind, sha256: kind === 'sealed' || parsed!.kind === 'sealed-bundle' ? null : parsed!.id });

@@ -133,6 +133,18 @@ const SHAPES: { kind: KeyKind; re: RegExp }[] = [
 ];
 
 /**
+ * The worktree whose folder `key` lies in (`sessmig/v1/worktrees/<worktree>/…`), whatever the rest
+ * names; undefined outside every valid worktree folder.
+ */
+export function worktreeOfKey(key: string): string | undefined {
+  const root = worktreesPrefix();
+  if (!key.startsWith(root)) return undefined;
+  const slash = key.indexOf('/', root.length);
+  const worktree = slash < 0 ? '' : key.slice(root.length, slash);
+  return WORKTREE_KEY.test(worktree) ? worktree : undefined;
+}
+
+/**
  * What a key names, or undefined when it is not a key of the format (a name another program
  * left, a temp file, a key from a later format version). Keys are relative to the remote's root.
  */
