@@ -1,19 +1,17 @@
-import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rm, statfs } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
+import { createGzip } from 'node:zlib';
 import { SessmigError } from '../util/errors.js';
 import type { Timing } from '../util/timing.js';
 import type { SessionExporter } from '../opencode/exporter.js';
 import type { Remote } from '../remote/remote.js';
-import { redact } from '../util/redact.js';
 import { JsonScanError, JsonScanner } from '../util/jsonScan.js';
 import { blobHooks, type BlobFacts } from './sessionBlob.js';
 import { adaptBlobFor, BlobUnfitError } from '../opencode/adapters.js';
 import { composeHooks, pathRebaseHooks, type PathRebase, type RebasedValue } from './sessionRefs.js';
+import { Meter, readVerified, type VerifiedRead } from './verifiedRead.js';
 
 /** Below this much free space in the temp folder, a cut-short export is blamed on the disk. */
 const LOW_SPACE_BYTES = 1024 * 1024;
@@ -27,19 +25,7 @@ async function freeBytes(dir: string): Promise<number | undefined> {
   }
 }
 
-/** Counts and hashes the bytes that pass through it. */
-export class Meter extends Transform {
-  bytes = 0;
-  private readonly hash: Hash = createHash('sha256');
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.bytes += chunk.length;
-    this.hash.update(chunk);
-    callback(null, chunk);
-  }
-  digest(): string {
-    return this.hash.digest('hex');
-  }
-}
+export { Meter };
 
 export interface ExportedBlob {
   file: string;
@@ -144,8 +130,6 @@ export async function downloadRebasedBlob(
   const adaptation = destination === undefined ? undefined : adaptBlobFor(destination);
   const pathRebase = paths === undefined ? undefined : pathRebaseHooks(paths);
   const scanner = new JsonScanner(composeHooks(...[hooks, adaptation?.hooks, pathRebase?.hooks].filter((set): set is NonNullable<typeof set> => set !== undefined)));
-  const stored = new Meter();
-  const raw = new Meter();
   const refuse = async (why: string, cause?: unknown): Promise<never> => {
     await rm(file, { force: true });
     throw new SessmigError('blob-corrupt', `blob of session ${expected.id} (${key}) ${why}`, {
@@ -153,62 +137,35 @@ export async function downloadRebasedBlob(
       cause,
     });
   };
-  let source: Readable;
+  let read: VerifiedRead;
   try {
-    source = await remote.getStream(key);
+    read = await readVerified(remote, key, {
+      gzip: true,
+      through: [scanner],
+      sink: createWriteStream(file, { mode: 0o600 }),
+      passThrough: (error) => error instanceof BlobUnfitError,
+      what: `the blob of session ${expected.id} (${key})`,
+      expectedStoredBytes: expected.storedBytes,
+    });
   } catch (error) {
-    if (error instanceof SessmigError && error.code === 'not-found') return refuse('is missing from the remote');
-    // A sealed blob that fails authentication is damaged like a plaintext one: refused alone.
-    if (error instanceof SessmigError && error.code === 'sealed-unreadable') return refuse(`cannot be opened: ${error.message}`, error);
-    throw error;
-  }
-  // A download cut off by the network (the server died, the connection reset) is not a damaged
-  // blob: the source stream fails before its end, and not because of what gunzip or the scanner read.
-  let sourceEnded = false;
-  source.once('end', () => {
-    sourceEnded = true;
-  });
-  try {
-    await pipeline(source, stored, createGunzip(), raw, scanner, createWriteStream(file, { mode: 0o600 }));
-  } catch (error) {
+    await rm(file, { force: true });
     if (error instanceof BlobUnfitError) {
-      await rm(file, { force: true });
       throw new SessmigError('blob-unfit', `session ${expected.id} cannot be imported faithfully by opencode ${destination}: ${error.message}`, {
         hint: 'upgrade opencode on this host to the version that exported it (see `sessmig doctor`); nothing of this session was imported',
         data: { session: expected.id, field: error.fieldPath, destination },
       });
     }
-    if (error instanceof SessmigError && error.code === 'sealed-unreadable') return refuse(`cannot be opened: ${error.message}`, error);
-    if (error instanceof SessmigError) {
-      await rm(file, { force: true });
-      throw error;
-    }
-    const code = (error as NodeJS.ErrnoException).code;
-    const readError = error instanceof JsonScanError || (typeof code === 'string' && code.startsWith('Z_'));
-    if (!sourceEnded && !readError && code !== 'ENOSPC' && code !== 'EACCES' && code !== 'EROFS' && code !== 'EDQUOT') {
-      await rm(file, { force: true });
-      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      const detail = cause?.code ?? cause?.message ?? (error as Error).message;
-      throw new SessmigError('remote-unreachable', `download of the blob of session ${expected.id} (${key}) broke off after ${stored.bytes} of ${expected.storedBytes} bytes (${redact(String(detail))})`, {
-        hint: 'check the network and the remote, then re-run; nothing was imported',
-        cause: error,
-      });
-    }
-    if (code === 'ENOSPC' || code === 'EACCES' || code === 'EROFS' || code === 'EDQUOT') {
-      await rm(file, { force: true });
-      throw new SessmigError('local-io', `cannot write the downloaded session to ${file}: ${(error as Error).message}`, {
-        hint: 'free disk space or point TMPDIR at a writable folder; nothing was imported',
-      });
-    }
-    if (stored.bytes !== expected.storedBytes) {
-      return refuse(`is ${stored.bytes} bytes in the remote, expected ${expected.storedBytes} (truncated?)`, error);
-    }
-    return refuse(`cannot be read: ${(error as Error).message}`, error);
+    throw error;
   }
-  if (stored.bytes !== expected.storedBytes) return refuse(`is ${stored.bytes} bytes in the remote, expected ${expected.storedBytes}`);
-  const sha256 = raw.digest();
-  if (raw.bytes !== expected.rawBytes || sha256 !== expected.sha256) {
-    return refuse(`does not match its checksum (sha256 ${sha256.slice(0, 12)}…, expected ${expected.sha256.slice(0, 12)}…)`);
+  if (read.status === 'missing') return refuse('is missing from the remote');
+  if (read.status === 'damaged') {
+    // A read error on a short object: say it is short, the likelier story.
+    if (read.storedBytes !== expected.storedBytes && !read.why.startsWith('cannot be opened')) return refuse(`is ${read.storedBytes} bytes in the remote, expected ${expected.storedBytes} (truncated?)`, read.cause);
+    return refuse(read.why, read.cause);
+  }
+  if (read.storedBytes !== expected.storedBytes) return refuse(`is ${read.storedBytes} bytes in the remote, expected ${expected.storedBytes}`);
+  if (read.rawBytes !== expected.rawBytes || read.sha256 !== expected.sha256) {
+    return refuse(`does not match its checksum (sha256 ${read.sha256.slice(0, 12)}…, expected ${expected.sha256.slice(0, 12)}…)`);
   }
   if (facts.id !== expected.id) return refuse(`holds session ${String(facts.id)}, not ${expected.id}`);
   if (pathRebase) paths?.rewritten?.set(expected.id, pathRebase.rewritten);

@@ -1,9 +1,6 @@
 import { markerKey } from '../crypto/sealedRemote.js';
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
-import { Meter } from '../blob/blobFiles.js';
-import { JsonScanError, JsonScanner } from '../util/jsonScan.js';
+import { readVerified } from '../blob/verifiedRead.js';
+import { JsonScanner } from '../util/jsonScan.js';
 import { blobHooks, type BlobFacts } from '../blob/sessionBlob.js';
 import { checkpointKey, FORMAT_ROOT, pointerKey, worktreePrefix } from '../format/layout.js';
 import { parseKey, worktreeOfKey as worktreeFolderOf } from '../format/keys.js';
@@ -402,7 +399,7 @@ async function checkObject(scope: Scope, entry: Referenced, add: Add): Promise<v
     add('error', `${stem}-size`, key, `${where(group, current)}: ${name} is ${head.size} bytes, the manifest records ${expected}${head.size < expected ? ' (truncated?)' : ''}`, fields(group));
   }
   if (!scope.options.readData || !sizeOk) return;
-  const read = entry.kind === 'blob' ? await readBlob(remote, key) : await readObject(remote, key, entry.kind === 'bundle');
+  const read = await readObject(remote, key, entry.kind);
   if ('missing' in read) {
     counts.missing++;
     add(missingSeverity(entry.kind), `${stem}-missing`, key, `${where(refs, current)}: ${name} is missing (deleted during the check?)${missingEffect(entry.kind)}`, absent(refs));
@@ -483,53 +480,19 @@ interface WholeRead {
 
 type ObjectRead = { missing: true } | { corrupt: string; storedBytes: number } | WholeRead;
 
-/** Streams a blob through gunzip, the sha256 and the JSON scanner (no rebase), discarding the bytes. */
-function readBlob(remote: Remote, key: string): Promise<ObjectRead> {
-  const { hooks, facts } = blobHooks();
-  const scanner = new JsonScanner(hooks, { normalizedHash: true });
-  return readStream(remote, key, (stored, raw) => [createGunzip(), raw, scanner], () => ({ contentHash: scanner.normalizedDigest(), facts }));
-}
-
 /**
- * A tool output or snapshot pack (gzip: the sha256 covers the uncompressed bytes, docs/FORMAT-snapshots.md)
- * or a code bundle (`plain`: the sha256 covers the stored bytes, docs/FORMAT-code.md), discarding the bytes.
+ * Reads an object through the one verifying pipeline (blob/verifiedRead.ts), discarding the bytes:
+ * a blob through gunzip and the JSON scanner (its facts and content hash); a tool output or
+ * snapshot pack through gunzip (the sha256 covers the uncompressed bytes, docs/FORMAT-snapshots.md);
+ * a code bundle as stored (the sha256 covers the stored bytes, docs/FORMAT-code.md).
  */
-function readObject(remote: Remote, key: string, plain: boolean): Promise<ObjectRead> {
-  return readStream(remote, key, (_stored, raw) => (plain ? [raw] : [createGunzip(), raw]));
-}
-
-async function readStream(
-  remote: Remote,
-  key: string,
-  stages: (stored: Meter, raw: Meter) => NodeJS.ReadWriteStream[],
-  blob?: () => { contentHash: string; facts: BlobFacts },
-): Promise<ObjectRead> {
-  const stored = new Meter();
-  const raw = new Meter();
-  const sink = new Writable({
-    write(_chunk, _encoding, callback) {
-      callback();
-    },
-  });
-  let source;
-  try {
-    source = await remote.getStream(key);
-  } catch (error) {
-    if (error instanceof SessmigError && error.code === 'not-found') return { missing: true };
-    if (error instanceof SessmigError && error.code === 'sealed-unreadable') return { corrupt: `cannot be opened: ${error.message}`, storedBytes: 0 };
-    throw error;
-  }
-  try {
-    await pipeline([source, stored, ...stages(stored, raw), sink]);
-  } catch (error) {
-    if (error instanceof JsonScanError) return { corrupt: `is not valid JSON after gunzip: ${error.message}`, storedBytes: stored.bytes };
-    if (error instanceof SessmigError && error.code === 'sealed-unreadable') return { corrupt: `cannot be opened: ${error.message}`, storedBytes: stored.bytes };
-    const code = (error as NodeJS.ErrnoException).code;
-    if (typeof code === 'string' && code.startsWith('Z_')) return { corrupt: `is not valid gzip: ${(error as Error).message}`, storedBytes: stored.bytes };
-    if (error instanceof SessmigError) throw error;
-    throw new SessmigError('remote-io', `cannot read ${key}: ${(error as Error).message}`, { hint: 're-run the check', cause: error });
-  }
-  return { storedBytes: stored.bytes, rawBytes: raw.bytes, sha256: raw.digest(), ...(blob ? { blob: blob() } : {}) };
+async function readObject(remote: Remote, key: string, kind: ObjectKind): Promise<ObjectRead> {
+  const blob = kind === 'blob' ? blobHooks() : undefined;
+  const scanner = blob ? new JsonScanner(blob.hooks, { normalizedHash: true }) : undefined;
+  const read = await readVerified(remote, key, { gzip: kind !== 'bundle', ...(scanner ? { through: [scanner] } : {}) });
+  if (read.status === 'missing') return { missing: true };
+  if (read.status === 'damaged') return { corrupt: read.why, storedBytes: read.storedBytes };
+  return { storedBytes: read.storedBytes, rawBytes: read.rawBytes, sha256: read.sha256, ...(blob && scanner ? { blob: { contentHash: scanner.normalizedDigest(), facts: blob.facts } } : {}) };
 }
 
 async function exposedObjects(remote: Remote, worktrees: string[] | undefined): Promise<ExposedObject[]> {
