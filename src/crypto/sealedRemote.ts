@@ -107,7 +107,7 @@ export class SealedRemote implements Remote, Sealing {
     // Session blobs (.json.gz) and what sessions point at (.pack.gz, .out.gz: docs/FORMAT-snapshots.md) alike.
     if (kind === 'blob' || kind === 'pack' || kind === 'out') return { kind: 'blob', sha256: id, stored: this.storedBlobKey(id), identity: () => this.key.blobIdentity(id) };
     if (kind === 'bundle') {
-      return { kind: 'blob', sha256: id, stored: sealedBundleKey(this.worktree, this.key.codeName(id)), identity: () => this.key.codeIdentity(id) };
+      return { kind: 'blob', sha256: id, stored: this.storedCodeKey(id), identity: () => this.key.codeIdentity(id) };
     }
     return { kind: 'other' };
   }
@@ -120,6 +120,11 @@ export class SealedRemote implements Remote, Sealing {
   storedKey(key: string): string {
     const kind = this.classify(key);
     return kind.kind === 'blob' ? kind.stored : key;
+  }
+
+  /** Where the code bundle with this plaintext sha256 is stored: its keyed name, never the hash itself. */
+  storedCodeKey(sha256: string): string {
+    return sealedBundleKey(this.worktree, this.key.codeName(sha256));
   }
 
   async get(key: string, maxBytes: number): Promise<StoredObject | undefined> {
