@@ -113,7 +113,7 @@ export class SealedRemote implements Remote, Sealing {
     if (sha256 !== undefined && SHA256.test(sha256)) return { kind: 'blob', sha256, stored: this.storedBlobKey(sha256), identity: () => this.key.blobIdentity(sha256) };
     const bundle = /^code\/(.+)\.bundle$/.exec(rest)?.[1];
     if (bundle !== undefined && SHA256.test(bundle)) {
-      return { kind: 'blob', sha256: bundle, stored: `${this.prefix}code/${this.key.codeName(bundle)}.age`, identity: () => this.key.codeIdentity(bundle) };
+      return { kind: 'blob', sha256: bundle, stored: this.storedCodeKey(bundle), identity: () => this.key.codeIdentity(bundle) };
     }
     return { kind: 'other' };
   }
@@ -121,6 +121,11 @@ export class SealedRemote implements Remote, Sealing {
   /** Where the blob with this plaintext sha256 is stored: its keyed name, never the hash itself. */
   storedBlobKey(sha256: string): string {
     return `${this.prefix}blobs/${this.key.blobName(sha256)}.age`;
+  }
+
+  /** Where the code bundle with this plaintext sha256 is stored: its keyed name, never the hash itself. */
+  storedCodeKey(sha256: string): string {
+    return `${this.prefix}code/${this.key.codeName(sha256)}.age`;
   }
 
   async get(key: string, maxBytes: number): Promise<StoredObject | undefined> {

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { ExitCode, SessmigError } from '../util/errors.js';
 import { blobKey, carriedFileKey, checkpointKey, type CarriedKind } from '../format/layout.js';
 import type { PullTicket } from '../format/ticketSchema.js';
+import { codeBundleKey } from '../format/codeLayout.js';
 import { redact } from '../util/redact.js';
 import { identityToRecipient } from 'age-encryption';
 import { headerBytes, openStream, plainSize } from '../util/seal.js';
@@ -12,7 +13,7 @@ import { notFound } from './remoteErrors.js';
 
 /**
  * A read-only remote made of a pull ticket's presigned URLs: the format's keys of the ticket's
- * checkpoint (its manifest and its blobs) map to their URLs; any other key is absent. Nothing
+ * checkpoint (its manifest, its blobs and carried files, its code bundles) map to their URLs; any other key is absent. Nothing
  * here needs credentials, and no URL is ever part of a message (only keys are).
  */
 export class TicketRemote implements Remote {
@@ -31,6 +32,8 @@ export class TicketRemote implements Remote {
       const [sha256, kind] = name.split('.') as [string, CarriedKind];
       this.urls.set(carriedFileKey(ticket.worktree, sha256, kind), url);
     }
+    // The code leg's bundles (docs/FORMAT-code.md): read by the ordinary pull through codeBundleKey.
+    for (const [sha256, url] of Object.entries(ticket.urls.code ?? {})) this.urls.set(codeBundleKey(ticket.worktree, sha256), url);
   }
 
   /** The keys this ticket can read. */
@@ -90,10 +93,13 @@ export class TicketRemote implements Remote {
     return identity ? openStream(await this.download(key, url), identity, `blob ${key}`) : this.download(key, url);
   }
 
-  /** An encrypted ticket's key for the blob at `key` (the format's blob key), if it has one. */
+  /** An encrypted ticket's key for the blob or code bundle at `key` (the format's key), if it has one. */
   private blobIdentity(key: string): string | undefined {
+    if (!this.ticket.sealed) return undefined;
     const sha = /\/blobs\/([0-9a-f]{64})\.(?:json|pack|out)\.gz$/.exec(key)?.[1];
-    return sha && this.ticket.sealed ? this.ticket.sealed.blobKeys[sha] : undefined;
+    if (sha) return this.ticket.sealed.blobKeys[sha];
+    const bundle = /\/code\/([0-9a-f]{64})\.bundle$/.exec(key)?.[1];
+    return bundle ? this.ticket.sealed.codeKeys?.[bundle] : undefined;
   }
 
   private async download(key: string, url: string): Promise<Readable> {
