@@ -162,8 +162,8 @@ export interface TicketPushResult {
   /** The checkpoint the upload becomes once the host with credentials takes it in. */
   checkpoint: string;
   sessions: { id: string; parentID: string | null; title: string; messages: number; storedBytes: number; slot: number; uploadedBytes: number }[];
-  /** The code leg, when it travelled: the commit and branch captured, and the bytes sent through code slots (padding included). */
-  code?: { head: string; branch: string | null; bundles: number; uploadedBytes: number };
+  /** The code leg, when it travelled: the commit and branch captured, the new bundles (count, exact bytes) and the bytes sent through code slots (padding included). */
+  code?: { head: string; branch: string | null; bundles: number; bundleBytes: number; uploadedBytes: number };
 }
 
 /** `sessmig push --to-url`: exports this worktree's sessions and uploads them through an upload ticket's slots. */
@@ -319,7 +319,17 @@ export async function pushToTicket(ctx: Context, url: string, options: TicketPus
   return {
     ...result,
     status: 'uploaded',
-    ...(code ? { code: { head: code.captured.state.head, branch: code.captured.state.branch, bundles: code.uploads.length, uploadedBytes: codeBytes } } : {}),
+    ...(code
+      ? {
+          code: {
+            head: code.captured.state.head,
+            branch: code.captured.state.branch,
+            bundles: code.uploads.length,
+            bundleBytes: code.captured.newBundles.reduce((sum, bundle) => sum + bundle.bytes, 0),
+            uploadedBytes: codeBytes,
+          },
+        }
+      : {}),
     sessions: entries.map((entry, index) => ({
       id: entry.id,
       parentID: entry.parentID,
