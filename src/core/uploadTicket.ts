@@ -163,7 +163,7 @@ export interface TicketPushResult {
   checkpoint: string;
   sessions: { id: string; parentID: string | null; title: string; messages: number; storedBytes: number; slot: number; uploadedBytes: number }[];
   /** The code leg, when it travelled: the commit and branch captured, the new bundles (count, exact bytes) and the bytes sent through code slots (padding included). */
-  code?: { head: string; branch: string | null; bundles: number; bundleBytes: number; uploadedBytes: number };
+  code?: { head: string; branch: string | null; bundle: 'none' | 'full' | 'incremental'; bundles: number; bundleBytes: number; uploadedBytes: number };
 }
 
 /** `sessmig push --to-url`: exports this worktree's sessions and uploads them through an upload ticket's slots. */
@@ -324,6 +324,8 @@ export async function pushToTicket(ctx: Context, url: string, options: TicketPus
           code: {
             head: code.captured.state.head,
             branch: code.captured.state.branch,
+            // As push says it: a new chain starts with a bundle without prerequisites.
+            bundle: code.captured.newBundles.length === 0 ? 'none' : code.captured.newBundles[0]!.prerequisites.length === 0 ? 'full' : 'incremental',
             bundles: code.uploads.length,
             bundleBytes: code.captured.newBundles.reduce((sum, bundle) => sum + bundle.bytes, 0),
             uploadedBytes: codeBytes,
