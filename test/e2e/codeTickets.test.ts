@@ -23,6 +23,8 @@ let scene: Scene;
 let laptop: Host;
 let box: Host;
 let box2: Host;
+let box3: Host;
+let repoB3: string;
 let repoL: string;
 let session: string;
 const git = async (cwd: string, args: string[]) => String((await execa('git', args, { cwd })).stdout);
@@ -41,10 +43,11 @@ async function gitView(cwd: string) {
 }
 
 beforeAll(async () => {
-  scene = await startScene(['laptop', 'box', 'box2'], { llmOnAll: true });
+  scene = await startScene(['laptop', 'box', 'box2', 'box3'], { llmOnAll: true });
   ({ host: laptop, repo: repoL } = scene.hosts[0]!);
   box = scene.hosts[1]!.host;
   box2 = scene.hosts[2]!.host;
+  ({ host: box3, repo: repoB3 } = scene.hosts[3]!);
   // Work the box does not have: a commit on a branch, staged, unstaged and untracked changes, an ignored file.
   await git(repoL, ['checkout', '-q', '-b', 'feature']);
   await writeFile(path.join(repoL, 'notes.md'), 'committed line\n');
@@ -175,6 +178,48 @@ describeOnE2eS3('the code leg through tickets', (kind) => {
     expect(refused.stderr).toMatch(new RegExp(`upload ${upload.ticket} .* was refused: code bundle [0-9a-f]{64} \\(code slot 0\\) does not match its sha256 and size in the manifest`));
     expect({ pointer: await pointerOf(), view: await gitView(repoL), messages: await laptop.messageCounts(session) }).toEqual(before);
     expect(await objectKeys(`team/sessmig/v1/worktrees/${upload.worktree}/incoming/${upload.ticket}/rejected.json`)).toHaveLength(1);
+  });
+
+  it('a pull ticket of an older sessmig (no urls.code) (and an upload ticket without code slots) move the sessions only, saying the code did not travel', async (ctx) => {
+    need(ctx);
+    const ticket = await share([]);
+    // What an older sessmig minted: the same document without the code leg's URLs (the URL signs the key, not the bytes).
+    const key = `team/sessmig/v1/worktrees/${ticket.worktree}/tickets/${ticket.ticket}.json`;
+    const stored = JSON.parse(Buffer.from(await (await target!.client.send(new GetObjectCommand({ Bucket: target!.bucket, Key: key }))).Body!.transformToByteArray()).toString());
+    expect(Object.keys(stored.urls.code)).toHaveLength(2);
+    delete stored.urls.code;
+    await target!.client.send(new PutObjectCommand({ Bucket: target!.bucket, Key: key, Body: JSON.stringify(stored) }));
+
+    const before = { head: await git(repoB3, ['rev-parse', 'HEAD']), status: await git(repoB3, ['status', '--porcelain']) };
+    const pulled = await sessmig(box3, ['pull', '--from-url', '-', '--migrate', '--json'], { cwd: repoB3, input: ticket.url });
+    expect(pulled.exitCode, explain(pulled)).toBe(0);
+    expect(pulled.stderr).toMatch(new RegExp(`checkpoint ${ticket.checkpoint} carries code, but ticket ${ticket.ticket} has no URLs for it \\(minted by an older sessmig\\): only the sessions are pulled, the code did not travel`));
+    expect(pulled.json.code).toBeUndefined();
+    expect({ head: await git(repoB3, ['rev-parse', 'HEAD']), status: await git(repoB3, ['status', '--porcelain']) }).toEqual(before);
+    expect((await box3.view(session)).directory).toBe(repoB3);
+
+    // And an upload ticket without code slots: the sessions go back, the code stays, and the laptop's checkout is left alone.
+    const upload = await share(['--upload']);
+    const uploadKey = `team/sessmig/v1/worktrees/${upload.worktree}/tickets/${upload.ticket}.json`;
+    const doc = JSON.parse(Buffer.from(await (await target!.client.send(new GetObjectCommand({ Bucket: target!.bucket, Key: uploadKey }))).Body!.transformToByteArray()).toString());
+    expect(doc.urls.code).toHaveLength(2);
+    expect(doc.base.code.head).toBe(await git(repoL, ['rev-parse', 'HEAD']));
+    delete doc.urls.code;
+    delete doc.limits.maxCodeBytes;
+    delete doc.base;
+    await target!.client.send(new PutObjectCommand({ Bucket: target!.bucket, Key: uploadKey, Body: JSON.stringify(doc) }));
+    await box3.run(repoB3, 'a turn on box3 MARK-BOX3-TURN', { session });
+    const back = await sessmig(box3, ['push', '--to-url', '-', '--migrate', '--json'], { cwd: repoB3, input: upload.url });
+    expect(back.exitCode, explain(back)).toBe(0);
+    expect(back.stderr).toMatch(new RegExp(`upload ticket ${upload.ticket} has no code slots \\(minted by an older sessmig\\): only the sessions are uploaded, the code does not travel`));
+    expect(back.json.code).toBeUndefined();
+    const laptopBefore = await gitView(repoL);
+    const home = await onLaptop(['pull', '--migrate']);
+    expect(home.exitCode, explain(home)).toBe(0);
+    expect(home.json.uploads).toEqual([expect.objectContaining({ ticket: upload.ticket })]);
+    expect(home.json.code).toBeUndefined();
+    expect(await gitView(repoL)).toEqual(laptopBefore);
+    expect(JSON.stringify(await laptop.exportSession(session))).toContain('MARK-BOX3-TURN');
   });
 
   it('an encrypted worktree: the code travels both ways, and the bucket holds no file content, message or commit id', async (ctx) => {
