@@ -113,13 +113,15 @@ export async function withContext<T>(
     mayEncrypt?: boolean;
     /** pull with the code leg: an empty folder is a destination (the checkout is made there). */
     emptyFolder?: boolean;
+    /** pull --from-url: an empty folder's worktree key comes from the ticket. */
+    keyFromTicket?: boolean;
   } = { remote: true },
 ): Promise<T> {
   const paths = hostPaths(io.env);
   const settings = await settingsFrom(options, io);
   const remote = await remoteFrom(options, io, settings);
   const jobs = parsePositiveInt(options.jobs, '--jobs', Math.max(1, Math.min(4, os.availableParallelism())), 64);
-  const worktree = await findWorktree(io.cwd, settings.worktree.value ?? undefined, io.env, { emptyFolder: how.emptyFolder === true });
+  const worktree = await findWorktree(io.cwd, settings.worktree.value ?? undefined, io.env, { emptyFolder: how.emptyFolder === true, keyFromTicket: how.keyFromTicket === true });
   const host = await loadHostIdentity(paths.config);
   const report = makeReporter((line) => io.stderr(`${redact(line)}\n`), {
     quiet: options.quiet === true,

@@ -47,7 +47,7 @@ export function registerPull(program: Command, io: Io, done: (code: number) => v
       io,
       (ctx) =>
       fromUrl !== undefined
-        ? pullFromTicket(ctx, fromUrl, { migrate: flags.migrate === true, dryRun: flags.dryRun === true, force: flags.force === true, keepLocal: flags.keepLocal === true, replay })
+        ? pullFromTicket(ctx, fromUrl, { migrate: flags.migrate === true, dryRun: flags.dryRun === true, force: flags.force === true, keepLocal: flags.keepLocal === true, replay, code: flags.code ?? flags.migrate === true })
         : pull(ctx, {
             ...(flags.checkpoint !== undefined ? { checkpoint: flags.checkpoint } : {}),
             dryRun: flags.dryRun === true,
@@ -59,7 +59,7 @@ export function registerPull(program: Command, io: Io, done: (code: number) => v
             code: flags.code ?? flags.migrate === true,
           }),
       // An empty folder is a destination too: the code leg creates the checkout there.
-      { remote: fromUrl === undefined, emptyFolder: fromUrl === undefined && (flags.code ?? flags.migrate === true) },
+      { remote: fromUrl === undefined, emptyFolder: flags.code ?? flags.migrate === true, keyFromTicket: fromUrl !== undefined },
     );
     if (flags.json) {
       printJson(io, { command: 'pull', ...result });

@@ -42,7 +42,14 @@ export function registerPush(program: Command, io: Io, done: (code: number) => v
       const result = await withContext(
         flags,
         io,
-        (ctx) => pushToTicket(ctx, url, { ...(flags.session ? { sessions: flags.session } : {}), dryRun: flags.dryRun === true, migrate: flags.migrate === true }),
+        (ctx) =>
+          pushToTicket(ctx, url, {
+            ...(flags.session ? { sessions: flags.session } : {}),
+            dryRun: flags.dryRun === true,
+            migrate: flags.migrate === true,
+            code: flags.code ?? flags.migrate === true,
+            ...(flags.codeMaxBytes !== undefined ? { codeMaxBytes: parsePositiveInt(flags.codeMaxBytes, '--code-max-bytes', 536_870_912, Number.MAX_SAFE_INTEGER) } : {}),
+          }),
         { remote: false },
       );
       if (flags.json) {

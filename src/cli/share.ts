@@ -4,6 +4,7 @@ import { mintPullTicket, parseExpires } from '../core/ticket.js';
 import { DEFAULT_MAX_BYTES, DEFAULT_MAX_SESSIONS, mintPushTicket, parseSize } from '../core/uploadTicket.js';
 import { MAX_SLOTS, MAX_TICKET_SECONDS } from '../format/ticketSchema.js';
 import path from 'node:path';
+import { DEFAULT_CODE_MAX_BYTES } from '../format/codeLayout.js';
 import { assertOutputFree, writeTicketFile } from './ticketUrl.js';
 import { addCommonOptions, formatBytes, parsePositiveInt, withContext, type CommonOptions, type Io } from './options.js';
 
@@ -13,6 +14,7 @@ interface ShareFlags extends CommonOptions {
   upload?: boolean;
   maxSessions?: string;
   maxBytes?: string;
+  codeMaxBytes?: string;
   output?: string;
   overwrite?: boolean;
 }
@@ -27,6 +29,7 @@ export function registerShare(program: Command, io: Io, done: (code: number) => 
       .option('--upload', 'mint an upload ticket: the other host pushes its sessions through it; `sessmig pull` here takes them in after verifying them')
       .option('--max-sessions <n>', `upload ticket: how many sessions (subagent children included) it takes (default ${DEFAULT_MAX_SESSIONS}, at most ${MAX_SLOTS})`)
       .option('--max-bytes <size>', `upload ticket: the largest compressed session it takes, e.g. 256MiB (default ${formatBytes(DEFAULT_MAX_BYTES)}, at most 5GiB)`)
+      .option('--code-max-bytes <size>', `upload ticket: the largest code bundle it takes (the code leg of push --to-url --migrate), e.g. 1GiB (default ${formatBytes(DEFAULT_CODE_MAX_BYTES)}, at most 5GiB)`)
       .option('-o, --output <file>', 'write the URL to this file, created readable by this user only (0600), instead of stdout')
       .option('--overwrite', 'with --output: replace an existing file'),
   ).action(async (flags: ShareFlags) => {
@@ -45,7 +48,8 @@ export function registerShare(program: Command, io: Io, done: (code: number) => 
       if (flags.checkpoint !== undefined) throw usageError('bad-flag', '--upload and --checkpoint contradict each other: an upload makes a new checkpoint', 'drop --checkpoint');
       const maxSessions = parsePositiveInt(flags.maxSessions, '--max-sessions', DEFAULT_MAX_SESSIONS, MAX_SLOTS);
       const maxBytes = parseSize(flags.maxBytes, '--max-bytes', DEFAULT_MAX_BYTES);
-      const minted = await withContext(flags, io, (ctx) => mintPushTicket(ctx, { expiresInSeconds: seconds, maxSessions, maxBytes }), { remote: true, opencode: false });
+      const maxCodeBytes = parseSize(flags.codeMaxBytes, '--code-max-bytes', DEFAULT_CODE_MAX_BYTES);
+      const minted = await withContext(flags, io, (ctx) => mintPushTicket(ctx, { expiresInSeconds: seconds, maxSessions, maxBytes, maxCodeBytes }), { remote: true, opencode: false });
       const { ticket } = minted;
       if (!flags.quiet) {
         io.stderr(
@@ -55,15 +59,15 @@ export function registerShare(program: Command, io: Io, done: (code: number) => 
       }
       const where = await deliver(minted.url, 'sessmig push --to-url -');
       if (flags.json) {
-        io.stdout(`${JSON.stringify({ command: 'share', direction: 'push', ...where, ticket: ticket.id, key: minted.key, remote: ticket.remote, worktree: ticket.worktree, checkpoint: ticket.checkpoint, parent: ticket.parent, maxSessions, maxBytes, bytes: minted.bytes, createdAt: ticket.createdAt, expiresAt: ticket.expiresAt }, null, 2)}\n`);
+        io.stdout(`${JSON.stringify({ command: 'share', direction: 'push', ...where, ticket: ticket.id, key: minted.key, remote: ticket.remote, worktree: ticket.worktree, checkpoint: ticket.checkpoint, parent: ticket.parent, maxSessions, maxBytes, maxCodeBytes, bytes: minted.bytes, createdAt: ticket.createdAt, expiresAt: ticket.expiresAt }, null, 2)}\n`);
       } else if (output === undefined) {
         io.stdout(`${minted.url}\n`);
       }
       done(0);
       return;
     }
-    if (flags.maxSessions !== undefined || flags.maxBytes !== undefined) {
-      throw usageError('bad-flag', '--max-sessions and --max-bytes apply to upload tickets only', 'add --upload, or drop them');
+    if (flags.maxSessions !== undefined || flags.maxBytes !== undefined || flags.codeMaxBytes !== undefined) {
+      throw usageError('bad-flag', '--max-sessions, --max-bytes and --code-max-bytes apply to upload tickets only', 'add --upload, or drop them');
     }
     const minted = await withContext(
       flags,

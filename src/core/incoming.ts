@@ -1,3 +1,4 @@
+import { parseKey, uploadRejectedKey } from '../format/keys.js';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rm, truncate } from 'node:fs/promises';
 import path from 'node:path';
@@ -18,6 +19,7 @@ import {
   uploadManifestKey,
   uploadPrefix,
   uploadSlotKey,
+  uploadCodeKey,
   type PushTicket,
 } from '../format/ticketSchema.js';
 import type { Remote } from '../remote/remote.js';
@@ -30,6 +32,9 @@ import { readManifest, writeManifest, writePointer, type PointerState } from './
 import { orderParentsFirst } from './sessionTree.js';
 import { parseTicket } from '../format/ticketDocument.js';
 import { isSealed, openBytes, openStream } from '../util/seal.js';
+import { readCodeState } from '../code/codeLeg.js';
+import type { CodeState } from '../format/codeSchema.js';
+import { readUploadedCode, sameCode, takeInCode, type UploadedCode } from './incomingCode.js';
 
 /**
  * Taking in uploads (docs/FORMAT.md, "Upload tickets"): on a host with credentials, `sessmig pull`
@@ -67,10 +72,9 @@ export async function findUploads(remote: Remote, worktree: string): Promise<Pen
   const manifests = new Set<string>();
   const rejected = new Set<string>();
   for await (const item of remote.list(prefix)) {
-    const [id, rest] = splitOnce(item.key.slice(prefix.length), '/');
-    if (!TICKET_ID.test(id)) continue;
-    if (rest === 'manifest.json') manifests.add(id);
-    if (rest === 'rejected.json') rejected.add(id);
+    const parsed = parseKey(item.key);
+    if (parsed?.kind === 'upload-manifest') manifests.add(parsed.id);
+    if (parsed?.kind === 'upload-rejected') rejected.add(parsed.id);
   }
   return { pending: [...manifests].filter((id) => !rejected.has(id)).sort(), rejected: [...rejected].sort() };
 }
@@ -102,6 +106,35 @@ export async function takeInUploads(
   return { pointer: current, taken };
 }
 
+/** Why an upload is refused: marks it rejected (never read again) and throws `upload-rejected`. */
+type Reject = (why: string) => Promise<never>;
+
+function rejecter(ctx: Context, id: string): Reject {
+  const { remote, worktree, report } = ctx;
+  return async (why: string): Promise<never> => {
+    const body = serializeDocument({ ticket: id, rejectedAt: new Date().toISOString(), by: ctx.host, reason: why });
+    await remote.put(uploadRejectedKey(worktree.key, id), body).catch((error: unknown) =>
+      report.warn(`could not mark upload ${id} rejected: ${redact((error as Error).message)}`),
+    );
+    throw new SessmigError('upload-rejected', `upload ${id} (through an upload ticket) was refused: ${why}; nothing of it was taken in`, {
+      hint: 'it is marked rejected and will be ignored; on the uploading host, ask for a new ticket (sessmig share --upload) and push again',
+    });
+  };
+}
+
+/** An upload read and checked against its ticket, ready to be verified object by object. */
+interface Upload {
+  ticket: PushTicket;
+  manifest: Manifest;
+  /** Slot of each of `manifest.sessions`, in order. */
+  slots: number[];
+  /** Encrypted worktrees: each slot's sealed size, in order. */
+  sealedSizes: (number | undefined)[];
+  code: UploadedCode | undefined;
+  /** Encrypted worktrees: the identity that opens what was uploaded. */
+  uploadIdentity: string | undefined;
+}
+
 async function takeIn(
   ctx: Context,
   id: string,
@@ -109,17 +142,45 @@ async function takeIn(
   force: boolean,
 ): Promise<{ pointer: PointerState | undefined; taken?: TakenUpload }> {
   const { remote, worktree, report } = ctx;
-  const reject = async (why: string): Promise<never> => {
-    const body = serializeDocument({ ticket: id, rejectedAt: new Date().toISOString(), by: ctx.host, reason: why });
-    await remote.put(`${uploadPrefix(worktree.key, id)}rejected.json`, body).catch((error: unknown) =>
-      report.warn(`could not mark upload ${id} rejected: ${redact((error as Error).message)}`),
-    );
-    throw new SessmigError('upload-rejected', `upload ${id} (through an upload ticket) was refused: ${why}; nothing of it was taken in`, {
-      hint: 'it is marked rejected and will be ignored; on the uploading host, ask for a new ticket (sessmig share --upload) and push again',
-    });
-  };
+  const reject = rejecter(ctx, id);
+  const ticket = await readUploadTicket(ctx, id, reject);
+  const upload = await readUpload(ctx, id, ticket, reject);
+  if (!upload) return { pointer };
+  const { manifest, slots } = upload;
+  const codeSlots = upload.code?.uploads.map((item) => item.slot) ?? [];
 
-  // The ticket document this side wrote is the trust anchor: the uploader cannot write it.
+  // Already taken in (a run that stopped before cleaning up), or a second upload through a used ticket?
+  const existing = await remote.head(checkpointKey(worktree.key, manifest.id));
+  if (existing) {
+    if (pointer?.pointer.checkpoint === manifest.id) {
+      await cleanUp(remote, worktree.key, id, slots, codeSlots, report);
+      return { pointer };
+    }
+    const written = await readManifest(remote, worktree.key, manifest.id);
+    if (written.parent !== (pointer?.pointer.checkpoint ?? null)) return reject(`ticket ${id} was used already (checkpoint ${manifest.id} exists)`);
+  }
+
+  await ctx.timing.time('take-in', () => takeInBlobs(ctx, id, upload, reject));
+  if (upload.code) {
+    const why = await ctx.timing.time('take-in', () => takeInCode(ctx, id, ticket, upload.code!, upload.uploadIdentity));
+    if (why !== undefined) return reject(why);
+  }
+
+  const { checkpoint, uploaded, carried } = await mergeCheckpoint(ctx, id, upload, pointer, force);
+  if (!existing) await writeManifest(remote, checkpoint);
+  const moveTo = await ctx.timing.time('pointer', () =>
+    writePointer(remote, worktree.key, pointer, { checkpoint: manifest.id, owner: pointer ? pointer.pointer.owner : ctx.host }, ctx.host),
+  );
+  report.info(
+    `took in upload ${id} from ${manifest.source.host.hostname}: ${uploaded} session(s)${upload.code ? ' and its code' : ''}${carried > 0 ? `, ${carried} kept from checkpoint ${pointer?.pointer.checkpoint}` : ''}; checkpoint ${manifest.id} is now current`,
+  );
+  await cleanUp(remote, worktree.key, id, slots, codeSlots, report);
+  return { pointer: moveTo, taken: { ticket: id, checkpoint: manifest.id, from: manifest.source.host.hostname, sessions: uploaded, carried } };
+}
+
+/** The ticket document this side wrote: the trust anchor (the uploader cannot write it). */
+async function readUploadTicket(ctx: Context, id: string, reject: Reject): Promise<PushTicket> {
+  const { remote, worktree } = ctx;
   const stored = await remote.get(ticketKey(worktree.key, id), MAX_TICKET_BYTES);
   if (!stored) return reject(`its ticket document ${ticketKey(worktree.key, id)} is missing (not minted for this remote, or removed)`);
   const sealing = remote.sealing;
@@ -137,31 +198,37 @@ async function takeIn(
     return reject(`its ticket document is unreadable (${(error as Error).message})`);
   }
   if (ticket.worktree !== worktree.key || ticket.id !== id) return reject(`its ticket document names worktree ${ticket.worktree}, ticket ${ticket.id}`);
+  return ticket;
+}
 
-  const uploadIdentity = ticket.sealed ? sealing?.key.uploadIdentity(id) : undefined;
+/** The upload's manifest (undefined: not complete yet), opened and checked against its ticket. */
+async function readUpload(ctx: Context, id: string, ticket: PushTicket, reject: Reject): Promise<Upload | undefined> {
+  const { remote, worktree } = ctx;
+  const uploadIdentity = ticket.sealed ? remote.sealing?.key.uploadIdentity(id) : undefined;
   if (ticket.sealed && !uploadIdentity) return reject('its ticket is sealed, but this worktree is not encrypted');
-  const rawManifest = await remote.get(uploadManifestKey(worktree.key, id), MAX_MANIFEST_BYTES + 65536);
-  if (!rawManifest) return { pointer };
-  let manifestBytes = rawManifest;
+  const where = `upload manifest ${uploadManifestKey(worktree.key, id)}`;
+  const raw = await remote.get(uploadManifestKey(worktree.key, id), MAX_MANIFEST_BYTES + 65536);
+  if (!raw) return undefined;
+  let body = raw.body;
   if (uploadIdentity) {
     try {
-      manifestBytes = { ...rawManifest, body: await openBytes(rawManifest.body, uploadIdentity, `upload manifest ${uploadManifestKey(worktree.key, id)}`) };
+      body = await openBytes(raw.body, uploadIdentity, where);
     } catch (error) {
       return reject(`its manifest cannot be opened: ${(error as Error).message}`);
     }
   }
   let manifest: Manifest;
-  let slots: number[];
-  let sealedSizes: (number | undefined)[] = [];
+  let upload: z.infer<typeof UploadManifest>;
+  let code: UploadedCode | undefined;
   try {
-    manifest = parseDocument(manifestBytes.body, Manifest, `upload manifest ${uploadManifestKey(worktree.key, id)}`, MAX_MANIFEST_BYTES, MANIFEST_FORMAT_VERSION);
-    const upload = parseDocument(manifestBytes.body, UploadManifest, `upload manifest ${uploadManifestKey(worktree.key, id)}`, MAX_MANIFEST_BYTES, MANIFEST_FORMAT_VERSION);
-    slots = upload.sessions.map((session) => session.slot);
-    sealedSizes = upload.sessions.map((session) => session.sealedBytes);
+    manifest = parseDocument(body, Manifest, where, MAX_MANIFEST_BYTES, MANIFEST_FORMAT_VERSION);
+    upload = parseDocument(body, UploadManifest, where, MAX_MANIFEST_BYTES, MANIFEST_FORMAT_VERSION);
     if (upload.ticket !== id) throw new Error(`it names ticket ${upload.ticket}`);
+    code = readUploadedCode(manifest, ticket);
   } catch (error) {
     return reject(`its manifest is invalid: ${(error as Error).message}`);
   }
+  const slots = upload.sessions.map((session) => session.slot);
   if (manifest.worktree !== worktree.key) return reject(`its manifest names worktree ${manifest.worktree}`);
   if (manifest.id !== ticket.checkpoint) return reject(`its manifest names checkpoint ${manifest.id}, not the ticket's ${ticket.checkpoint}`);
   if (manifest.parent !== ticket.parent) return reject(`its manifest names parent ${String(manifest.parent)}, not the ticket's ${String(ticket.parent)}`);
@@ -170,40 +237,45 @@ async function takeIn(
   if (new Set(slots).size !== slots.length || slots.some((slot) => slot >= ticket.limits.maxSessions)) return reject('its manifest names a slot twice or a slot outside the ticket');
   const oversized = manifest.sessions.find((session) => session.storedBytes > ticket.limits.maxBytes);
   if (oversized) return reject(`session ${oversized.id} is ${oversized.storedBytes} bytes, over the ticket's cap of ${ticket.limits.maxBytes}`);
+  return { ticket, manifest, slots, sealedSizes: upload.sessions.map((session) => session.sealedBytes), code, uploadIdentity };
+}
 
-  // Already taken in (a run that stopped before cleaning up), or a second upload through a used ticket?
-  const existing = await remote.head(checkpointKey(worktree.key, manifest.id));
-  if (existing) {
-    if (pointer?.pointer.checkpoint === manifest.id) {
-      await cleanUp(remote, worktree.key, id, slots, report);
-      return { pointer };
-    }
-    const written = await readManifest(remote, worktree.key, manifest.id);
-    if (written.parent !== (pointer?.pointer.checkpoint ?? null)) return reject(`ticket ${id} was used already (checkpoint ${manifest.id} exists)`);
-  }
-
-  // Verify every slot; move its blob under blobs/ (unless the remote has it already).
-  const classes = new Set(sizeClasses(ticket.limits.maxBytes));
-  await ctx.timing.time('take-in', () =>
-    mapPool(
-      manifest.sessions,
-      ctx.jobs,
-      async (session, index) => {
-        const target = blobKey(worktree.key, session.sha256);
-        const have = await remote.head(target);
-        if (have && have.size === session.storedBytes) return remote.touch(target);
-        const file = path.join(ctx.tempDir, `incoming-${index}.json.gz`);
-        const sealed = uploadIdentity ? { identity: uploadIdentity, bytes: sealedSizes[index] } : undefined;
-        const why = await verifySlot(remote, uploadSlotKey(worktree.key, id, slots[index]!), session, classes, file, sealed);
-        if (why !== undefined) return reject(`session ${session.id} (slot ${slots[index]}) ${why}`);
-        await remote.putFile(target, file, session.storedBytes);
-        await rm(file, { force: true });
-      },
-      ctx.signal,
-    ),
+/** Verifies every slot and moves its blob under blobs/ (unless the remote has it already). */
+async function takeInBlobs(ctx: Context, id: string, upload: Upload, reject: Reject): Promise<void> {
+  const { remote, worktree } = ctx;
+  const classes = new Set(sizeClasses(upload.ticket.limits.maxBytes));
+  await mapPool(
+    upload.manifest.sessions,
+    ctx.jobs,
+    async (session, index) => {
+      const target = blobKey(worktree.key, session.sha256);
+      const have = await remote.head(target);
+      if (have && have.size === session.storedBytes) return remote.touch(target);
+      const file = path.join(ctx.tempDir, `incoming-${index}.json.gz`);
+      const sealed = upload.uploadIdentity ? { identity: upload.uploadIdentity, bytes: upload.sealedSizes[index] } : undefined;
+      const why = await verifySlot(remote, uploadSlotKey(worktree.key, id, upload.slots[index]!), session, classes, file, sealed);
+      if (why !== undefined) return reject(`session ${session.id} (slot ${upload.slots[index]}) ${why}`);
+      await remote.putFile(target, file, session.storedBytes);
+      await rm(file, { force: true });
+    },
+    ctx.signal,
   );
+}
 
-  // The new checkpoint: the upload's sessions, plus the current checkpoint's others (never dropped).
+/**
+ * The new checkpoint: the upload's sessions, plus the current checkpoint's others (never dropped).
+ * Throws `upload-conflict` when a session (or the code) the upload changes also changed in the
+ * remote since its ticket was minted, unless `force`.
+ */
+async function mergeCheckpoint(
+  ctx: Context,
+  id: string,
+  upload: Upload,
+  pointer: PointerState | undefined,
+  force: boolean,
+): Promise<{ checkpoint: Manifest; uploaded: number; carried: number }> {
+  const { remote, worktree } = ctx;
+  const { ticket, manifest } = upload;
   const current = pointer ? await readManifest(remote, worktree.key, pointer.pointer.checkpoint) : undefined;
   const moved = (pointer?.pointer.checkpoint ?? null) !== ticket.parent;
   const base = moved && ticket.parent ? await readManifest(remote, worktree.key, ticket.parent).catch(() => undefined) : undefined;
@@ -219,10 +291,14 @@ async function takeIn(
     const changedHere = moved && incoming.contentHash !== session.contentHash && base?.sessions.find((item) => item.id === session.id)?.contentHash !== session.contentHash;
     if (changedHere && !force) conflicts.push(session.id);
   }
+  // The code: the remote's current code moved away from the one the uploader started from.
+  const currentCode = current ? readCodeState(current) : undefined;
+  const baseCode = ticket.base?.code as CodeState | undefined;
+  if (upload.code && moved && currentCode && !sameCode(currentCode, baseCode) && !sameCode(currentCode, upload.code.state) && !force) conflicts.push('the code');
   if (conflicts.length > 0) {
     throw new SessmigError(
       'upload-conflict',
-      `upload ${id} from ${manifest.source.host.hostname} changes ${conflicts.length} session(s) that also changed in the remote since its ticket was minted (${conflicts.join(', ')}); nothing was taken in`,
+      `upload ${id} from ${manifest.source.host.hostname} changes what also changed in the remote since its ticket was minted (${conflicts.map((item) => (item === 'the code' ? item : `session ${item}`)).join(', ')}); nothing was taken in`,
       {
         hint: `pull --force takes the uploaded copies (the remote's stay in checkpoint ${pointer?.pointer.checkpoint}); the upload waits in ${uploadPrefix(worktree.key, id)}`,
       },
@@ -230,22 +306,17 @@ async function takeIn(
   }
   const carried = sessions.length;
   sessions.push(...uploaded.values());
+  const { codeUploads: _codeUploads, ...kept } = manifest as Manifest & { codeUploads?: unknown };
   const checkpoint: Manifest = {
     // An upload carries no snapshot objects (docs/FORMAT-snapshots.md): the worktree keeps what it held.
     ...(current?.snapshots && !manifest.snapshots ? { snapshots: current.snapshots } : {}),
-    ...manifest,
+    ...kept,
     parent: pointer?.pointer.checkpoint ?? null,
     sessions: orderParentsFirst(sessions.map((session) => ({ ...session, parentID: session.parentID }))),
     // Deletions recorded in the remote travel on (an upload carries none of its own).
     ...(current?.deleted ? { deleted: current.deleted.filter((item) => !uploaded.has(item.id)) } : {}),
   };
-  if (!existing) await writeManifest(remote, checkpoint);
-  const moveTo = await ctx.timing.time('pointer', () =>
-    writePointer(remote, worktree.key, pointer, { checkpoint: manifest.id, owner: pointer ? pointer.pointer.owner : ctx.host }, ctx.host),
-  );
-  report.info(`took in upload ${id} from ${manifest.source.host.hostname}: ${uploaded.size} session(s)${carried > 0 ? `, ${carried} kept from checkpoint ${pointer?.pointer.checkpoint}` : ''}; checkpoint ${manifest.id} is now current`);
-  await cleanUp(remote, worktree.key, id, slots, report);
-  return { pointer: moveTo, taken: { ticket: id, checkpoint: manifest.id, from: manifest.source.host.hostname, sessions: uploaded.size, carried } };
+  return { checkpoint, uploaded: uploaded.size, carried };
 }
 
 function stripSlot(session: ManifestSession): ManifestSession {
@@ -305,9 +376,10 @@ async function verifySlot(
   }
 }
 
-async function cleanUp(remote: Remote, worktree: string, id: string, slots: number[], report: Context['report']): Promise<void> {
+async function cleanUp(remote: Remote, worktree: string, id: string, slots: number[], codeSlots: number[], report: Context['report']): Promise<void> {
   try {
     for (const slot of slots) await remote.delete(uploadSlotKey(worktree, id, slot));
+    for (const slot of codeSlots) await remote.delete(uploadCodeKey(worktree, id, slot));
     await remote.delete(uploadManifestKey(worktree, id));
   } catch (error) {
     report.warn(`could not remove upload ${id} after taking it in (harmless; the next pull retries): ${redact((error as Error).message)}`);

@@ -29,6 +29,8 @@ import { ago, parseDuration } from '../util/duration.js';
 import { parseTicket, ticketTime } from '../format/ticketDocument.js';
 export { ago, parseTicket, ticketTime };
 import { readManifest, readPointer } from './remoteStore.js';
+import { readCodeState } from '../code/codeLeg.js';
+import { codeBundleKey } from '../format/codeLayout.js';
 
 /**
  * Pull tickets (docs/FORMAT.md, "Tickets"): `mintPullTicket` runs on a host with credentials and
@@ -115,6 +117,15 @@ export async function mintPullTicket(ctx: MintContext, options: MintOptions): Pr
       files[`${sha}.${kind}`] = await presigner.presignGet(sealing ? sealing.storedBlobKey(sha) : carriedFileKey(worktree.key, sha, kind), seconds);
     }),
   );
+  // The code leg (docs/FORMAT-code.md): every bundle of the chain, so an empty folder can be made a checkout.
+  const codeState = readCodeState(manifest);
+  const bundles = [...new Set((codeState?.bundles ?? []).map((bundle) => bundle.sha256))];
+  const code: Record<string, string> = {};
+  await Promise.all(
+    bundles.map(async (sha) => {
+      code[sha] = await presigner.presignGet(sealing ? sealing.storedCodeKey(sha) : codeBundleKey(worktree.key, sha), seconds);
+    }),
+  );
   const ticket: PullTicket = {
     formatVersion: FORMAT_VERSION,
     kind: TICKET_KIND,
@@ -126,8 +137,16 @@ export async function mintPullTicket(ctx: MintContext, options: MintOptions): Pr
     expiresAt: new Date(now.getTime() + seconds * 1000).toISOString(),
     remote: remote.display,
     issuedBy: { hostId: ctx.host.hostId, hostname: ctx.host.hostname },
-    urls: { manifest: await presigner.presignGet(checkpointKey(worktree.key, manifest.id), seconds), blobs, ...(carried.length > 0 ? { files } : {}) },
-    ...(sealing ? { sealed: { manifest, blobKeys: Object.fromEntries([...shas, ...carried.map((item) => item.sha)].map((sha) => [sha, sealing.key.blobIdentity(sha)])) } } : {}),
+    urls: { manifest: await presigner.presignGet(checkpointKey(worktree.key, manifest.id), seconds), blobs, ...(carried.length > 0 ? { files } : {}), ...(bundles.length > 0 ? { code } : {}) },
+    ...(sealing
+      ? {
+          sealed: {
+            manifest,
+            blobKeys: Object.fromEntries([...shas, ...carried.map((item) => item.sha)].map((sha) => [sha, sealing.key.blobIdentity(sha)])),
+            ...(bundles.length > 0 ? { codeKeys: Object.fromEntries(bundles.map((sha) => [sha, sealing.key.codeIdentity(sha)])) } : {}),
+          },
+        }
+      : {}),
   };
   // Sealed to a key of its own, which travels in the URL's fragment (never sent to a server).
   const ticketKeyPair = sealing ? await generateX25519Identity() : undefined;
@@ -268,12 +287,15 @@ export async function pullFromTicket(
   options: Omit<PullOptions, 'checkpoint'> = {},
 ): Promise<TicketPullResult> {
   const ticket = await ctx.timing.time('list', () => fetchTicket(url));
+  // An empty folder (a fresh box) has no repository to key it by: the ticket names its worktree.
+  if (ctx.worktree.keySource === 'ticket') ctx = { ...ctx, worktree: { ...ctx.worktree, key: ticket.worktree } };
   assertTicketWorktree(ctx, ticket, 'pulled');
   ctx.report.info(
     `ticket ${ticket.id} from ${ticket.issuedBy.hostname}: checkpoint ${ticket.checkpoint} of ${ticket.remote}, valid until ${ticket.expiresAt}`,
   );
   const remote = new TicketRemote(ticket);
   const { migrate, ...rest } = options;
+  if (rest.code && ticket.urls.code === undefined) rest.code = await codeTravels(ctx, remote, ticket);
   const result = await pull({ ...ctx, remote }, { ...rest, checkpoint: ticket.checkpoint });
   if (migrate) {
     // The pointer needs credentials: ownership stays where the host that shared the ticket left it.
@@ -282,6 +304,20 @@ export async function pullFromTicket(
     );
   }
   return { ...result, ticket: { id: ticket.id, expiresAt: ticket.expiresAt, issuedBy: ticket.issuedBy } };
+}
+
+/**
+ * A ticket without `urls.code` (minted by an older sessmig) cannot carry the code: false, with a
+ * warning when the checkpoint has code that therefore stays behind (pull.ts then pulls sessions only).
+ */
+async function codeTravels(ctx: Context, remote: TicketRemote, ticket: PullTicket): Promise<boolean> {
+  const manifest = await readManifest(remote, ticket.worktree, ticket.checkpoint);
+  if (manifest.code !== undefined) {
+    ctx.report.warn(
+      `checkpoint ${ticket.checkpoint} carries code, but ticket ${ticket.id} has no URLs for it (minted by an older sessmig): only the sessions are pulled, the code did not travel; ask ${ticket.issuedBy.hostname} for a new ticket (sessmig share) to get the code too`,
+    );
+  }
+  return false;
 }
 
 /** A ticket works for the worktree it was minted for only. */

@@ -10,6 +10,8 @@ import {
   MAX_TICKET_BYTES,
   MAX_UPLOAD_BYTES,
   MIN_SLOT_CLASS,
+  CODE_SLOTS,
+  uploadCodeKey,
   PushTicket,
   sizeClasses,
   TICKET_KIND,
@@ -19,16 +21,17 @@ import {
 } from '../format/ticketSchema.js';
 import { openExporter, parseExportVia } from '../opencode/exporter.js';
 import { readTodos } from '../opencode/todos.js';
-import { putFileToUrl } from '../remote/http.js';
 import { sealBytes, sealFile, sealToSize } from '../util/seal.js';
 import { identityToRecipient } from 'age-encryption';
-import { explainExpired } from '../remote/ticketRemote.js';
 import { SESSMIG_VERSION } from '../version.js';
 import type { Context } from './context.js';
 import { SessmigError, usageError } from '../util/errors.js';
 import { mapPool } from './pool.js';
 import { manifestEntry, selectSessions } from './push.js';
-import { readPointer } from './remoteStore.js';
+import { readManifest, readPointer } from './remoteStore.js';
+import { captureForTicket, codeUploadEntries, putThroughTicket, uploadCodeBundles, type TicketCode } from './codeUpload.js';
+import { readCodeState } from '../code/codeLeg.js';
+import { DEFAULT_CODE_MAX_BYTES } from '../format/codeLayout.js';
 import { loadSyncState, saveSyncState, syncStateFile } from './syncState.js';
 import { assertTicketWorktree, fetchTicket, newTicketId, pruneExpiredTickets, ticketStore } from './ticket.js';
 
@@ -65,6 +68,8 @@ export interface MintPushOptions {
   expiresInSeconds: number;
   maxSessions: number;
   maxBytes: number;
+  /** The largest code bundle one code slot takes (default DEFAULT_CODE_MAX_BYTES). */
+  maxCodeBytes?: number;
 }
 
 export interface MintedPushTicket {
@@ -95,6 +100,12 @@ export async function mintPushTicket(ctx: MintContext, options: MintPushOptions)
   };
   const slots: Record<string, string>[] = [];
   for (let slot = 0; slot < options.maxSessions; slot++) slots.push(await signSlot(uploadSlotKey(worktree.key, id, slot), classes));
+  // The code leg (docs/FORMAT-code.md, "Through tickets"): the parent's code part to capture against, and code slots.
+  const maxCodeBytes = options.maxCodeBytes ?? DEFAULT_CODE_MAX_BYTES;
+  const codeClasses = sizeClasses(maxCodeBytes);
+  const code: Record<string, string>[] = [];
+  for (let slot = 0; slot < CODE_SLOTS; slot++) code.push(await signSlot(uploadCodeKey(worktree.key, id, slot), codeClasses));
+  const parentCode = pointer ? readCodeState(await readManifest(ctx.remote, worktree.key, pointer.pointer.checkpoint)) : undefined;
   const ticket: PushTicket = {
     formatVersion: FORMAT_VERSION,
     kind: TICKET_KIND,
@@ -107,8 +118,9 @@ export async function mintPushTicket(ctx: MintContext, options: MintPushOptions)
     expiresAt: new Date(now.getTime() + seconds * 1000).toISOString(),
     remote: remote.display,
     issuedBy: { hostId: ctx.host.hostId, hostname: ctx.host.hostname },
-    limits: { maxSessions: options.maxSessions, maxBytes: options.maxBytes },
-    urls: { manifest: await signSlot(uploadManifestKey(worktree.key, id), MANIFEST_CLASSES), slots },
+    limits: { maxSessions: options.maxSessions, maxBytes: options.maxBytes, maxCodeBytes },
+    urls: { manifest: await signSlot(uploadManifestKey(worktree.key, id), MANIFEST_CLASSES), slots, code },
+    ...(parentCode ? { base: { code: parentCode } } : {}),
     ...(sealing ? { sealed: { recipient: await identityToRecipient(sealing.key.uploadIdentity(id)) } } : {}),
   };
   const body = sealing
@@ -136,6 +148,10 @@ export interface TicketPushOptions {
   dryRun?: boolean;
   /** Hand the sessions over: recorded here; the host with credentials claims them with `pull --migrate`. */
   migrate?: boolean;
+  /** Carry the checkout's code too (docs/FORMAT-code.md, "Through tickets"): default with --migrate. */
+  code?: boolean;
+  /** --code-max-bytes: cap on the new bundles' bytes (default 512 MiB). */
+  codeMaxBytes?: number;
 }
 
 export interface TicketPushResult {
@@ -146,6 +162,8 @@ export interface TicketPushResult {
   /** The checkpoint the upload becomes once the host with credentials takes it in. */
   checkpoint: string;
   sessions: { id: string; parentID: string | null; title: string; messages: number; storedBytes: number; slot: number; uploadedBytes: number }[];
+  /** The code leg, when it travelled: the commit and branch captured, the new bundles (count, exact bytes) and the bytes sent through code slots (padding included). */
+  code?: { head: string; branch: string | null; bundle: 'none' | 'full' | 'incremental'; bundles: number; bundleBytes: number; uploadedBytes: number };
 }
 
 /** `sessmig push --to-url`: exports this worktree's sessions and uploads them through an upload ticket's slots. */
@@ -164,7 +182,7 @@ export async function pushToTicket(ctx: Context, url: string, options: TicketPus
     checkpoint: ticket.checkpoint,
     sessions: [],
   };
-  if (selected.length === 0) {
+  if (selected.length === 0 && !options.code) {
     report.info(`worktree ${worktree.key}: no opencode sessions in ${worktree.root}; nothing to upload`);
     return result;
   }
@@ -181,15 +199,22 @@ export async function pushToTicket(ctx: Context, url: string, options: TicketPus
     return { ...result, status: 'dry-run', sessions: selected.map((row, slot) => ({ id: row.id, parentID: row.parent_id, title: row.title, messages: 0, storedBytes: 0, slot, uploadedBytes: 0 })) };
   }
   report.info(`worktree ${worktree.key}: uploading ${selected.length} session(s) through ticket ${ticket.id} from ${ticket.issuedBy.hostname}`);
+  // The code first: a checkout it cannot capture (too large, mid-merge) stops before any export. Its files stay in ctx.tempDir.
+  const code: TicketCode | undefined = options.code ? await captureForTicket(ctx, ticket, { ...(options.codeMaxBytes !== undefined ? { maxBytes: options.codeMaxBytes } : {}) }) : undefined;
+  if (code) report.info(`code: ${code.captured.state.branch ?? 'detached HEAD'} at ${code.captured.state.head.slice(0, 12)}, ${code.uploads.length === 0 ? 'no new bundle' : `${code.uploads.length} new bundle(s) of ${code.uploads.reduce((sum, upload) => sum + upload.size, 0)} bytes`}`);
 
   // Export everything first: a blob over the ticket's cap is refused before any byte is uploaded.
-  const source = await timing.time('serve-start', () => openExporter(opencode, worktree.root, selected.length, parseExportVia(ctx.env.SESSMIG_EXPORT_VIA), report, selected.map((row) => row.id)));
-  const blobs = await mapPool(
-    selected,
-    ctx.jobs,
-    (row, index) => exportToBlobFile(source.exporter, row.id, path.join(ctx.tempDir, `upload-${index}.json.gz`), { timing }),
-    ctx.signal,
-  ).finally(() => source.close());
+  const exportAll = async (): Promise<ExportedBlob[]> => {
+    const source = await timing.time('serve-start', () => openExporter(opencode, worktree.root, selected.length, parseExportVia(ctx.env.SESSMIG_EXPORT_VIA), report, selected.map((row) => row.id)));
+    return mapPool(
+      selected,
+      ctx.jobs,
+      (row, index) => exportToBlobFile(source.exporter, row.id, path.join(ctx.tempDir, `upload-${index}.json.gz`), { timing }),
+      ctx.signal,
+    ).finally(() => source.close());
+  };
+  // With the code leg a checkout without sessions still hands its code back.
+  const blobs = selected.length === 0 ? [] : await exportAll();
   const classes = (urls: Record<string, string>) => Object.keys(urls).map(Number).sort((a, b) => a - b);
   const fits = (urls: Record<string, string>, size: number) => classes(urls).find((candidate) => candidate >= size);
   // An encrypted worktree's ticket: each blob goes up sealed (the slot then holds the age file).
@@ -209,13 +234,13 @@ export async function pushToTicket(ctx: Context, url: string, options: TicketPus
       );
     }
   }
-  const todos = await timing.time('todos', () => readTodos(opencode, selected.map((row) => row.id)));
+  const todos = selected.length === 0 ? new Map() : await timing.time('todos', () => readTodos(opencode, selected.map((row) => row.id)));
   const entries: (ManifestSession & { slot: number; sealedBytes?: number })[] = selected.map((row, slot) => ({
     ...manifestEntry(row, blobs[slot]!, todos),
     slot,
     ...(sealedFiles ? { sealedBytes: sealedFiles[slot]!.size } : {}),
   }));
-  const manifest: Manifest & { ticket: string } = {
+  const manifest: Manifest & { ticket: string; code?: unknown; codeUploads?: unknown } = {
     formatVersion: FORMAT_VERSION,
     kind: 'sessmig.checkpoint',
     id: ticket.checkpoint,
@@ -226,6 +251,8 @@ export async function pushToTicket(ctx: Context, url: string, options: TicketPus
     sessions: entries,
     skipped: [],
     ticket: ticket.id,
+    // The code part as a direct push writes it, and which new bundle is in which code slot.
+    ...(code ? { code: code.captured.state, codeUploads: codeUploadEntries(code.uploads) } : {}),
   };
   const plainManifest = serializeDocument(manifest);
   let manifestBody = plainManifest;
@@ -266,6 +293,7 @@ export async function pushToTicket(ctx: Context, url: string, options: TicketPus
     },
     ctx.signal,
   );
+  const codeBytes = code ? await uploadCodeBundles(ctx, ticket, code.uploads) : 0;
   // The manifest last: its presence tells the host with credentials that the upload is complete.
   ctx.signal.throwIfAborted();
   const manifestFile = path.join(ctx.tempDir, 'upload-manifest.json');
@@ -291,6 +319,19 @@ export async function pushToTicket(ctx: Context, url: string, options: TicketPus
   return {
     ...result,
     status: 'uploaded',
+    ...(code
+      ? {
+          code: {
+            head: code.captured.state.head,
+            branch: code.captured.state.branch,
+            // As push says it: a new chain starts with a bundle without prerequisites.
+            bundle: code.captured.newBundles.length === 0 ? 'none' : code.captured.newBundles[0]!.prerequisites.length === 0 ? 'full' : 'incremental',
+            bundles: code.uploads.length,
+            bundleBytes: code.captured.newBundles.reduce((sum, bundle) => sum + bundle.bytes, 0),
+            uploadedBytes: codeBytes,
+          },
+        }
+      : {}),
     sessions: entries.map((entry, index) => ({
       id: entry.id,
       parentID: entry.parentID,
@@ -301,20 +342,4 @@ export async function pushToTicket(ctx: Context, url: string, options: TicketPus
       uploadedBytes: uploaded[index]!,
     })),
   };
-}
-
-async function putThroughTicket(url: string, file: string, size: number, padTo: number, byte: number, what: string): Promise<void> {
-  try {
-    // No refresh: a host without credentials cannot re-sign an expired URL.
-    await putFileToUrl(url, file, size, { what, pad: { to: padTo, byte } });
-  } catch (error) {
-    const explained = explainExpired(error, url);
-    if (explained instanceof SessmigError && explained.code === 'url-expired') {
-      throw new SessmigError('url-expired', `${explained.message}; the upload is incomplete and will not be taken in`, {
-        hint: 'ask the host with credentials for a new upload ticket (sessmig share --upload) and push again',
-        ...(explained.data ? { data: explained.data } : {}),
-      });
-    }
-    throw explained;
-  }
 }

@@ -10,7 +10,7 @@ export interface Worktree {
   /** The worktree key used in the remote. */
   key: string;
   /** How the key was chosen. */
-  keySource: 'opencode-project' | 'flag';
+  keySource: 'opencode-project' | 'flag' | 'ticket';
   /** The checked-out branch (short name), or null on a detached HEAD. */
   branch: string | null;
   /** opencode's project id of the repository (undefined: no commit yet), whatever the key. */
@@ -26,7 +26,13 @@ export interface Worktree {
  * `.git/opencode`, else the repo's first root commit — what opencode computes), so two clones
  * of one repo agree with no configuration; or the name given with --worktree.
  */
-export async function findWorktree(cwd: string, explicitKey: string | undefined, env: NodeJS.ProcessEnv, options: { emptyFolder?: boolean } = {}): Promise<Worktree> {
+export async function findWorktree(
+  cwd: string,
+  explicitKey: string | undefined,
+  env: NodeJS.ProcessEnv,
+  /** emptyFolder: an empty folder is a destination; keyFromTicket: then its key comes from a ticket (key '' until the ticket is read). */
+  options: { emptyFolder?: boolean; keyFromTicket?: boolean } = {},
+): Promise<Worktree> {
   const git = async (args: string[]) => {
     try {
       const result = await execa('git', args, { cwd, env, reject: false, stdin: 'ignore' });
@@ -42,10 +48,12 @@ export async function findWorktree(cwd: string, explicitKey: string | undefined,
   if ((!top.ok || !top.out) && options.emptyFolder && (await readdir(cwd).catch(() => ['?'])).length === 0) {
     // A fresh box: the pull's code leg makes this folder the checkout. The key cannot come from a
     // repository that is not here yet, so it must be named.
+    const root = await realpath(cwd).catch(() => path.resolve(cwd));
+    if (explicitKey === undefined && options.keyFromTicket) return { root, key: '', keySource: 'ticket', branch: null, otherCheckouts: [], empty: true };
     if (explicitKey === undefined) {
       throw usageError('worktree-key-needed', `${cwd} is an empty folder: sessmig cannot tell which worktree of the remote to pull into it`, 'name it with --worktree KEY (`sessmig ls` lists them), e.g. `sessmig pull --migrate --worktree KEY`');
     }
-    return { root: await realpath(cwd).catch(() => path.resolve(cwd)), key: assertWorktreeKey(explicitKey), keySource: 'flag', branch: null, otherCheckouts: [], empty: true };
+    return { root, key: assertWorktreeKey(explicitKey), keySource: 'flag', branch: null, otherCheckouts: [], empty: true };
   }
   if (!top.ok || !top.out) {
     throw usageError(

@@ -36,6 +36,8 @@ const presignedUrl = z
     }
   }, 'not an http(s) URL');
 
+const ageIdentity = z.string().regex(/^AGE-SECRET-KEY-1[0-9A-Z]{58}$/, 'not an age identity');
+
 export const PullTicket = z.looseObject({
   formatVersion: z.literal(FORMAT_VERSION),
   kind: z.literal(TICKET_KIND),
@@ -59,6 +61,12 @@ export const PullTicket = z.looseObject({
      * `<sha256>.pack` / `<sha256>.out`. Optional: tickets of an older sessmig have none.
      */
     files: z.record(z.string().regex(/^[0-9a-f]{64}\.(?:pack|out)$/, 'not a carried file name'), presignedUrl).optional(),
+    /**
+     * One presigned GET per code bundle of the checkpoint's `code` part (docs/FORMAT-code.md), by
+     * the bundle's sha256: `code/<sha256>.bundle`, or its sealed object on an encrypted worktree.
+     * Optional: absent when the checkpoint carries no code, and in tickets of an older sessmig.
+     */
+    code: z.record(z.string().regex(SHA256, 'not a sha256 hex digest'), presignedUrl).optional(),
   }),
   /**
    * Encrypted worktrees only (the whole ticket document is then sealed to the key in the URL's
@@ -67,7 +75,9 @@ export const PullTicket = z.looseObject({
   sealed: z
     .looseObject({
       manifest: z.unknown(),
-      blobKeys: z.record(z.string().regex(SHA256, 'not a sha256 hex digest'), z.string().regex(/^AGE-SECRET-KEY-1[0-9A-Z]{58}$/, 'not an age identity')),
+      blobKeys: z.record(z.string().regex(SHA256, 'not a sha256 hex digest'), ageIdentity),
+      /** The age identity of each code bundle in `urls.code`, by the bundle's sha256. Optional like `urls.code`. */
+      codeKeys: z.record(z.string().regex(SHA256, 'not a sha256 hex digest'), ageIdentity).optional(),
     })
     .optional(),
 });
@@ -77,6 +87,10 @@ export type PullTicket = z.infer<typeof PullTicket>;
 export const MIN_SLOT_CLASS = 16 * 1024;
 /** At most this many upload slots per ticket (`share --upload --max-sessions`). */
 export const MAX_SLOTS = 1000;
+/** Code slots per upload ticket: one capture uploads at most two new bundles (docs/FORMAT-code.md). */
+export const MAX_CODE_SLOTS = 4;
+/** Code slots a ticket is minted with (a capture's new chain is at most two bundles). */
+export const CODE_SLOTS = 2;
 /** The largest single upload (S3's single-PUT limit). */
 export const MAX_UPLOAD_BYTES = 5 * 1024 ** 3;
 
@@ -114,13 +128,27 @@ export const PushTicket = z.looseObject({
     maxSessions: z.number().int().min(1).max(MAX_SLOTS),
     /** The largest stored (gzip) blob one slot takes. */
     maxBytes: z.number().int().min(MIN_SLOT_CLASS).max(MAX_UPLOAD_BYTES),
+    /** The largest code bundle one code slot takes (with `urls.code`; optional: older tickets carry no code). */
+    maxCodeBytes: z.number().int().min(MIN_SLOT_CLASS).max(MAX_UPLOAD_BYTES).optional(),
   }),
   urls: z.looseObject({
     /** Presigned PUTs of incoming/<ticket>/manifest.json, one per size class. */
     manifest: slotUrls,
     /** Slot n: presigned PUTs of incoming/<ticket>/slots/<n>.json.gz, one per size class. */
     slots: z.array(slotUrls).max(MAX_SLOTS),
+    /**
+     * Code slot n: presigned PUTs of incoming/<ticket>/code/<n>.bundle, one per size class up to
+     * `limits.maxCodeBytes` (docs/FORMAT-code.md, "Through tickets"). Optional: a ticket without
+     * it (an older sessmig) takes sessions only.
+     */
+    code: z.array(slotUrls).max(MAX_CODE_SLOTS).optional(),
   }),
+  /**
+   * What the upload builds on (optional; inside the sealed document on an encrypted worktree):
+   * `code` is the `code` part of the `parent` checkpoint, absent when it carries none. The
+   * uploader captures its code incrementally against it.
+   */
+  base: z.looseObject({ code: z.unknown().optional() }).optional(),
   /** Encrypted worktrees only: seal every slot and the manifest to this age recipient. */
   sealed: z.looseObject({ recipient: z.string().regex(/^age1[0-9a-z]{58}$/, 'not an age recipient') }).optional(),
 });
@@ -162,4 +190,10 @@ export function uploadManifestKey(worktree: string, id: string): string {
 export function uploadSlotKey(worktree: string, id: string, slot: number): string {
   if (!Number.isInteger(slot) || slot < 0 || slot >= MAX_SLOTS) throw new Error('internal: refusing to build a key from an invalid slot');
   return `${uploadPrefix(worktree, id)}slots/${slot}.json.gz`;
+}
+
+/** Code bundles uploaded through push tickets: incoming/<ticket>/code/<n>.bundle. */
+export function uploadCodeKey(worktree: string, id: string, slot: number): string {
+  if (!Number.isInteger(slot) || slot < 0 || slot >= MAX_CODE_SLOTS) throw new Error('internal: refusing to build a key from an invalid code slot');
+  return `${uploadPrefix(worktree, id)}code/${slot}.bundle`;
 }

@@ -54,6 +54,8 @@ export interface SealingKeys {
   keyId(): string;
   /** The age identity (`AGE-SECRET-KEY-1…`) that opens one blob (by the sha256 of its plaintext). */
   blobIdentity(sha256: string): string;
+  /** The age identity that opens one code bundle (by the sha256 of its plaintext; docs/FORMAT-code.md). */
+  codeIdentity(sha256: string): string;
   /** The age identity an encrypted ticket document is sealed to. */
   ticketIdentity(ticketId: string): string;
   /** The age identity an upload through an encrypted upload ticket is sealed to. */
@@ -73,6 +75,8 @@ export interface Sealing {
    * the manifests name onto the listing with it.
    */
   storedKey(key: string): string;
+  /** The stored (keyed) name of a code bundle (`code/<HMAC code name>.age`). */
+  storedCodeKey(sha256: string): string;
   /** Seals a blob this worktree has in plaintext, once; true when it did (first encrypted push). */
   adoptPlainBlob(sha256: string, tempName: string): Promise<boolean>;
 }

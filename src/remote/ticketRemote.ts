@@ -3,6 +3,7 @@ import { ExitCode, SessmigError } from '../util/errors.js';
 import { blobKey, carriedFileKey, checkpointKey, type CarriedKind } from '../format/layout.js';
 import { parseKey, PLAIN_BLOB_KINDS } from '../format/keys.js';
 import type { PullTicket } from '../format/ticketSchema.js';
+import { codeBundleKey } from '../format/codeLayout.js';
 import { redact } from '../util/redact.js';
 import { identityToRecipient } from 'age-encryption';
 import { headerBytes, openStream, plainSize } from '../util/seal.js';
@@ -13,7 +14,7 @@ import { notFound, objectTooLarge } from './remoteErrors.js';
 
 /**
  * A read-only remote made of a pull ticket's presigned URLs: the format's keys of the ticket's
- * checkpoint (its manifest and its blobs) map to their URLs; any other key is absent. Nothing
+ * checkpoint (its manifest, its blobs and carried files, its code bundles) map to their URLs; any other key is absent. Nothing
  * here needs credentials, and no URL is ever part of a message (only keys are).
  */
 export class TicketRemote implements Remote {
@@ -32,6 +33,8 @@ export class TicketRemote implements Remote {
       const [sha256, kind] = name.split('.') as [string, CarriedKind];
       this.urls.set(carriedFileKey(ticket.worktree, sha256, kind), url);
     }
+    // The code leg's bundles (docs/FORMAT-code.md): read by the ordinary pull through codeBundleKey.
+    for (const [sha256, url] of Object.entries(ticket.urls.code ?? {})) this.urls.set(codeBundleKey(ticket.worktree, sha256), url);
   }
 
   /** The keys this ticket can read. */
@@ -93,11 +96,12 @@ export class TicketRemote implements Remote {
     return identity ? openStream(await this.download(key, url), identity, `blob ${key}`) : this.download(key, url);
   }
 
-  /** An encrypted ticket's key for the blob at `key` (the format's blob key), if it has one. */
+  /** An encrypted ticket's key for the blob or code bundle at `key` (the format's key), if it has one. */
   private blobIdentity(key: string): string | undefined {
     const parsed = parseKey(key);
-    if (!this.ticket.sealed || !parsed || parsed.worktree !== this.ticket.worktree || !PLAIN_BLOB_KINDS.includes(parsed.kind)) return undefined;
-    return this.ticket.sealed.blobKeys[parsed.id];
+    if (!this.ticket.sealed || !parsed || parsed.worktree !== this.ticket.worktree) return undefined;
+    if (PLAIN_BLOB_KINDS.includes(parsed.kind)) return this.ticket.sealed.blobKeys[parsed.id];
+    return parsed.kind === 'bundle' ? this.ticket.sealed.codeKeys?.[parsed.id] : undefined;
   }
 
   private async download(key: string, url: string): Promise<Readable> {
