@@ -390,7 +390,3 @@ function devNull(): Writable {
   return new Writable({ write: (_chunk, _encoding, callback) => callback() });
 }
 
-function splitOnce(value: string, separator: string): [string, string] {
-  const at = value.indexOf(separator);
-  return at < 0 ? [value, ''] : [value.slice(0, at), value.slice(at + separator.length)];
-}
