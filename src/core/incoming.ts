@@ -1,3 +1,4 @@
+import { fetchSlot } from './uploadSlot.js';
 import { parseKey, uploadRejectedKey } from '../format/keys.js';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rm, truncate } from 'node:fs/promises';
@@ -337,24 +338,13 @@ async function verifySlot(
   file: string,
   sealed?: { identity: string; bytes: number | undefined },
 ): Promise<string | undefined> {
-  let source;
-  try {
-    source = await remote.getStream(key);
-  } catch (error) {
-    if (error instanceof SessmigError && (error.code === 'not-found' || error.code === 'access-denied')) return 'is missing from its slot';
-    throw error;
-  }
   // The slot holds the blob (the gzip stream), or for an encrypted worktree the blob sealed; then zeros.
   const slotFile = sealed ? `${file}.slot` : file;
   const content = sealed ? sealed.bytes : session.storedBytes;
   if (content === undefined) return 'has no sealed size in the manifest';
-  const whole = new Meter();
-  await pipeline(source, whole, createWriteStream(slotFile, { mode: 0o600 }));
   try {
-    if (!classes.has(whole.bytes) || whole.bytes < content) return `is ${whole.bytes} bytes in its slot, not a size the ticket allows for ${content} bytes`;
-    for await (const chunk of createReadStream(slotFile, { start: content })) {
-      if ((chunk as Buffer).some((byte) => byte !== 0)) return 'has bytes other than zero padding after its blob';
-    }
+    const framing = await fetchSlot(remote, key, classes, content, slotFile, 'blob');
+    if (framing !== undefined) return framing;
     const stored = new Meter();
     const raw = new Meter();
     try {

@@ -1,3 +1,4 @@
+import { fetchSlot } from './uploadSlot.js';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -122,24 +123,11 @@ async function verifyCodeSlot(
   file: string,
   sealed: { identity: string; bytes: number } | undefined,
 ): Promise<string | undefined> {
-  let source;
-  try {
-    source = await remote.getStream(key);
-  } catch (error) {
-    if (error instanceof SessmigError && (error.code === 'not-found' || error.code === 'access-denied')) return 'is missing from its slot';
-    throw error;
-  }
   const slotFile = `${file}.slot`;
   const content = sealed ? sealed.bytes : bundle.bytes;
-  const whole = new Meter();
   try {
-    await pipeline(source, whole, createWriteStream(slotFile, { mode: 0o600 }));
-    if (!classes.has(whole.bytes) || whole.bytes < content) return `is ${whole.bytes} bytes in its slot, not a size the ticket allows for ${content} bytes`;
-    if (content < whole.bytes) {
-      for await (const chunk of createReadStream(slotFile, { start: content })) {
-        if ((chunk as Buffer).some((byte) => byte !== 0)) return 'has bytes other than zero padding after its bundle';
-      }
-    }
+    const framing = await fetchSlot(remote, key, classes, content, slotFile, 'bundle');
+    if (framing !== undefined) return framing;
     const meter = new Meter();
     try {
       const head = content === 0 ? new PassThrough().end() : createReadStream(slotFile, { start: 0, end: content - 1 });
