@@ -21,6 +21,7 @@ import { DirComparer } from '../util/dirs.js';
 import { decideCarry, decidePush, type CarryAction, type PushAction } from './plan.js';
 import { pushCodeLeg, readCodeState, type PushedCode } from '../code/codeLeg.js';
 import { carrySessionFiles } from './sessionFiles.js';
+import { objectKey, objectsOf } from './checkpointObjects.js';
 
 export interface PushOptions {
   /** Limit to these sessions (and their children). */
@@ -173,6 +174,7 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
   }
   ctx.signal.throwIfAborted();
   const manifest = await buildManifest(ctx, survey, sessions, done, skipped, code, options);
+  await adoptPlaintext(ctx, objectsOf(manifest).map((object) => objectKey(ctx.worktree.key, object.kind, object.sha256)));
   await ctx.timing.time('manifest', () => writeManifest(remote, manifest));
   ctx.signal.throwIfAborted();
   const owner = options.migrate ? null : ctx.host;
@@ -244,12 +246,15 @@ async function surveyPush(ctx: Context, options: PushOptions): Promise<PushSurve
 
 /** The code leg (docs/FORMAT-code.md): captures the checkout and stores its new bundle, on top of the current checkpoint's chain. */
 async function captureAndStoreCode(ctx: Context, current: Manifest | undefined, options: PushOptions): Promise<PushedCode> {
+  const base = current ? readCodeState(current) : undefined;
+  // The chain the capture builds on must be in the remote as this remote stores it (sealed, if it seals).
+  await adoptPlaintext(ctx, (base?.bundles ?? []).map((bundle) => objectKey(ctx.worktree.key, 'bundle', bundle.sha256)));
   const code = await ctx.timing.time('code', () =>
     pushCodeLeg({
       remote: ctx.remote,
       worktreeKey: ctx.worktree.key,
       root: ctx.worktree.root,
-      base: current ? readCodeState(current) : undefined,
+      base,
       tempDir: ctx.tempDir,
       ...(options.codeMaxBytes !== undefined ? { maxBytes: options.codeMaxBytes } : {}),
       env: ctx.env,
@@ -264,8 +269,7 @@ type Exported = { row: SessionRow; blob: ExportedBlob; uploaded: boolean };
 
 /**
  * The checkpoint's sessions: the fresh exports and the reused ones (bound to this checkout), and
- * the carried ones as they were. Refuses busy sessions on --migrate; on an encrypted worktree,
- * seals the reused blobs a plaintext checkpoint left.
+ * the carried ones as they were. Refuses busy sessions on --migrate.
  */
 async function assembleSessions(ctx: Context, survey: PushSurvey, plan: PushPlan, done: Exported[], options: PushOptions): Promise<ManifestSession[]> {
   const checkout: Checkout = { host: ctx.host, root: ctx.worktree.root, branch: ctx.worktree.branch };
@@ -273,14 +277,20 @@ async function assembleSessions(ctx: Context, survey: PushSurvey, plan: PushPlan
   const keptEntries = [...plan.kept.values()].map((item) => (item.action === 'reused' ? { ...item.entry, checkout } : item.entry));
   const sessions = [...fresh, ...keptEntries, ...survey.carry.carried];
   assertNotBusy(sessions.filter((session) => survey.selectedIds.has(session.id)), options);
-  const sealing = ctx.remote.sealing;
-  if (sealing) {
-    // The first encrypted push of a worktree seals the blobs it reuses from plaintext checkpoints.
-    const reused = keptEntries.concat(survey.carry.carried);
-    const adopted = await mapPool(reused, ctx.jobs, (entry, index) => sealing.adoptPlainBlob(entry.sha256, `adopt-${index}.json.gz`), ctx.signal);
-    if (adopted.some(Boolean)) ctx.report.info(`sealed ${adopted.filter(Boolean).length} blob(s) this worktree had in plaintext`);
-  }
   return sessions;
+}
+
+/**
+ * The first encrypted push of a worktree with plaintext checkpoints reuses their objects: each is
+ * sealed under its keyed name before a sealed manifest names it (blobs, tool outputs, snapshot
+ * packs, code bundles alike). One HEAD per object once the worktree is sealed.
+ */
+async function adoptPlaintext(ctx: Context, keys: string[]): Promise<void> {
+  const sealing = ctx.remote.sealing;
+  if (!sealing) return;
+  const unique = [...new Set(keys)];
+  const adopted = await mapPool(unique, ctx.jobs, (key, index) => sealing.adoptPlain(key, `adopt-${index}`), ctx.signal);
+  if (adopted.some(Boolean)) ctx.report.info(`sealed ${adopted.filter(Boolean).length} object(s) this worktree had in plaintext`);
 }
 
 /** The new checkpoint's manifest (its snapshot packs and tool outputs stored first: sessionFiles.ts); tombstones older than the TTL drop out. */

@@ -259,10 +259,11 @@ export class SealedRemote implements Remote, Sealing {
     this.marked = true;
   }
 
-  /** Seals a plaintext blob of this worktree in place (the first encrypted push of a worktree). */
-  async adoptPlainBlob(sha256: string, tempName: string): Promise<boolean> {
-    const plainKey = blobKey(this.worktree, sha256);
-    if (await this.inner.head(this.storedBlobKey(sha256))) return false;
+  /** Seals a plaintext object of this worktree (blob, output, pack, bundle) under its keyed name (the first encrypted push of a worktree). */
+  async adoptPlain(plainKey: string, tempName: string): Promise<boolean> {
+    const stored = this.storedKey(plainKey);
+    if (stored === plainKey) return false; // not an object sealed by name
+    if (await this.inner.head(stored)) return false;
     const plain = await this.inner.head(plainKey);
     if (!plain) return false;
     const file = path.join(this.tempDir, tempName);

@@ -77,8 +77,12 @@ export interface Sealing {
   storedKey(key: string): string;
   /** The stored (keyed) name of a code bundle (`code/<HMAC code name>.age`). */
   storedCodeKey(sha256: string): string;
-  /** Seals a blob this worktree has in plaintext, once; true when it did (first encrypted push). */
-  adoptPlainBlob(sha256: string, tempName: string): Promise<boolean>;
+  /**
+   * Seals an object this worktree has in plaintext under `key` (a blob, tool output, snapshot pack
+   * or code bundle key, as the format names it), once; true when it did. The first encrypted push
+   * of a worktree that has plaintext checkpoints reuses their objects through this.
+   */
+  adoptPlain(key: string, tempName: string): Promise<boolean>;
 }
 
 /** Presigned URLs (SigV4), for tickets. Lifetimes in seconds. */

@@ -162,7 +162,7 @@ function baseEnv(): Record<string, string> {
 }
 
 /** Fixed identity and dates: the root commit hash is the same on every call. */
-function gitEnv(): Record<string, string> {
+export function gitEnv(): Record<string, string> {
   return {
     ...baseEnv(),
     HOME: os.tmpdir(),
