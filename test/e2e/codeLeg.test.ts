@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Host } from '../support/host.js';
 import { startScene, type Scene } from '../support/scene.js';
 import { explain, sessmig } from './harness.js';
+import { git, gitState } from '../support/gitView.js';
 
 let scene: Scene;
 let laptop: Host;
@@ -23,16 +24,11 @@ let dir: string;
 let url: string;
 let key: string;
 const on = (host: Host, cwd: string, args: string[]) => sessmig(host, [...args, '--remote', url, '--json'], { cwd });
-const git = async (cwd: string, args: string[]) => String((await execa('git', args, { cwd })).stdout);
 
 /** What git says about a checkout: everything the code leg promises to carry. */
 async function gitView(cwd: string) {
   return {
-    head: await git(cwd, ['rev-parse', 'HEAD']),
-    branch: await git(cwd, ['symbolic-ref', '--quiet', '--short', 'HEAD']).catch(() => null),
-    cached: await git(cwd, ['diff', '--cached']),
-    diff: await git(cwd, ['diff']),
-    status: await git(cwd, ['status', '--porcelain']),
+    ...(await gitState(cwd)),
     notes: await readFile(path.join(cwd, 'notes.md'), 'utf8'),
     untracked: await readFile(path.join(cwd, 'draft.txt'), 'utf8'),
   };

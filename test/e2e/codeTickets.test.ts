@@ -9,7 +9,6 @@
  * commit id is readable anywhere in the bucket, ticket documents included.
  */
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import { execa } from 'execa';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -18,6 +17,7 @@ import { describeOnE2eS3 } from '../support/e2eTargets.js';
 import { startS3Target, type S3Target } from '../support/s3.js';
 import { startScene, type Scene } from '../support/scene.js';
 import { explain, sessmig } from './harness.js';
+import { git, gitState } from '../support/gitView.js';
 
 let scene: Scene;
 let laptop: Host;
@@ -27,17 +27,12 @@ let box3: Host;
 let repoB3: string;
 let repoL: string;
 let session: string;
-const git = async (cwd: string, args: string[]) => String((await execa('git', args, { cwd })).stdout);
 
 /** What git says about a checkout, and the bytes of the files the test writes. */
 async function gitView(cwd: string) {
   const read = (name: string) => readFile(path.join(cwd, name), 'utf8').catch(() => null);
   return {
-    head: await git(cwd, ['rev-parse', 'HEAD']),
-    branch: await git(cwd, ['symbolic-ref', '--quiet', '--short', 'HEAD']).catch(() => null),
-    cached: await git(cwd, ['diff', '--cached']),
-    diff: await git(cwd, ['diff']),
-    status: await git(cwd, ['status', '--porcelain']),
+    ...(await gitState(cwd)),
     files: { notes: await read('notes.md'), draft: await read('draft.txt'), box: await read('box.txt'), secret: await read('secret.env') },
   };
 }

@@ -5,7 +5,6 @@
  * A half-done push from another host (its blobs and manifest written, not its pointer) survives a
  * prune with the default grace period and then completes. prune runs with no usable opencode.
  */
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -16,7 +15,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startScene, type Scene } from '../support/scene.js';
 import { createHost, createRepo, type Host } from '../support/host.js';
-import { startS3rver } from '../support/s3.js';
+import { prefixStore, startS3rver, type PrefixStore } from '../support/s3.js';
 import { explain, sessmig, type SessmigRun } from './harness.js';
 
 let scene: Scene;
@@ -36,14 +35,7 @@ afterAll(async () => {
 });
 
 /** Raw access to one remote's objects, behind sessmig's back. Keys are relative to the remote's root. */
-interface Store {
-  url: string;
-  env: Record<string, string>;
-  /** key → size */
-  list(): Promise<Map<string, number>>;
-  get(key: string): Promise<Buffer>;
-  put(key: string, body: Buffer): Promise<void>;
-}
+type Store = Omit<PrefixStore, 'delete'>;
 
 interface Kind {
   name: string;
@@ -91,28 +83,7 @@ const kinds: Kind[] = [
     name: 's3',
     async setup() {
       const target = await startS3rver();
-      const Bucket = target.bucket;
-      const store = (prefix: string): Store => ({
-        url: target.remoteUrl(prefix),
-        env: target.env,
-        async list() {
-          const out = new Map<string, number>();
-          let token: string | undefined;
-          do {
-            const page = await target.client.send(new ListObjectsV2Command({ Bucket, Prefix: prefix, ContinuationToken: token }));
-            for (const item of page.Contents ?? []) out.set(item.Key!.slice(prefix.length), Number(item.Size ?? 0));
-            token = page.IsTruncated ? page.NextContinuationToken : undefined;
-          } while (token);
-          return out;
-        },
-        async get(key) {
-          const got = await target.client.send(new GetObjectCommand({ Bucket, Key: prefix + key }));
-          return Buffer.from(await got.Body!.transformToByteArray());
-        },
-        async put(key, body) {
-          await target.client.send(new PutObjectCommand({ Bucket, Key: prefix + key, Body: body }));
-        },
-      });
+      const store = (prefix: string): Store => prefixStore(target, prefix);
       return { main: store('team/'), scratch: store('scratch/'), dispose: () => target.dispose() };
     },
   },

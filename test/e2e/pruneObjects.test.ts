@@ -16,8 +16,6 @@
  * view, snapshots and tool output included). check names a deleted bundle and a damaged pack by
  * kind, with the checkpoints that need them, and exits 1.
  */
-import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import { execa } from 'execa';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -27,21 +25,14 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { presentObjects, snapshotGitDirs } from '../../src/opencode/snapshots.js';
 import type { Host } from '../support/host.js';
-import { startS3rver } from '../support/s3.js';
+import { prefixStore, startS3rver, type PrefixStore } from '../support/s3.js';
 import { startScene, type Scene } from '../support/scene.js';
 import { explain, sessmig, type SessmigRun } from './harness.js';
+import { git, gitState } from '../support/gitView.js';
 
 /** Raw access to the remote's objects, behind sessmig's back. Keys relative to the remote's root. */
-interface Store {
-  url: string;
-  env: Record<string, string>;
-  /** key → size */
-  list(): Promise<Map<string, number>>;
-  get(key: string): Promise<Buffer>;
-  put(key: string, body: Buffer): Promise<void>;
-  delete(key: string): Promise<void>;
-  dispose(): Promise<void>;
-}
+/** A remote's objects behind sessmig's back (a folder, or a bucket prefix: test/support/s3.ts). */
+type Store = PrefixStore & { dispose(): Promise<void> };
 
 async function walk(dir: string, rel = ''): Promise<[string, number][]> {
   const out: [string, number][] = [];
@@ -72,47 +63,16 @@ async function folderStore(): Promise<Store> {
 
 async function s3Store(): Promise<Store> {
   const target = await startS3rver();
-  const Bucket = target.bucket;
-  const prefix = 'objects/';
-  return {
-    url: target.remoteUrl(prefix),
-    env: target.env,
-    async list() {
-      const out = new Map<string, number>();
-      let token: string | undefined;
-      do {
-        const page = await target.client.send(new ListObjectsV2Command({ Bucket, Prefix: prefix, ContinuationToken: token }));
-        for (const item of page.Contents ?? []) out.set(item.Key!.slice(prefix.length), Number(item.Size ?? 0));
-        token = page.IsTruncated ? page.NextContinuationToken : undefined;
-      } while (token);
-      return out;
-    },
-    async get(key) {
-      const got = await target.client.send(new GetObjectCommand({ Bucket, Key: prefix + key }));
-      return Buffer.from(await got.Body!.transformToByteArray());
-    },
-    async put(key, body) {
-      await target.client.send(new PutObjectCommand({ Bucket, Key: prefix + key, Body: body }));
-    },
-    async delete(key) {
-      await target.client.send(new DeleteObjectCommand({ Bucket, Key: prefix + key }));
-    },
-    dispose: () => target.dispose(),
-  };
+  return { ...prefixStore(target, 'objects/'), dispose: () => target.dispose() };
 }
 
-const git = async (cwd: string, args: string[]) => String((await execa('git', args, { cwd })).stdout);
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 const sorted = (values: Iterable<string>) => [...values].sort();
 
 /** What git says about a checkout: what the code leg promises to carry. */
 async function gitView(cwd: string) {
   return {
-    head: await git(cwd, ['rev-parse', 'HEAD']),
-    branch: await git(cwd, ['symbolic-ref', '--quiet', '--short', 'HEAD']).catch(() => null),
-    cached: await git(cwd, ['diff', '--cached']),
-    diff: await git(cwd, ['diff']),
-    status: await git(cwd, ['status', '--porcelain']),
+    ...(await gitState(cwd)),
     big: sha256(await readFile(path.join(cwd, 'big.bin'))),
   };
 }

@@ -41,10 +41,12 @@ import { fileURLToPath } from 'node:url';
 import {
   CreateBucketCommand,
   DeleteBucketCommand,
+  DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   ListObjectsV2Command,
+  PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
 
@@ -610,4 +612,47 @@ export async function externalTarget(): Promise<S3Target | undefined> {
     start: notRestartable,
     teardown: async () => {},
   });
+}
+
+/**
+ * The objects under `prefix` of a target's bucket, read and written behind sessmig's back through
+ * the plain S3 API (what the prune and check tests plant, damage and count). Keys are relative to
+ * `prefix`; `url` is the sessmig remote for that prefix.
+ */
+export interface PrefixStore {
+  url: string;
+  env: Record<string, string>;
+  /** key → size in bytes, every page. */
+  list(): Promise<Map<string, number>>;
+  get(key: string): Promise<Buffer>;
+  put(key: string, body: Buffer): Promise<void>;
+  delete(key: string): Promise<void>;
+}
+
+export function prefixStore(target: S3Target, prefix: string): PrefixStore {
+  const Bucket = target.bucket;
+  return {
+    url: target.remoteUrl(prefix),
+    env: target.env,
+    async list() {
+      const out = new Map<string, number>();
+      let token: string | undefined;
+      do {
+        const page = await target.client.send(new ListObjectsV2Command({ Bucket, Prefix: prefix, ContinuationToken: token }));
+        for (const item of page.Contents ?? []) out.set(item.Key!.slice(prefix.length), Number(item.Size ?? 0));
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+      return out;
+    },
+    async get(key) {
+      const got = await target.client.send(new GetObjectCommand({ Bucket, Key: prefix + key }));
+      return Buffer.from(await got.Body!.transformToByteArray());
+    },
+    async put(key, body) {
+      await target.client.send(new PutObjectCommand({ Bucket, Key: prefix + key, Body: body }));
+    },
+    async delete(key) {
+      await target.client.send(new DeleteObjectCommand({ Bucket, Key: prefix + key }));
+    },
+  };
 }
