@@ -1,3 +1,4 @@
+import type { SessionRow } from '../opencode/opencode.js';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { exportToBlobFile, type ExportedBlob } from '../blob/blobFiles.js';
@@ -202,43 +203,12 @@ export async function pushToTicket(ctx: Context, url: string, options: TicketPus
   // The code first: a checkout it cannot capture (too large, mid-merge) stops before any export. Its files stay in ctx.tempDir.
   const code: TicketCode | undefined = options.code ? await captureForTicket(ctx, ticket, { ...(options.codeMaxBytes !== undefined ? { maxBytes: options.codeMaxBytes } : {}) }) : undefined;
   if (code) report.info(`code: ${code.captured.state.branch ?? 'detached HEAD'} at ${code.captured.state.head.slice(0, 12)}, ${code.uploads.length === 0 ? 'no new bundle' : `${code.uploads.length} new bundle(s) of ${code.uploads.reduce((sum, upload) => sum + upload.size, 0)} bytes`}`);
-
-  // Export everything first: a blob over the ticket's cap is refused before any byte is uploaded.
-  const exportAll = async (): Promise<ExportedBlob[]> => {
-    const source = await timing.time('serve-start', () => openExporter(opencode, worktree.root, selected.length, parseExportVia(ctx.env.SESSMIG_EXPORT_VIA), report, selected.map((row) => row.id)));
-    return mapPool(
-      selected,
-      ctx.jobs,
-      (row, index) => exportToBlobFile(source.exporter, row.id, path.join(ctx.tempDir, `upload-${index}.json.gz`), { timing }),
-      ctx.signal,
-    ).finally(() => source.close());
-  };
-  // With the code leg a checkout without sessions still hands its code back.
-  const blobs = selected.length === 0 ? [] : await exportAll();
-  const classes = (urls: Record<string, string>) => Object.keys(urls).map(Number).sort((a, b) => a - b);
-  const fits = (urls: Record<string, string>, size: number) => classes(urls).find((candidate) => candidate >= size);
-  // An encrypted worktree's ticket: each blob goes up sealed (the slot then holds the age file).
-  const recipient = ticket.sealed?.recipient;
-  const sealedFiles = recipient
-    ? await timing.time('seal', () =>
-        mapPool(blobs, ctx.jobs, async (blob) => ({ file: `${blob.file}.age`, size: await sealFile(blob.file, `${blob.file}.age`, recipient) }), ctx.signal),
-      )
-    : undefined;
-  const upload = (index: number) => sealedFiles?.[index] ?? { file: blobs[index]!.file, size: blobs[index]!.storedBytes };
-  for (const [index, blob] of blobs.entries()) {
-    if (fits(ticket.urls.slots[index]!, upload(index).size) === undefined || upload(index).size > ticket.limits.maxBytes) {
-      throw new SessmigError(
-        'blob-too-large',
-        `session ${selected[index]!.id} is ${blob.storedBytes} bytes compressed, over upload ticket ${ticket.id}'s cap of ${ticket.limits.maxBytes} bytes per session; nothing was uploaded`,
-        { hint: `ask for a ticket with a larger cap (sessmig share --upload --max-bytes ${Math.ceil(blob.storedBytes / 1024 ** 2)}MiB)` },
-      );
-    }
-  }
+  const exported = await exportForTicket(ctx, ticket, selected);
   const todos = selected.length === 0 ? new Map() : await timing.time('todos', () => readTodos(opencode, selected.map((row) => row.id)));
   const entries: (ManifestSession & { slot: number; sealedBytes?: number })[] = selected.map((row, slot) => ({
-    ...manifestEntry(row, blobs[slot]!, todos),
+    ...manifestEntry(row, exported.blobs[slot]!, todos),
     slot,
-    ...(sealedFiles ? { sealedBytes: sealedFiles[slot]!.size } : {}),
+    ...(exported.sealed ? { sealedBytes: exported.upload(slot).size } : {}),
   }));
   const manifest: Manifest & { ticket: string; code?: unknown; codeUploads?: unknown } = {
     formatVersion: FORMAT_VERSION,
@@ -254,84 +224,24 @@ export async function pushToTicket(ctx: Context, url: string, options: TicketPus
     // The code part as a direct push writes it, and which new bundle is in which code slot.
     ...(code ? { code: code.captured.state, codeUploads: codeUploadEntries(code.uploads) } : {}),
   };
-  const plainManifest = serializeDocument(manifest);
-  let manifestBody = plainManifest;
-  let manifestClass = fits(ticket.urls.manifest, plainManifest.length);
-  if (recipient) {
-    // Sealed to exactly a class's size (the plaintext padded with spaces): the next class if a size cannot be hit.
-    const sealed = await sealBytes(plainManifest, recipient);
-    manifestClass = undefined;
-    for (const size of classes(ticket.urls.manifest).filter((candidate) => candidate >= sealed.length)) {
-      const exact = await sealToSize(plainManifest, recipient, size);
-      if (exact) {
-        manifestBody = exact;
-        manifestClass = size;
-        break;
-      }
-    }
-  }
-  if (manifestClass === undefined) {
-    throw new SessmigError('manifest-too-large', `the upload's manifest is ${manifestBody.length} bytes, larger than the ticket allows; nothing was uploaded`, {
-      hint: 'upload fewer sessions at a time (--session ID)',
-    });
-  }
-
-  const progress = { done: 0, bytes: 0 };
-  const uploaded = await mapPool(
-    blobs,
-    ctx.jobs,
-    async (_blob: ExportedBlob, slot) => {
-      ctx.signal.throwIfAborted();
-      const urls = ticket.urls.slots[slot]!;
-      const { file, size: length } = upload(slot);
-      const size = fits(urls, length)!;
-      await timing.time('upload', () => putThroughTicket(urls[String(size)]!, file, length, size, 0, `upload of session ${selected[slot]!.id} (slot ${slot})`));
-      progress.done++;
-      progress.bytes += size;
-      report.progress('uploaded', progress.done, blobs.length, progress.bytes);
-      return size;
-    },
-    ctx.signal,
-  );
+  const manifestUpload = await fitManifest(ticket, manifest);
+  const uploaded = await uploadSessions(ctx, ticket, selected, exported);
   const codeBytes = code ? await uploadCodeBundles(ctx, ticket, code.uploads) : 0;
   // The manifest last: its presence tells the host with credentials that the upload is complete.
   ctx.signal.throwIfAborted();
   const manifestFile = path.join(ctx.tempDir, 'upload-manifest.json');
-  await writeFile(manifestFile, manifestBody, { mode: 0o600 });
+  await writeFile(manifestFile, manifestUpload.body, { mode: 0o600 });
   await timing.time('manifest', () =>
-    putThroughTicket(ticket.urls.manifest[String(manifestClass)]!, manifestFile, manifestBody.length, manifestClass, 0x20, 'upload of the manifest'),
+    putThroughTicket(ticket.urls.manifest[String(manifestUpload.size)]!, manifestFile, manifestUpload.body.length, manifestUpload.size, 0x20, 'upload of the manifest'),
   );
   report.info(
     `uploaded ${selected.length} session(s) through ticket ${ticket.id}; on ${ticket.issuedBy.hostname} run \`sessmig pull${options.migrate ? ' --migrate' : ''}\` to take them in (checkpoint ${ticket.checkpoint})`,
   );
-
-  // What this host pushed is its sync base for the next pull through a ticket.
-  const stateFile = syncStateFile(ctx.paths.state, ticket.remote, worktree.key);
-  const state = await loadSyncState(stateFile, ticket.remote, worktree.key);
-  state.checkpoint = ticket.checkpoint;
-  for (const [index, row] of selected.entries()) {
-    const blob = blobs[index]!;
-    state.sessions[row.id] = { contentHash: blob.contentHash, sha256: blob.sha256, localTimeUpdated: blob.facts.timeUpdated ?? row.time_updated };
-  }
-  state.handedAway = options.migrate ? { checkpoint: ticket.checkpoint, at: new Date().toISOString() } : null;
-  await saveSyncState(stateFile, state).catch((error: unknown) => report.warn(`could not save the sync state: ${(error as Error).message}`));
-
+  await recordTicketSync(ctx, ticket, selected, exported.blobs, options);
   return {
     ...result,
     status: 'uploaded',
-    ...(code
-      ? {
-          code: {
-            head: code.captured.state.head,
-            branch: code.captured.state.branch,
-            // As push says it: a new chain starts with a bundle without prerequisites.
-            bundle: code.captured.newBundles.length === 0 ? 'none' : code.captured.newBundles[0]!.prerequisites.length === 0 ? 'full' : 'incremental',
-            bundles: code.uploads.length,
-            bundleBytes: code.captured.newBundles.reduce((sum, bundle) => sum + bundle.bytes, 0),
-            uploadedBytes: codeBytes,
-          },
-        }
-      : {}),
+    ...(code ? { code: describeTicketCode(code, codeBytes) } : {}),
     sessions: entries.map((entry, index) => ({
       id: entry.id,
       parentID: entry.parentID,
@@ -341,5 +251,126 @@ export async function pushToTicket(ctx: Context, url: string, options: TicketPus
       slot: entry.slot,
       uploadedBytes: uploaded[index]!,
     })),
+  };
+}
+
+/** The size classes of one upload slot's presigned PUTs, ascending (bytes). */
+function classesOf(urls: Record<string, string>): number[] {
+  return Object.keys(urls).map(Number).sort((a, b) => a - b);
+}
+
+/** The smallest size class of the slot that holds `size` bytes, if any. */
+function fits(urls: Record<string, string>, size: number): number | undefined {
+  return classesOf(urls).find((candidate) => candidate >= size);
+}
+
+/** The selected sessions exported (and sealed for an encrypted worktree's ticket), each checked against its slot. */
+interface TicketExport {
+  blobs: ExportedBlob[];
+  sealed: boolean;
+  /** What goes into slot `index`: the blob's file, or its sealed copy. */
+  upload(index: number): { file: string; size: number };
+}
+
+/** Exports everything first: a blob over the ticket's cap is refused (`blob-too-large`) before any byte is uploaded. */
+async function exportForTicket(ctx: Context, ticket: PushTicket, selected: SessionRow[]): Promise<TicketExport> {
+  const { timing, worktree, opencode, report } = ctx;
+  const exportAll = async (): Promise<ExportedBlob[]> => {
+    const source = await timing.time('serve-start', () => openExporter(opencode, worktree.root, selected.length, parseExportVia(ctx.env.SESSMIG_EXPORT_VIA), report, selected.map((row) => row.id)));
+    return mapPool(selected, ctx.jobs, (row, index) => exportToBlobFile(source.exporter, row.id, path.join(ctx.tempDir, `upload-${index}.json.gz`), { timing }), ctx.signal).finally(() => source.close());
+  };
+  // With the code leg a checkout without sessions still hands its code back.
+  const blobs = selected.length === 0 ? [] : await exportAll();
+  // An encrypted worktree's ticket: each blob goes up sealed (the slot then holds the age file).
+  const recipient = ticket.sealed?.recipient;
+  const sealedFiles = recipient
+    ? await timing.time('seal', () => mapPool(blobs, ctx.jobs, async (blob) => ({ file: `${blob.file}.age`, size: await sealFile(blob.file, `${blob.file}.age`, recipient) }), ctx.signal))
+    : undefined;
+  const upload = (index: number) => sealedFiles?.[index] ?? { file: blobs[index]!.file, size: blobs[index]!.storedBytes };
+  for (const [index, blob] of blobs.entries()) {
+    if (fits(ticket.urls.slots[index]!, upload(index).size) === undefined || upload(index).size > ticket.limits.maxBytes) {
+      throw new SessmigError(
+        'blob-too-large',
+        `session ${selected[index]!.id} is ${blob.storedBytes} bytes compressed, over upload ticket ${ticket.id}'s cap of ${ticket.limits.maxBytes} bytes per session; nothing was uploaded`,
+        { hint: `ask for a ticket with a larger cap (sessmig share --upload --max-bytes ${Math.ceil(blob.storedBytes / 1024 ** 2)}MiB)` },
+      );
+    }
+  }
+  return { blobs, sealed: sealedFiles !== undefined, upload };
+}
+
+/**
+ * The upload's manifest as it goes up, and the size class it fills: an encrypted worktree's is
+ * sealed to exactly a class's size (the plaintext padded with spaces), the next class if a size
+ * cannot be hit. `manifest-too-large` when no class holds it.
+ */
+async function fitManifest(ticket: PushTicket, manifest: Manifest): Promise<{ body: Buffer; size: number }> {
+  const plain = serializeDocument(manifest);
+  const recipient = ticket.sealed?.recipient;
+  let body = plain;
+  let size = fits(ticket.urls.manifest, plain.length);
+  if (recipient) {
+    const sealed = await sealBytes(plain, recipient);
+    size = undefined;
+    for (const candidate of classesOf(ticket.urls.manifest).filter((value) => value >= sealed.length)) {
+      const exact = await sealToSize(plain, recipient, candidate);
+      if (exact) {
+        body = exact;
+        size = candidate;
+        break;
+      }
+    }
+  }
+  if (size === undefined) {
+    throw new SessmigError('manifest-too-large', `the upload's manifest is ${body.length} bytes, larger than the ticket allows; nothing was uploaded`, {
+      hint: 'upload fewer sessions at a time (--session ID)',
+    });
+  }
+  return { body, size };
+}
+
+/** Puts each session's blob into its slot (padded to the slot's size class); returns the bytes sent per slot. */
+async function uploadSessions(ctx: Context, ticket: PushTicket, selected: SessionRow[], exported: TicketExport): Promise<number[]> {
+  const progress = { done: 0, bytes: 0 };
+  return mapPool(
+    exported.blobs,
+    ctx.jobs,
+    async (_blob: ExportedBlob, slot) => {
+      ctx.signal.throwIfAborted();
+      const urls = ticket.urls.slots[slot]!;
+      const { file, size: length } = exported.upload(slot);
+      const size = fits(urls, length)!;
+      await ctx.timing.time('upload', () => putThroughTicket(urls[String(size)]!, file, length, size, 0, `upload of session ${selected[slot]!.id} (slot ${slot})`));
+      progress.done++;
+      progress.bytes += size;
+      ctx.report.progress('uploaded', progress.done, exported.blobs.length, progress.bytes);
+      return size;
+    },
+    ctx.signal,
+  );
+}
+
+/** What this host pushed through the ticket is its sync base for the next pull through a ticket. */
+async function recordTicketSync(ctx: Context, ticket: PushTicket, selected: SessionRow[], blobs: ExportedBlob[], options: TicketPushOptions): Promise<void> {
+  const stateFile = syncStateFile(ctx.paths.state, ticket.remote, ctx.worktree.key);
+  const state = await loadSyncState(stateFile, ticket.remote, ctx.worktree.key);
+  state.checkpoint = ticket.checkpoint;
+  for (const [index, row] of selected.entries()) {
+    const blob = blobs[index]!;
+    state.sessions[row.id] = { contentHash: blob.contentHash, sha256: blob.sha256, localTimeUpdated: blob.facts.timeUpdated ?? row.time_updated };
+  }
+  state.handedAway = options.migrate ? { checkpoint: ticket.checkpoint, at: new Date().toISOString() } : null;
+  await saveSyncState(stateFile, state).catch((error: unknown) => ctx.report.warn(`could not save the sync state: ${(error as Error).message}`));
+}
+
+/** The code leg as `push --to-url --json` reports it (as push says it: a new chain starts with a bundle without prerequisites). */
+function describeTicketCode(code: TicketCode, uploadedBytes: number) {
+  return {
+    head: code.captured.state.head,
+    branch: code.captured.state.branch,
+    bundle: code.captured.newBundles.length === 0 ? ('none' as const) : code.captured.newBundles[0]!.prerequisites.length === 0 ? ('full' as const) : ('incremental' as const),
+    bundles: code.uploads.length,
+    bundleBytes: code.captured.newBundles.reduce((sum, bundle) => sum + bundle.bytes, 0),
+    uploadedBytes,
   };
 }
