@@ -64,6 +64,36 @@ const REPO = path.resolve(BENCH_DIR, '..');
 const OUT_DIR = path.join(BENCH_DIR, 'out');
 /** BENCH_SESSMIG=/elsewhere/bin/sessmig.js measures another build (e.g. a frozen copy of the code before a change) with this bench. */
 const SESSMIG_BIN = process.env.BENCH_SESSMIG ? path.resolve(process.env.BENCH_SESSMIG) : path.join(REPO, 'bin', 'sessmig.js');
+/**
+ * BENCH_COMPARE=/elsewhere/bin/sessmig.js: (e), (g) and the scale curve run every round with both
+ * builds, in alternating order (ABBA…), so that both see the same load; medians side by side.
+ */
+const COMPARE_BIN = process.env.BENCH_COMPARE ? path.resolve(process.env.BENCH_COMPARE) : undefined;
+interface Build {
+  name: 'main' | 'compare';
+  bin: string;
+}
+const BUILDS: Build[] = [{ name: 'main', bin: SESSMIG_BIN }, ...(COMPARE_BIN ? [{ name: 'compare' as const, bin: COMPARE_BIN }] : [])];
+/** The builds in round `round`'s order (1-based): ABBA… */
+function buildsInRound(round: number): Build[] {
+  return round % 4 === 2 || round % 4 === 3 ? [...BUILDS].reverse() : BUILDS;
+}
+interface PushPullRound {
+  remote: string;
+  push: SessmigPhase;
+  pull: SessmigPhase | null;
+}
+/** Medians over the complete rounds (undefined fields when none completed). */
+function pushPullMedians(rounds: PushPullRound[]): { pushMedianMs?: number; pullMedianMs?: number; pushPullMedianMs?: number; peakRssBytes?: number } {
+  const done = rounds.filter((x) => x.push.ok && x.pull?.ok);
+  if (!done.length) return {};
+  return {
+    pushMedianMs: median(done.map((x) => x.push.ms)),
+    pullMedianMs: median(done.map((x) => x.pull!.ms)),
+    pushPullMedianMs: median(done.map((x) => x.push.ms + x.pull!.ms)),
+    peakRssBytes: Math.max(...done.flatMap((x) => [x.push, x.pull!].map((p) => p.peakRssBytes ?? p.polledHwmBytes))),
+  };
+}
 const RSS_PROBE = pathToFileURL(path.join(BENCH_DIR, 'rss-probe.mjs')).href;
 
 const TARGETS = {
@@ -236,7 +266,7 @@ function sameShape(a: Snapshot, b: Snapshot): boolean {
 
 const results: Record<string, any> = {
   startedAt: new Date().toISOString(),
-  config: { quick: config.quick, sessions: config.sessions, largeMiB: config.largeMiB, rounds: config.rounds, scale: config.scale, scaleNs: config.scaleNs, jobs: config.jobs, jobsIsSessmigDefault: config.jobs === sessmigDefaultJobs, setupParallel: config.setupParallel, pullOnly: config.pullOnly, encrypt: config.encrypt, encryptRepeat: config.encryptRepeat },
+  config: { compare: COMPARE_BIN ?? null, quick: config.quick, sessions: config.sessions, largeMiB: config.largeMiB, rounds: config.rounds, scale: config.scale, scaleNs: config.scaleNs, jobs: config.jobs, jobsIsSessmigDefault: config.jobs === sessmigDefaultJobs, setupParallel: config.setupParallel, pullOnly: config.pullOnly, encrypt: config.encrypt, encryptRepeat: config.encryptRepeat },
   targets: TARGETS,
 };
 
@@ -293,6 +323,57 @@ function timingLines(): string[] {
       const phases = t.phases.map((x) => `${x.phase} ${s(x.ms)} (${x.count}×)`).join(', ');
       return `- ${name}: ${s(phase!.ms)} s wall — ${phases}${t.notes.length ? `; ${t.notes.join('; ')}` : ''}`;
     });
+}
+
+/** BENCH_COMPARE: the compared build's medians beside this build's, measured in the same rounds. */
+function compareLines(): string[] {
+  const r = results;
+  const c = r.compare;
+  if (!c) return [];
+  const f = (ms: number | undefined | null) => s(ms ?? null);
+  const x = (after: number | undefined, before: number | undefined) => (after && before ? (after / before).toFixed(2) : '—');
+  const vs = (ms: number | undefined, base: number | undefined) => (ms && base ? (ms / base).toFixed(3) : '—');
+  const rows: string[] = [];
+  const po = r.pullOnly;
+  if (po && c.pullOnly) {
+    const base = po.baselineExportMs + po.baselineImportMs;
+    rows.push(
+      `| (e) small sessions: push | ${f(c.pullOnly.pushMedianMs)} s | ${f(po.pushMedianMs)} s | ${x(po.pushMedianMs, c.pullOnly.pushMedianMs)} |`,
+      `| (e) small sessions: pull | ${f(c.pullOnly.pullMedianMs)} s | ${f(po.pullMedianMs)} s | ${x(po.pullMedianMs, c.pullOnly.pullMedianMs)} |`,
+      `| (e) small: push+pull / sequential export+import (target ≤ ${TARGETS.smallPushPullOverBaseline}) | ${vs(c.pullOnly.pushPullMedianMs, base)} | ${vs(po.pushPullMedianMs, base)} | |`,
+      `| (e) small: pull / sequential imports (target ≤ ${TARGETS.smallPullOverImport}) | ${vs(c.pullOnly.pullMedianMs, po.baselineImportMs)} | ${vs(po.pullMedianMs, po.baselineImportMs)} | |`,
+    );
+  }
+  const lo = r.largeOnly;
+  if (lo && c.largeOnly) {
+    const base = (lo.baselineExportMs ?? 0) + (lo.baselineImportMs ?? 0);
+    rows.push(
+      `| (g) large session: push | ${f(c.largeOnly.pushMedianMs)} s | ${f(lo.pushMedianMs)} s | ${x(lo.pushMedianMs, c.largeOnly.pushMedianMs)} |`,
+      `| (g) large session: pull | ${f(c.largeOnly.pullMedianMs)} s | ${f(lo.pullMedianMs)} s | ${x(lo.pullMedianMs, c.largeOnly.pullMedianMs)} |`,
+      `| (g) large: push+pull / its export+import (target ≤ ${TARGETS.largePushPullOverBaseline}) | ${vs(c.largeOnly.pushPullMedianMs, base)} | ${vs(lo.pushPullMedianMs, base)} | |`,
+      `| (g) large: peak RSS | ${mb(c.largeOnly.peakRssBytes)} | ${mb(lo.peakRssBytes)} | |`,
+    );
+  }
+  const mine = (r.scale ?? []) as ScalePoint[];
+  for (const theirs of (c.scale ?? []) as ScalePoint[]) {
+    const p = mine.find((q) => q.n === theirs.n);
+    if (!p?.median || !theirs.median) continue;
+    rows.push(
+      `| scale N=${p.n} (${p.sessions} sessions): push | ${f(theirs.median.pushMs)} s | ${f(p.median.pushMs)} s | ${x(p.median.pushMs, theirs.median.pushMs)} |`,
+      `| scale N=${p.n}: pull | ${f(theirs.median.pullMs)} s | ${f(p.median.pullMs)} s | ${x(p.median.pullMs, theirs.median.pullMs)} |`,
+      `| scale N=${p.n}: incremental push | ${f(theirs.median.incrementalMs)} s | ${f(p.median.incrementalMs)} s | ${x(p.median.incrementalMs, theirs.median.incrementalMs)} |`,
+      `| scale N=${p.n}: peak RSS | ${mb(theirs.median.peakRssBytes)} | ${mb(p.median.peakRssBytes)} | |`,
+    );
+  }
+  if (!rows.length) return [];
+  return [
+    `Before → after: \`${c.bin}\` (before) against this build (after), both in every round of (e), (g) and the scale curve, in alternating order (medians of ${r.config.rounds}):`,
+    '',
+    '| measurement | before | after | after / before |',
+    '|---|---:|---:|---:|',
+    ...rows,
+    '',
+  ];
 }
 
 function render(): { text: string; md: string } {
@@ -412,6 +493,7 @@ function render(): { text: string; md: string } {
           '',
         ]
       : []),
+    ...compareLines(),
     ...(r.scale
       ? [
           `Scale curve (medians of ${r.config.rounds} round(s); synthesized sessions replayed once into a cached source host; see bench/scale.ts):`,
@@ -597,14 +679,14 @@ async function main(): Promise<void> {
     repo: string,
     command: 'push' | 'pull',
     label: string,
-    o: { remote?: string; args?: string[]; env?: Record<string, string> } = {},
+    o: { remote?: string; args?: string[]; env?: Record<string, string>; bin?: string } = {},
   ): Promise<SessmigPhase> => {
     const files = ioFiles(label);
     const rssFile = path.join(io, `${label}.rss.json`);
     const target = o.remote ?? remote;
     const env = { ...host.env, ...s3!.env, SESSMIG_OPENCODE: host.opencodeBin, BENCH_RSS_FILE: rssFile, ...o.env };
     const extra = o.args ?? [];
-    const args = ['--import', RSS_PROBE, SESSMIG_BIN, command, ...extra, '--remote', target, '--jobs', String(config.jobs), '--json', '--timing'];
+    const args = ['--import', RSS_PROBE, o.bin ?? SESSMIG_BIN, command, ...extra, '--remote', target, '--jobs', String(config.jobs), '--json', '--timing'];
     const shown = extra.length > 4 ? [...extra.slice(0, 4), '…'] : extra;
     log(`${label}: sessmig ${command} ${shown.length ? `${shown.join(' ')} ` : ''}--remote ${target} --jobs ${config.jobs} --json --timing (cwd ${path.relative(root!, repo)})`);
     const r = await runProc(process.execPath, args, { cwd: repo, env, ...files, timeoutMs: 30 * MINUTE, pollHwm: true });
@@ -664,15 +746,19 @@ async function main(): Promise<void> {
       const largeId = results.large.id as string;
       const smallRoots = rows.filter((row) => !row.parent_id && row.id !== largeId).map((row) => row.id);
       const small = perSession.filter((e) => e.id !== largeId);
-      const rounds: { remote: string; push: SessmigPhase; pull: SessmigPhase | null }[] = [];
+      const roundsBy: Record<string, PushPullRound[]> = { main: [], compare: [] };
       for (let round = 1; round <= config.rounds; round++) {
-        const smallRemote = s3.remoteUrl(`bench-small-${round}`);
-        const d = await freshHost(`d${round}`);
-        const pushSmall = await sessmig(a, repoA, 'push', `push-small-${round}`, { remote: smallRemote, args: smallRoots.flatMap((id) => ['--session', id]) });
-        const pullSmall = pushSmall.ok ? await sessmig(d.host, d.repo, 'pull', `pull-small-${round}`, { remote: smallRemote }) : null;
-        rounds.push({ remote: smallRemote, push: pushSmall, pull: pullSmall });
-        if (pullSmall?.ok) pulledHosts.push({ name: `D${round} (pull without the large session)`, host: d.host, expected: await snapshot(a, largeId) });
+        for (const build of buildsInRound(round)) {
+          const tag = `${build.name === 'compare' ? 'cmp-' : ''}${round}`;
+          const smallRemote = s3.remoteUrl(`bench-small-${tag}`);
+          const d = await freshHost(`d${tag}`);
+          const pushSmall = await sessmig(a, repoA, 'push', `push-small-${tag}`, { remote: smallRemote, args: smallRoots.flatMap((id) => ['--session', id]), bin: build.bin });
+          const pullSmall = pushSmall.ok ? await sessmig(d.host, d.repo, 'pull', `pull-small-${tag}`, { remote: smallRemote, bin: build.bin }) : null;
+          roundsBy[build.name]!.push({ remote: smallRemote, push: pushSmall, pull: pullSmall });
+          if (pullSmall?.ok) pulledHosts.push({ name: `D${tag} (pull without the large session)`, host: d.host, expected: await snapshot(a, largeId) });
+        }
       }
+      const rounds = roundsBy.main!;
       const done = rounds.filter((x) => x.push.ok && x.pull?.ok);
       results.pullOnly = {
         sessions: small.length,
@@ -684,33 +770,39 @@ async function main(): Promise<void> {
         push: rounds[0]?.push ?? null,
         pull: rounds[0]?.pull ?? null,
         rounds,
-        ...(done.length ? { pushMedianMs: median(done.map((x) => x.push.ms)), pullMedianMs: median(done.map((x) => x.pull!.ms)), pushPullMedianMs: median(done.map((x) => x.push.ms + x.pull!.ms)) } : {}),
+        ...pushPullMedians(rounds),
       };
+      if (COMPARE_BIN) (results.compare ??= { bin: COMPARE_BIN }).pullOnly = { rounds: roundsBy.compare, ...pushPullMedians(roundsBy.compare!) };
       if (!done.length) errors.push('pull-only without the large session: not measured (see the push-small/pull-small errors)');
 
       // ---- 2g. the large session alone (issue 22) ----------------------------------------------
       const largeEntry = perSession.find((e) => e.id === largeId);
-      const largeRounds: { remote: string; push: SessmigPhase; pull: SessmigPhase | null }[] = [];
+      const largeBy: Record<string, PushPullRound[]> = { main: [], compare: [] };
       for (let round = 1; round <= config.rounds; round++) {
-        const largeRemote = s3.remoteUrl(`bench-large-${round}`);
-        const g = await freshHost(`g${round}`);
-        const push = await sessmig(a, repoA, 'push', `push-large-${round}`, { remote: largeRemote, args: ['--session', largeId] });
-        const pull = push.ok ? await sessmig(g.host, g.repo, 'pull', `pull-large-${round}`, { remote: largeRemote }) : null;
-        largeRounds.push({ remote: largeRemote, push, pull });
-        if (pull?.ok) {
-          const got = await snapshot(g.host);
-          if (got.sessions !== 1) errors.push(`(g) round ${round}: the pulled host holds ${JSON.stringify(got)}, not the one large session`);
+        for (const build of buildsInRound(round)) {
+          const tag = `${build.name === 'compare' ? 'cmp-' : ''}${round}`;
+          const largeRemote = s3.remoteUrl(`bench-large-${tag}`);
+          const g = await freshHost(`g${tag}`);
+          const push = await sessmig(a, repoA, 'push', `push-large-${tag}`, { remote: largeRemote, args: ['--session', largeId], bin: build.bin });
+          const pull = push.ok ? await sessmig(g.host, g.repo, 'pull', `pull-large-${tag}`, { remote: largeRemote, bin: build.bin }) : null;
+          largeBy[build.name]!.push({ remote: largeRemote, push, pull });
+          if (pull?.ok) {
+            const got = await snapshot(g.host);
+            if (got.sessions !== 1) errors.push(`(g) round ${tag}: the pulled host holds ${JSON.stringify(got)}, not the one large session`);
+          }
+          await fs.rm(g.host.root, { recursive: true, force: true });
         }
-        await fs.rm(g.host.root, { recursive: true, force: true });
       }
+      const largeRounds = largeBy.main!;
       const largeDone = largeRounds.filter((x) => x.push.ok && x.pull?.ok);
       results.largeOnly = {
         id: largeId,
         baselineExportMs: largeEntry?.exportMs ?? null,
         baselineImportMs: largeEntry?.importMs ?? null,
         rounds: largeRounds,
-        ...(largeDone.length ? { pushMedianMs: median(largeDone.map((x) => x.push.ms)), pullMedianMs: median(largeDone.map((x) => x.pull!.ms)), pushPullMedianMs: median(largeDone.map((x) => x.push.ms + x.pull!.ms)), peakRssBytes: Math.max(...largeDone.flatMap((x) => [x.push, x.pull!].map((p) => p.peakRssBytes ?? p.polledHwmBytes))) } : {}),
+        ...pushPullMedians(largeRounds),
       };
+      if (COMPARE_BIN) (results.compare ??= { bin: COMPARE_BIN }).largeOnly = { rounds: largeBy.compare, ...pushPullMedians(largeBy.compare!) };
       if (!largeDone.length) errors.push('(g) the large session alone: not measured (see the push-large/pull-large errors)');
     }
 
@@ -778,10 +870,12 @@ async function main(): Promise<void> {
   // ---- 3. the scale curve (issue 22) --------------------------------------------------------------
   if (config.scale) {
     log(`scale curve: N = ${config.scaleNs.join(', ')}, ${config.rounds} round(s) each`);
-    results.scale = await runScale(
-      { ns: config.scaleNs, rounds: config.rounds, jobs: config.jobs, llm: llm!, s3: s3!, root: root!, tmp, sessmigBin: SESSMIG_BIN, rssProbe: RSS_PROBE, opencodeVersion, log },
+    const curves = await runScale(
+      { ns: config.scaleNs, rounds: config.rounds, jobs: config.jobs, llm: llm!, s3: s3!, root: root!, tmp, builds: BUILDS, order: buildsInRound, rssProbe: RSS_PROBE, opencodeVersion, log },
       errors,
     );
+    results.scale = curves.main;
+    if (COMPARE_BIN) (results.compare ??= { bin: COMPARE_BIN }).scale = curves.compare;
   }
 }
 
@@ -917,13 +1011,15 @@ if (rerender) {
 }
 if (results.errors?.length) exitCode = 1;
 if (config.strict && Object.values(results.pass as Record<string, boolean>).some((ok) => !ok)) exitCode = exitCode || 1;
-const { text, md } = render();
+// results.json first: a fault in the rendering below must not lose a long run's figures
 await fs.mkdir(OUT_DIR, { recursive: true });
-await fs.writeFile(path.join(OUT_DIR, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+if (!rerender) await fs.writeFile(path.join(OUT_DIR, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+const { text, md } = render();
+if (rerender) await fs.writeFile(path.join(OUT_DIR, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
 await fs.writeFile(path.join(OUT_DIR, 'results.md'), `${md}\n`);
 if (results.scale?.length) {
   // A full run keeps its table and curve beside the bench (committed); a quick one only in bench/out/.
-  const svg = scaleSvg(results.scale as ScalePoint[], `sessmig scale curve: opencode ${results.machine?.opencode ?? '?'}, ${results.machine?.nproc ?? '?'} CPUs, ${results.startedAt}`);
+  const svg = scaleSvg(results.scale as ScalePoint[], `sessmig scale curve: opencode ${results.machine?.opencode ?? '?'}, ${results.machine?.nproc ?? '?'} CPUs, ${results.startedAt}`, results.compare?.scale as ScalePoint[] | undefined);
   await fs.writeFile(path.join(OUT_DIR, 'scale.svg'), svg);
   if (!config.quick && !rerender) {
     await fs.writeFile(path.join(BENCH_DIR, 'scale.svg'), svg);

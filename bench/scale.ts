@@ -43,7 +43,9 @@ export interface ScaleOptions {
   /** The bench's temp dir (pulled-into hosts go there) and TMPDIR of every child. */
   root: string;
   tmp: string;
-  sessmigBin: string;
+  /** The builds measured (bin/sessmig.js each), every round in the order `order` gives. */
+  builds: { name: string; bin: string }[];
+  order(round: number): { name: string; bin: string }[];
   rssProbe: string;
   opencodeVersion: string;
   log(message: string): void;
@@ -202,14 +204,14 @@ async function sourceHost(o: ScaleOptions, n: number): Promise<{ host: Host; rep
 }
 
 /** One sessmig command with --json --timing, its peak RSS from bench/rss-probe.mjs. */
-async function sessmig(o: ScaleOptions, host: Host, repo: string, command: 'push' | 'pull', remote: string, label: string): Promise<SessmigPhase> {
+async function sessmig(o: ScaleOptions, bin: string, host: Host, repo: string, command: 'push' | 'pull', remote: string, label: string): Promise<SessmigPhase> {
   const io = path.join(o.root, 'io');
   await fs.mkdir(io, { recursive: true });
   const stdoutFile = path.join(io, `${label}.out`);
   const stderrFile = path.join(io, `${label}.err`);
   const rssFile = path.join(io, `${label}.rss.json`);
   const env = { ...host.env, ...o.s3.env, SESSMIG_OPENCODE: host.opencodeBin, BENCH_RSS_FILE: rssFile };
-  const args = ['--import', o.rssProbe, o.sessmigBin, command, '--remote', remote, '--jobs', String(o.jobs), '--json', '--timing'];
+  const args = ['--import', o.rssProbe, bin, command, '--remote', remote, '--jobs', String(o.jobs), '--json', '--timing'];
   const r = await runProc(process.execPath, args, { cwd: repo, env, stdoutFile, stderrFile, timeoutMs: 30 * MINUTE, pollHwm: true });
   let peakRssBytes: number | null = null;
   try {
@@ -226,73 +228,80 @@ async function sessmig(o: ScaleOptions, host: Host, repo: string, command: 'push
   return phase;
 }
 
-/** Runs the whole curve; errors are collected, not thrown, so one bad N leaves the others. */
-export async function runScale(o: ScaleOptions, errors: string[]): Promise<ScalePoint[]> {
-  const points: ScalePoint[] = [];
+/** Runs the whole curve for every build (by name); errors are collected, not thrown, so one bad N leaves the others. */
+export async function runScale(o: ScaleOptions, errors: string[]): Promise<Record<string, ScalePoint[]>> {
+  const out: Record<string, ScalePoint[]> = Object.fromEntries(o.builds.map((b) => [b.name, []]));
   for (const n of o.ns) {
     const src = await sourceHost(o, n);
     o.log(`scale N=${n}: source host ${src.reused ? 'from the cache' : `built in ${((src.buildMs ?? 0) / 1000).toFixed(1)} s`} (${src.ready.sessions} sessions, ${src.ready.children} children, ${src.ready.messages} messages) in ${src.dir}`);
     await src.host.writeOpencodeConfig(o.llm); // this run's fake LLM port, for the continued session
-    const point: ScalePoint = { n, sessions: src.ready.sessions, messages: src.ready.messages, parts: src.ready.parts, cache: { dir: src.dir, reused: src.reused, buildMs: src.buildMs }, rounds: [], median: null };
+    const points = new Map(o.builds.map((b) => [b.name, { n, sessions: src.ready.sessions, messages: src.ready.messages, parts: src.ready.parts, cache: { dir: src.dir, reused: src.reused, buildMs: src.buildMs }, rounds: [], median: null } as ScalePoint]));
     for (let round = 1; round <= o.rounds; round++) {
-      // the same N sessions every round, and no sync state: a first push to a fresh prefix
-      await fs.rm(path.join(src.host.dataDir, 'opencode'), { recursive: true, force: true });
-      await fs.cp(src.pristine, path.join(src.host.dataDir, 'opencode'), { recursive: true });
-      await fs.rm(path.join(src.host.stateDir, 'sessmig'), { recursive: true, force: true });
-      const remote = o.s3.remoteUrl(`scale-n${n}-r${round}-${Date.now().toString(36)}`);
-      const label = `scale-n${n}-r${round}`;
-      const push = await sessmig(o, src.host, src.repo, 'push', remote, `${label}-push`);
-      const result: ScaleRound = { push, pull: null, incremental: null, verified: false };
-      point.rounds.push(result);
-      if (!push.ok) {
-        errors.push(push.error!);
-        continue;
-      }
-      const dest = await createHost(`scale-dest-${n}-${round}`, { root: path.join(o.root, `scale-dest-${n}-${round}`) });
-      dest.env.TMPDIR = o.tmp;
-      const destRepo = path.join(dest.workDir, 'proj');
-      await createRepo(destRepo);
-      await dest.db('SELECT 1'); // the first open migrates the database: not part of the pull
-      result.pull = await sessmig(o, dest, destRepo, 'pull', remote, `${label}-pull`);
-      if (result.pull.ok) {
-        const got = await counts(dest);
-        result.verified = got.sessions === src.ready.sessions && got.messages === src.ready.messages && got.parts === src.ready.parts;
-        if (!result.verified) errors.push(`scale N=${n} round ${round}: the pulled host holds ${JSON.stringify(got)}, the source ${JSON.stringify(src.ready)}`);
-      } else errors.push(result.pull.error!);
-      await fs.rm(dest.root, { recursive: true, force: true });
+      for (const build of o.order(round)) {
+        const point = points.get(build.name)!;
+        // the same N sessions every round, and no sync state: a first push to a fresh prefix
+        await fs.rm(path.join(src.host.dataDir, 'opencode'), { recursive: true, force: true });
+        await fs.cp(src.pristine, path.join(src.host.dataDir, 'opencode'), { recursive: true });
+        await fs.rm(path.join(src.host.stateDir, 'sessmig'), { recursive: true, force: true });
+        const label = `scale-n${n}-r${round}${o.builds.length > 1 ? `-${build.name}` : ''}`;
+        const remote = o.s3.remoteUrl(`${label}-${Date.now().toString(36)}`);
+        const push = await sessmig(o, build.bin, src.host, src.repo, 'push', remote, `${label}-push`);
+        const result: ScaleRound = { push, pull: null, incremental: null, verified: false };
+        point.rounds.push(result);
+        if (!push.ok) {
+          errors.push(push.error!);
+          continue;
+        }
+        const dest = await createHost(`${label}-dest`, { root: path.join(o.root, `${label}-dest`) });
+        dest.env.TMPDIR = o.tmp;
+        const destRepo = path.join(dest.workDir, 'proj');
+        await createRepo(destRepo);
+        await dest.db('SELECT 1'); // the first open migrates the database: not part of the pull
+        result.pull = await sessmig(o, build.bin, dest, destRepo, 'pull', remote, `${label}-pull`);
+        if (result.pull.ok) {
+          const got = await counts(dest);
+          result.verified = got.sessions === src.ready.sessions && got.messages === src.ready.messages && got.parts === src.ready.parts;
+          if (!result.verified) errors.push(`scale N=${n} round ${round} (${build.name}): the pulled host holds ${JSON.stringify(got)}, the source ${JSON.stringify(src.ready)}`);
+        } else errors.push(result.pull.error!);
+        await fs.rm(dest.root, { recursive: true, force: true });
 
-      const [one] = await src.host.db<{ id: string }>('SELECT id FROM session WHERE parent_id IS NULL ORDER BY id LIMIT 1');
-      await src.host.run(src.repo, 'more', { session: one!.id, timeoutMs: 3 * MINUTE });
-      result.incremental = await sessmig(o, src.host, src.repo, 'push', remote, `${label}-incremental`);
-      if (!result.incremental.ok) errors.push(result.incremental.error!);
+        const [one] = await src.host.db<{ id: string }>('SELECT id FROM session WHERE parent_id IS NULL ORDER BY id LIMIT 1');
+        await src.host.run(src.repo, 'more', { session: one!.id, timeoutMs: 3 * MINUTE });
+        result.incremental = await sessmig(o, build.bin, src.host, src.repo, 'push', remote, `${label}-incremental`);
+        if (!result.incremental.ok) errors.push(result.incremental.error!);
+      }
     }
-    const done = point.rounds.filter((r) => r.push.ok && r.pull?.ok && r.incremental?.ok && r.verified);
-    if (done.length) {
-      const pushMs = median(done.map((r) => r.push.ms));
-      const pullMs = median(done.map((r) => r.pull!.ms));
-      const incrementalMs = median(done.map((r) => r.incremental!.ms));
-      const rss = (p: SessmigPhase) => p.peakRssBytes ?? p.polledHwmBytes;
-      point.median = {
-        pushMs,
-        pullMs,
-        incrementalMs,
-        pushPerSession: pushMs / point.sessions,
-        pullPerSession: pullMs / point.sessions,
-        incrementalPerSession: incrementalMs / point.sessions,
-        peakRssBytes: Math.max(...done.flatMap((r) => [rss(r.push), rss(r.pull!), rss(r.incremental!)])),
-      };
+    for (const build of o.builds) {
+      const point = points.get(build.name)!;
+      const done = point.rounds.filter((r) => r.push.ok && r.pull?.ok && r.incremental?.ok && r.verified);
+      if (done.length) {
+        const pushMs = median(done.map((r) => r.push.ms));
+        const pullMs = median(done.map((r) => r.pull!.ms));
+        const incrementalMs = median(done.map((r) => r.incremental!.ms));
+        const rss = (p: SessmigPhase) => p.peakRssBytes ?? p.polledHwmBytes;
+        point.median = {
+          pushMs,
+          pullMs,
+          incrementalMs,
+          pushPerSession: pushMs / point.sessions,
+          pullPerSession: pullMs / point.sessions,
+          incrementalPerSession: incrementalMs / point.sessions,
+          peakRssBytes: Math.max(...done.flatMap((r) => [rss(r.push), rss(r.pull!), rss(r.incremental!)])),
+        };
+      }
+      out[build.name]!.push(point);
     }
-    points.push(point);
   }
-  return points;
+  return out;
 }
 
 /**
  * The curve as an SVG (no library): per-session time (ms) of push, pull and incremental push against
  * N on the left, peak RSS (MB) against N on the right; both axes linear, N at the measured points.
  */
-export function scaleSvg(points: ScalePoint[], title: string): string {
+export function scaleSvg(points: ScalePoint[], title: string, before?: ScalePoint[]): string {
   const ok = points.filter((p) => p.median);
+  const old = (before ?? []).filter((p) => p.median);
   const W = 760;
   const H = 330;
   const pad = { l: 58, r: 16, t: 46, b: 50 };
@@ -311,7 +320,7 @@ export function scaleSvg(points: ScalePoint[], title: string): string {
     `<text x="${W / 2}" y="18" text-anchor="middle" font-size="13">${esc(title)}</text>`,
   ];
   const panel = (x0: number, label: string, lines: { name: string; color: string; get: (p: ScalePoint) => number }[], unit: string) => {
-    const maxY = Math.max(1e-9, ...ok.flatMap((p) => lines.map((l) => l.get(p)))) * 1.1;
+    const maxY = Math.max(1e-9, ...[...ok, ...old].flatMap((p) => lines.map((l) => l.get(p)))) * 1.1;
     const X = (n: number) => x0 + (n / maxN) * panelW;
     const Y = (v: number) => pad.t + panelH - (v / maxY) * panelH;
     out.push(`<text x="${x0 + panelW / 2}" y="${pad.t - 10}" text-anchor="middle">${esc(label)}</text>`);
@@ -328,7 +337,12 @@ export function scaleSvg(points: ScalePoint[], title: string): string {
       out.push(`<polyline points="${pts}" fill="none" stroke="${l.color}" stroke-width="2"/>`);
       for (const p of ok) out.push(`<circle cx="${X(p.n).toFixed(1)}" cy="${Y(l.get(p)).toFixed(1)}" r="3" fill="${l.color}"/>`);
       out.push(`<rect x="${x0 + panelW - 120}" y="${pad.t + 6 + i * 14}" width="10" height="3" fill="${l.color}"/><text x="${x0 + panelW - 106}" y="${pad.t + 10 + i * 14}">${esc(l.name)}</text>`);
+      if (old.length) {
+        // the compared build (before), dashed
+        out.push(`<polyline points="${old.map((p) => `${X(p.n).toFixed(1)},${Y(l.get(p)).toFixed(1)}`).join(' ')}" fill="none" stroke="${l.color}" stroke-width="1.5" stroke-dasharray="5 4" opacity="0.8"/>`);
+      }
     });
+    if (old.length) out.push(`<text x="${x0 + panelW - 120}" y="${pad.t + 10 + lines.length * 14}" fill="#555">dashed: before</text>`);
   };
   panel(pad.l, 'time per session (median)', series, 'ms per session');
   panel(pad.l + panelW + 70, "sessmig's peak RSS (max over push, pull, incremental)", [{ name: 'peak RSS', color: '#9467bd', get: (p) => p.median!.peakRssBytes / 1e6 }], 'MB');
