@@ -5,8 +5,8 @@ import { assertSessionId, newCheckpointId } from '../format/ids.js';
 import { blobKey } from '../format/layout.js';
 import { MANIFEST_FORMAT_VERSION, type Checkout, type Host, type Manifest, type ManifestSession, type SkippedSession, type Tombstone } from '../format/schema.js';
 import type { SessionRow } from '../opencode/opencode.js';
-import { openExporter, parseExportVia } from '../opencode/exporter.js';
-import { listSessionsWithTodos, type Todo } from '../opencode/todos.js';
+import { openExporter, parseExportVia, startExportServer, type EarlyExportServer } from '../opencode/exporter.js';
+import { listSessionsWithTodos, type ListedRowSizes, type Todo } from '../opencode/todos.js';
 import { SESSMIG_VERSION } from '../version.js';
 import type { Context } from './context.js';
 import { ExitCode, SessmigError, usageError } from '../util/errors.js';
@@ -132,19 +132,35 @@ interface PushPlan {
 }
 
 export async function push(ctx: Context, options: PushOptions = {}): Promise<PushResult> {
-  const { remote, worktree, opencode, report, timing } = ctx;
   const only = options.sessions?.map((id) => assertSessionId(id, '--session'));
+  const version = ctx.opencode.version();
+  version.catch(() => undefined); // awaited below
+  // The exports' `opencode serve` starts now, beside the listing `opencode db`, not after it
+  // (issue 22); whatever happens next, it is stopped when the push ends.
+  const early = options.dryRun ? undefined : startExportServer(ctx.opencode, ctx.worktree.root, parseExportVia(ctx.env.SESSMIG_EXPORT_VIA), version);
+  try {
+    return await pushListed(ctx, options, only, version, early);
+  } finally {
+    await early?.stop();
+  }
+}
+
+async function pushListed(ctx: Context, options: PushOptions, only: string[] | undefined, version: Promise<string>, early: EarlyExportServer | undefined): Promise<PushResult> {
+  const { remote, worktree, opencode, report, timing } = ctx;
+  const stateFile = syncStateFile(ctx.paths.state, remote.display, worktree.key);
+  const state = await loadSyncState(stateFile, remote.display, worktree.key);
+  // The listing also reads the row sizes of the sessions this push may export (those changed since
+  // the last sync), for the check of the served export: no second `opencode db` before the exports.
+  const unchanged = Object.entries(state.sessions).flatMap(([id, base]) => (base.localTimeUpdated === null ? [] : [{ id, timeUpdated: base.localTimeUpdated }]));
   // One round of independent look-ups: the pointer, opencode's version and its session table.
-  const [previous, opencodeVersion, { rows, todos }] = await timing.time('list', () =>
-    Promise.all([readPointer(remote, worktree.key), opencode.version(), listSessionsWithTodos(opencode)]),
+  const [previous, opencodeVersion, { rows, todos, rowSizes }] = await timing.time('list', () =>
+    Promise.all([readPointer(remote, worktree.key), version, listSessionsWithTodos(opencode, early ? { root: worktree.root, unchanged } : undefined)]),
   );
   assertMayPush(previous?.pointer, ctx.host, worktree.key);
   const dirs = new DirComparer();
   const selected = selectSessions(rows, worktree.root, only, dirs);
   const selectedIds = new Set(selected.map((row) => row.id));
   const outside = only ? [] : sessionsOutside(rows, worktree, selectedIds);
-  const stateFile = syncStateFile(ctx.paths.state, remote.display, worktree.key);
-  const state = await loadSyncState(stateFile, remote.display, worktree.key);
   const current = previous ? await timing.time('list', () => readManifest(remote, worktree.key, previous.pointer.checkpoint)) : undefined;
   // Sessions a killed pull removed are not deletions by the user: never tombstoned (the next pull brings them back).
   const removedBySessmig = new Set((await unfinishedPulls(ctx.paths.state, worktree.key)).flatMap((record) => [...record.sessions.map((entry) => entry.id), ...record.imported]));
@@ -198,7 +214,7 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
     : undefined;
   if (code) report.info(`code: ${code.state.branch ?? 'detached HEAD'} at ${code.state.head.slice(0, 12)}, ${code.bundle === 'none' ? 'no new bundle' : `${code.bundle} bundle of ${code.uploadedBytes} bytes`}`);
   const skipped: SkippedSession[] = [];
-  const exported = await exportAndStore(ctx, plan, currentById, tombstoned, state, options, skipped);
+  const exported = await exportAndStore(ctx, plan, currentById, tombstoned, state, options, skipped, rowSizes, early);
   const done = exported.filter((item): item is NonNullable<typeof item> => item !== undefined);
   const checkout: Checkout = { host: ctx.host, root: worktree.root, branch: worktree.branch };
   const fresh: ManifestSession[] = done.map(({ row, blob }) => ({ ...manifestEntry(row, blob, todos), checkout }));
@@ -338,10 +354,14 @@ async function exportAndStore(
   state: SyncState,
   options: PushOptions,
   skipped: SkippedSession[],
+  rowSizes: ListedRowSizes | undefined,
+  early: EarlyExportServer | undefined,
 ): Promise<({ row: SessionRow; blob: ExportedBlob; uploaded: boolean } | undefined)[]> {
   const { report, timing, worktree, opencode } = ctx;
   const { toExport } = plan;
-  const source = await timing.time('serve-start', () => openExporter(opencode, worktree.root, toExport.length, parseExportVia(ctx.env.SESSMIG_EXPORT_VIA), report, toExport.map((row) => row.id)));
+  const source = await timing.time('serve-start', () =>
+    openExporter(opencode, worktree.root, toExport.length, parseExportVia(ctx.env.SESSMIG_EXPORT_VIA), report, toExport.map((row) => row.id), rowSizes, early),
+  );
   if (toExport.length > 0) timing.note(`exported ${toExport.length} session(s) through ${source.kind === 'server' ? 'one `opencode serve`' : '`opencode export` processes'}; ${plan.kept.size} reused`);
   const progress = { done: 0, bytes: 0 };
   return mapPool(
