@@ -48,15 +48,16 @@ export async function checkArrivals(ctx: Context, arrivals: Arrival[], importer:
   const { report, timing } = ctx;
   let own: Promise<OpencodeServer> | undefined;
   try {
-    // The rows are read (and dropped fields written back) before a server of our own starts: an
-    // `opencode db` that writes while `opencode serve` starts on the same database failed under
-    // load (SQLite busy past opencode's timeout; seen in roundtrip.test and plugin.test).
+    // A server of our own starts beside the rows' `opencode db` (issue 22: one start less on the
+    // wall clock). An `opencode db` that writes while `opencode serve` starts on the same database
+    // can find it locked under load (seen in roundtrip.test and plugin.test): the adapter sends
+    // such a statement again (Opencode.query), and a server that does not start only leaves the
+    // models and the session info unchecked, with a warning.
     const local = await ctx.opencode.version();
     const restore = parseVersion(exportedBy) !== undefined && compareVersions(local, exportedBy) >= 0;
     const rows = timing.time('fields', () => alignRows(ctx.opencode, arrivals, { restore }));
     rows.catch(() => undefined); // awaited below
     if (!importer.server) {
-      await rows.catch(() => undefined);
       own = timing.time('serve-start', () => OpencodeServer.start({ ...ctx.opencode.options, cwd: ctx.worktree.root }));
       own.catch(() => undefined);
     }
