@@ -1,6 +1,6 @@
 import type { LastUsed } from '../blob/sessionBlob.js';
 import type { Manifest } from '../format/schema.js';
-import { alignRows, compareInfo, describeDifferences, type Difference, type RowsOutcome } from '../opencode/fidelity.js';
+import { alignRows, compareInfo, describeDifferences, MESSAGE_LIMIT, type Difference, type RowsOutcome } from '../opencode/fidelity.js';
 import type { SessionImporter } from '../opencode/importer.js';
 import { compareVersions, parseVersion } from '../opencode/versions.js';
 import { describeMissing, missingHere, readOfferings, type Missing, type Offerings } from '../opencode/offerings.js';
@@ -112,6 +112,11 @@ async function checkFields(ctx: Context, server: OpencodeServer | undefined, arr
       info = await compareInfo(JSON.parse(body) as unknown, arrival.file);
     }
     const { restored, remaining } = rows.get(arrival.id)!;
+    if (remaining.unchecked?.length) {
+      ctx.report.warn(
+        `session ${arrival.id} ("${arrival.title}"): ${remaining.unchecked.length} message(s) over ${MESSAGE_LIMIT / 1024 / 1024} MiB (${remaining.unchecked.slice(0, 3).join(', ')}${remaining.unchecked.length > 3 ? ', …' : ''}) were not compared field by field with what opencode stored (memory); opencode took them in and their count was verified`,
+      );
+    }
     const differences = [...info.differences, ...remaining.differences];
     const more = info.more + remaining.more;
     if (restored.length === 0 && differences.length === 0 && more === 0) continue;
