@@ -61,7 +61,8 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(BENCH_DIR, '..');
-const OUT_DIR = path.join(BENCH_DIR, 'out');
+/** BENCH_OUT: where results.json/results.md (and a quick run's scale.svg) go; default bench/out/. */
+const OUT_DIR = process.env.BENCH_OUT ? path.resolve(process.env.BENCH_OUT) : path.join(BENCH_DIR, 'out');
 /** BENCH_SESSMIG=/elsewhere/bin/sessmig.js measures another build (e.g. a frozen copy of the code before a change) with this bench. */
 const SESSMIG_BIN = process.env.BENCH_SESSMIG ? path.resolve(process.env.BENCH_SESSMIG) : path.join(REPO, 'bin', 'sessmig.js');
 /**
