@@ -578,6 +578,17 @@ async function main(): Promise<void> {
   const sessmigVersionRun = await runProc(process.execPath, [SESSMIG_BIN, '--version'], { cwd: REPO, env: a.env, ...ioFiles('sessmig-version'), timeoutMs: MINUTE });
   const sessmigVersion = (await fs.readFile(path.join(io, `${ioSeq}-sessmig-version.out`), 'utf8')).trim() || `exit ${sessmigVersionRun.exitCode}`;
   results.machine = machine(opencodeVersion, sessmigVersion);
+  if (process.env.BENCH_ONLY_SCALE === '1') {
+    // the scale curve alone (a second look at it, e.g. more rounds), nothing else measured
+    log(`BENCH_ONLY_SCALE=1: scale curve only, N = ${config.scaleNs.join(', ')}, ${config.rounds} round(s) each`);
+    const curves = await runScale(
+      { ns: config.scaleNs, rounds: config.rounds, jobs: config.jobs, llm: llm!, s3: s3!, root: root!, tmp, builds: BUILDS, order: buildsInRound, rssProbe: RSS_PROBE, opencodeVersion, log },
+      errors,
+    );
+    results.scale = curves.main;
+    if (COMPARE_BIN) (results.compare ??= { bin: COMPARE_BIN }).scale = curves.compare;
+    return;
+  }
 
   // A fresh data dir migrates its database on first use (concurrent first runs race on it), and that
   // one-time cost must not land in a timed phase: open every host's database once now.
@@ -1022,7 +1033,7 @@ if (results.scale?.length) {
   // A full run keeps its table and curve beside the bench (committed); a quick one only in bench/out/.
   const svg = scaleSvg(results.scale as ScalePoint[], `sessmig scale curve: opencode ${results.machine?.opencode ?? '?'}, ${results.machine?.nproc ?? '?'} CPUs, ${results.startedAt}`, results.compare?.scale as ScalePoint[] | undefined);
   await fs.writeFile(path.join(OUT_DIR, 'scale.svg'), svg);
-  if (!config.quick && !rerender) {
+  if (!config.quick && !rerender && process.env.BENCH_ONLY_SCALE !== '1') {
     await fs.writeFile(path.join(BENCH_DIR, 'scale.svg'), svg);
     await fs.writeFile(path.join(BENCH_DIR, 'RESULTS.md'), `${md}\n`);
   }
