@@ -43,12 +43,13 @@ async function counted(args: string[]): Promise<{ run: Awaited<ReturnType<typeof
 }
 
 /**
- * A session's messages as host b holds them, or (`want`) as host a does; each checkout's path is
- * written as <repo>, since the pull moves the paths opencode acts on onto b's checkout.
+ * A session's messages as host b holds them, or (`want`) as host a does, with both checkouts' paths
+ * written as <repo>: the pull moves the paths opencode acts on (patch files, tool file paths) onto
+ * b's checkout and leaves the others (a message's path.cwd) as the source wrote them.
  */
 async function sameAs(id: string, side: 'got' | 'want' = 'got'): Promise<unknown> {
-  const [host, repo] = side === 'want' ? [a, repoA] : [b, repoB];
-  return JSON.parse(JSON.stringify((await host.exportSession(id)).messages).split(repo).join('<repo>'));
+  const text = JSON.stringify((await (side === 'want' ? a : b).exportSession(id)).messages);
+  return JSON.parse(text.split(repoA).join('<repo>').split(repoB).join('<repo>'));
 }
 
 beforeAll(async () => {
