@@ -30,7 +30,13 @@
  *   4. Removes every temp dir and stops every server, also on failure or Ctrl-C (BENCH_KEEP=1 keeps
  *      the temp dir for a post-mortem).
  *
- * Env: BENCH_SESSIONS, BENCH_LARGE_MB, BENCH_JOBS (sessmig --jobs; default: sessmig's own default,
+ *   5. Issue 22 (bench/README.md, item 6): (e) and a new (g) — the large session alone against its own
+ *      export + import — run BENCH_ROUNDS rounds (medians); then the scale curve of bench/scale.ts
+ *      (N = 20, 100, 300 synthesized sessions from a cached source host), written to bench/scale.svg
+ *      and, on a full run, bench/RESULTS.md. `--quick` (BENCH_QUICK=1) makes a short smoke run.
+ *
+ * Env: BENCH_SESSIONS, BENCH_LARGE_MB (default 300), BENCH_ROUNDS (default 3), BENCH_SCALE=0,
+ * BENCH_SCALE_NS (default 20,100,300), BENCH_SCALE_REBUILD=1, BENCH_SESSMIG (another build's bin/sessmig.js), BENCH_JOBS (sessmig --jobs; default: sessmig's own default,
  * min(4, CPUs)), BENCH_SETUP_PARALLEL (concurrent `opencode run` while seeding host A, default 2),
  * BENCH_PULL_ONLY=0 (skip (e)'s extra push+pull without the large session), BENCH_ENCRYPT=0 (skip
  * (f)), BENCH_ENCRYPT_REPEAT (rounds of each kind in (f), default 2), BENCH_KEEP=1, BENCH_STRICT=1
@@ -40,8 +46,7 @@
  * Runs in place through bench/register.mjs (TypeScript transpiled by the project's own typescript);
  * `npm run bench` builds dist/ first, since the CLI under test is bin/sessmig.js → dist/.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -49,13 +54,47 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startFakeLlm, type FakeLlm } from '../test/support/fakeLlm.js';
 import { createHost, createRepo, type Host } from '../test/support/host.js';
 import { startS3rver, type S3Target } from '../test/support/s3.js';
+import { live, parseTiming, runProc, tail, type SessmigPhase } from './proc.js';
+import { median, runScale, scaleSvg, scaleTable, type ScalePoint } from './scale.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(BENCH_DIR, '..');
-const OUT_DIR = path.join(BENCH_DIR, 'out');
-const SESSMIG_BIN = path.join(REPO, 'bin', 'sessmig.js');
+/** BENCH_OUT: where results.json/results.md (and a quick run's scale.svg) go; default bench/out/. */
+const OUT_DIR = process.env.BENCH_OUT ? path.resolve(process.env.BENCH_OUT) : path.join(BENCH_DIR, 'out');
+/** BENCH_SESSMIG=/elsewhere/bin/sessmig.js measures another build (e.g. a frozen copy of the code before a change) with this bench. */
+const SESSMIG_BIN = process.env.BENCH_SESSMIG ? path.resolve(process.env.BENCH_SESSMIG) : path.join(REPO, 'bin', 'sessmig.js');
+/**
+ * BENCH_COMPARE=/elsewhere/bin/sessmig.js: (e), (g) and the scale curve run every round with both
+ * builds, in alternating order (ABBA…), so that both see the same load; medians side by side.
+ */
+const COMPARE_BIN = process.env.BENCH_COMPARE ? path.resolve(process.env.BENCH_COMPARE) : undefined;
+interface Build {
+  name: 'main' | 'compare';
+  bin: string;
+}
+const BUILDS: Build[] = [{ name: 'main', bin: SESSMIG_BIN }, ...(COMPARE_BIN ? [{ name: 'compare' as const, bin: COMPARE_BIN }] : [])];
+/** The builds in round `round`'s order (1-based): ABBA… */
+function buildsInRound(round: number): Build[] {
+  return round % 4 === 2 || round % 4 === 3 ? [...BUILDS].reverse() : BUILDS;
+}
+interface PushPullRound {
+  remote: string;
+  push: SessmigPhase;
+  pull: SessmigPhase | null;
+}
+/** Medians over the complete rounds (undefined fields when none completed). */
+function pushPullMedians(rounds: PushPullRound[]): { pushMedianMs?: number; pullMedianMs?: number; pushPullMedianMs?: number; peakRssBytes?: number } {
+  const done = rounds.filter((x) => x.push.ok && x.pull?.ok);
+  if (!done.length) return {};
+  return {
+    pushMedianMs: median(done.map((x) => x.push.ms)),
+    pullMedianMs: median(done.map((x) => x.pull!.ms)),
+    pushPullMedianMs: median(done.map((x) => x.push.ms + x.pull!.ms)),
+    peakRssBytes: Math.max(...done.flatMap((x) => [x.push, x.pull!].map((p) => p.peakRssBytes ?? p.polledHwmBytes))),
+  };
+}
 const RSS_PROBE = pathToFileURL(path.join(BENCH_DIR, 'rss-probe.mjs')).href;
 
 const TARGETS = {
@@ -69,6 +108,16 @@ const TARGETS = {
   peakRssBytes: 200 * 1000 * 1000,
   /** issue 9: encrypted push+pull over plain push+pull, minus 1 */
   encryptionExtra: 0.1,
+  /** issue 22: push+pull of the small sessions over their own sequential export + import */
+  smallPushPullOverBaseline: 0.2,
+  /** issue 22: pull of the small sessions over their sequential imports */
+  smallPullOverImport: 0.2,
+  /** issue 22: incremental push (1 changed) over the small sessions' sequential exports */
+  smallIncrementalOverExport: 0.1,
+  /** issue 22: push+pull of the large session alone over its own `opencode export` + `opencode import` */
+  largePushPullOverBaseline: 1.25,
+  /** issue 22: time per session at the largest N over that at the smallest N (push, pull, incremental) */
+  scalePerSession: 0.5,
 };
 const MINUTE = 60_000;
 
@@ -83,13 +132,27 @@ function envNumber(name: string, fallback: number, min: number, integer: boolean
 }
 
 const sessmigDefaultJobs = Math.max(1, Math.min(4, os.availableParallelism()));
+/** `npm run bench -- --quick` (or BENCH_QUICK=1): a smoke run of a few minutes; every knob below still wins. */
+const quick = process.argv.includes('--quick') || process.env.BENCH_QUICK === '1';
+function envList(name: string, fallback: number[]): number[] {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const values = raw.split(',').map((x) => Number(x.trim()));
+  if (values.some((v) => !Number.isInteger(v) || v < 1)) throw new Error(`${name}=${JSON.stringify(raw)}: expected whole numbers ≥ 1, comma-separated`);
+  return [...new Set(values)].sort((a, b) => a - b);
+}
 const config = {
-  sessions: envNumber('BENCH_SESSIONS', 20, 1, true),
-  largeMiB: envNumber('BENCH_LARGE_MB', 50, 0, false),
+  quick,
+  sessions: envNumber('BENCH_SESSIONS', quick ? 4 : 20, 1, true),
+  largeMiB: envNumber('BENCH_LARGE_MB', quick ? 2 : 300, 0, false),
+  /** rounds of (e), (g) and each scale point; medians reported */
+  rounds: envNumber('BENCH_ROUNDS', quick ? 1 : 3, 1, true),
+  scale: process.env.BENCH_SCALE !== '0',
+  scaleNs: envList('BENCH_SCALE_NS', quick ? [5, 15] : [20, 100, 300]),
   jobs: envNumber('BENCH_JOBS', sessmigDefaultJobs, 1, true),
   setupParallel: envNumber('BENCH_SETUP_PARALLEL', 2, 1, true),
   pullOnly: process.env.BENCH_PULL_ONLY !== '0',
-  encrypt: process.env.BENCH_ENCRYPT !== '0',
+  encrypt: process.env.BENCH_ENCRYPT === undefined ? !quick : process.env.BENCH_ENCRYPT !== '0',
   encryptRepeat: envNumber('BENCH_ENCRYPT_REPEAT', 2, 1, true),
   keep: process.env.BENCH_KEEP === '1',
   strict: process.env.BENCH_STRICT === '1',
@@ -98,75 +161,6 @@ const config = {
 const started = performance.now();
 function log(message: string): void {
   process.stderr.write(`[bench ${((performance.now() - started) / 1000).toFixed(1).padStart(6)}s] ${message}\n`);
-}
-
-// ------------------------------------------------------------------------------------------------
-// processes: stdout/stderr always to files (opencode truncates piped stdout past 64 KiB)
-
-const live = new Set<ChildProcess>();
-
-interface ProcResult {
-  exitCode: number | null;
-  signal: NodeJS.Signals | null;
-  timedOut: boolean;
-  ms: number;
-  pid: number;
-  /** highest VmHWM seen in /proc/<pid>/status while it ran (bytes; 0 if never read) */
-  hwmBytes: number;
-}
-
-function readHwm(pid: number): number {
-  try {
-    const match = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match ? Number(match[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-async function runProc(
-  file: string,
-  args: string[],
-  o: { cwd: string; env: Record<string, string>; stdoutFile: string; stderrFile: string; timeoutMs: number; pollHwm?: boolean },
-): Promise<ProcResult> {
-  const out = await fs.open(o.stdoutFile, 'w');
-  const err = await fs.open(o.stderrFile, 'w');
-  try {
-    const t0 = performance.now();
-    return await new Promise<ProcResult>((resolve, reject) => {
-      const child = spawn(file, args, { cwd: o.cwd, env: o.env, stdio: ['ignore', out.fd, err.fd] });
-      live.add(child);
-      let hwmBytes = 0;
-      const poll = o.pollHwm && child.pid ? setInterval(() => (hwmBytes = Math.max(hwmBytes, readHwm(child.pid!))), 20) : undefined;
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        child.kill('SIGKILL');
-      }, o.timeoutMs);
-      child.on('error', (error) => {
-        clearTimeout(timer);
-        clearInterval(poll);
-        live.delete(child);
-        reject(error);
-      });
-      child.on('exit', () => clearInterval(poll));
-      child.on('close', (exitCode, signal) => {
-        const ms = performance.now() - t0;
-        clearTimeout(timer);
-        clearInterval(poll);
-        live.delete(child);
-        resolve({ exitCode, signal, timedOut, ms, pid: child.pid ?? -1, hwmBytes });
-      });
-    });
-  } finally {
-    await out.close().catch(() => {});
-    await err.close().catch(() => {});
-  }
-}
-
-async function tail(file: string, chars = 1500): Promise<string> {
-  const text = await fs.readFile(file, 'utf8').catch(() => '');
-  return text.slice(-chars);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -271,46 +265,9 @@ function sameShape(a: Snapshot, b: Snapshot): boolean {
 // ------------------------------------------------------------------------------------------------
 // results
 
-interface SessmigPhase {
-  ok: boolean;
-  ms: number;
-  exitCode: number | null;
-  /** node process only: getrusage(RUSAGE_SELF).ru_maxrss at exit */
-  peakRssBytes: number | null;
-  /** node process only: highest VmHWM polled from /proc every 20 ms */
-  polledHwmBytes: number;
-  summary?: unknown;
-  /** sessmig's own --timing table (busy time per phase; parallel phases can exceed the wall clock) */
-  timing?: TimingTable;
-  error?: string;
-}
-
-interface TimingTable {
-  wallMs: number | null;
-  phases: { phase: string; ms: number; count: number }[];
-  notes: string[];
-}
-
-/** The `--timing` block sessmig prints on stderr (src/core/timing.ts, Timing.format). */
-function parseTiming(stderr: string): TimingTable | undefined {
-  const lines = stderr.split('\n');
-  const start = lines.findIndex((line) => line.startsWith('timing (busy time per phase'));
-  if (start < 0) return undefined;
-  const table: TimingTable = { wallMs: null, phases: [], notes: [] };
-  for (const line of lines.slice(start + 1)) {
-    if (!line.startsWith('  ')) break;
-    const phase = /^ {2}(\S+)\s+([\d.]+) s\s+[\d.]+ %\s+\((\d+)×\)$/.exec(line);
-    const total = /^ {2}total\s+([\d.]+) s\s+wall clock$/.exec(line);
-    if (phase) table.phases.push({ phase: phase[1]!, ms: Math.round(Number(phase[2]) * 1000), count: Number(phase[3]) });
-    else if (total) table.wallMs = Math.round(Number(total[1]) * 1000);
-    else table.notes.push(line.trim());
-  }
-  return table;
-}
-
 const results: Record<string, any> = {
   startedAt: new Date().toISOString(),
-  config: { sessions: config.sessions, largeMiB: config.largeMiB, jobs: config.jobs, jobsIsSessmigDefault: config.jobs === sessmigDefaultJobs, setupParallel: config.setupParallel, pullOnly: config.pullOnly, encrypt: config.encrypt, encryptRepeat: config.encryptRepeat },
+  config: { compare: COMPARE_BIN ?? null, quick: config.quick, sessions: config.sessions, largeMiB: config.largeMiB, rounds: config.rounds, scale: config.scale, scaleNs: config.scaleNs, jobs: config.jobs, jobsIsSessmigDefault: config.jobs === sessmigDefaultJobs, setupParallel: config.setupParallel, pullOnly: config.pullOnly, encrypt: config.encrypt, encryptRepeat: config.encryptRepeat },
   targets: TARGETS,
 };
 
@@ -331,6 +288,7 @@ function machine(opencodeVersion: string, sessmigVersion: string): Record<string
     node: process.version,
     opencode: opencodeVersion,
     sessmig: sessmigVersion,
+    sessmigBin: SESSMIG_BIN,
     gitHead: git(['rev-parse', '--short', 'HEAD']),
     srcDirty: dirty === null ? null : dirty.length > 0,
     loadAvgAtStart: os.loadavg().map((v) => Number(v.toFixed(2))),
@@ -368,6 +326,57 @@ function timingLines(): string[] {
     });
 }
 
+/** BENCH_COMPARE: the compared build's medians beside this build's, measured in the same rounds. */
+function compareLines(): string[] {
+  const r = results;
+  const c = r.compare;
+  if (!c) return [];
+  const f = (ms: number | undefined | null) => s(ms ?? null);
+  const x = (after: number | undefined, before: number | undefined) => (after && before ? (after / before).toFixed(2) : '—');
+  const vs = (ms: number | undefined, base: number | undefined) => (ms && base ? (ms / base).toFixed(3) : '—');
+  const rows: string[] = [];
+  const po = r.pullOnly;
+  if (po && c.pullOnly) {
+    const base = po.baselineExportMs + po.baselineImportMs;
+    rows.push(
+      `| (e) small sessions: push | ${f(c.pullOnly.pushMedianMs)} s | ${f(po.pushMedianMs)} s | ${x(po.pushMedianMs, c.pullOnly.pushMedianMs)} |`,
+      `| (e) small sessions: pull | ${f(c.pullOnly.pullMedianMs)} s | ${f(po.pullMedianMs)} s | ${x(po.pullMedianMs, c.pullOnly.pullMedianMs)} |`,
+      `| (e) small: push+pull / sequential export+import (target ≤ ${TARGETS.smallPushPullOverBaseline}) | ${vs(c.pullOnly.pushPullMedianMs, base)} | ${vs(po.pushPullMedianMs, base)} | |`,
+      `| (e) small: pull / sequential imports (target ≤ ${TARGETS.smallPullOverImport}) | ${vs(c.pullOnly.pullMedianMs, po.baselineImportMs)} | ${vs(po.pullMedianMs, po.baselineImportMs)} | |`,
+    );
+  }
+  const lo = r.largeOnly;
+  if (lo && c.largeOnly) {
+    const base = (lo.baselineExportMs ?? 0) + (lo.baselineImportMs ?? 0);
+    rows.push(
+      `| (g) large session: push | ${f(c.largeOnly.pushMedianMs)} s | ${f(lo.pushMedianMs)} s | ${x(lo.pushMedianMs, c.largeOnly.pushMedianMs)} |`,
+      `| (g) large session: pull | ${f(c.largeOnly.pullMedianMs)} s | ${f(lo.pullMedianMs)} s | ${x(lo.pullMedianMs, c.largeOnly.pullMedianMs)} |`,
+      `| (g) large: push+pull / its export+import (target ≤ ${TARGETS.largePushPullOverBaseline}) | ${vs(c.largeOnly.pushPullMedianMs, base)} | ${vs(lo.pushPullMedianMs, base)} | |`,
+      `| (g) large: peak RSS | ${mb(c.largeOnly.peakRssBytes)} | ${mb(lo.peakRssBytes)} | |`,
+    );
+  }
+  const mine = (r.scale ?? []) as ScalePoint[];
+  for (const theirs of (c.scale ?? []) as ScalePoint[]) {
+    const p = mine.find((q) => q.n === theirs.n);
+    if (!p?.median || !theirs.median) continue;
+    rows.push(
+      `| scale N=${p.n} (${p.sessions} sessions): push | ${f(theirs.median.pushMs)} s | ${f(p.median.pushMs)} s | ${x(p.median.pushMs, theirs.median.pushMs)} |`,
+      `| scale N=${p.n}: pull | ${f(theirs.median.pullMs)} s | ${f(p.median.pullMs)} s | ${x(p.median.pullMs, theirs.median.pullMs)} |`,
+      `| scale N=${p.n}: incremental push | ${f(theirs.median.incrementalMs)} s | ${f(p.median.incrementalMs)} s | ${x(p.median.incrementalMs, theirs.median.incrementalMs)} |`,
+      `| scale N=${p.n}: peak RSS | ${mb(theirs.median.peakRssBytes)} | ${mb(p.median.peakRssBytes)} | |`,
+    );
+  }
+  if (!rows.length) return [];
+  return [
+    `Before → after: \`${c.bin}\` (before) against this build (after), both in every round of (e), (g) and the scale curve, in alternating order (medians of ${r.config.rounds}):`,
+    '',
+    '| measurement | before | after | after / before |',
+    '|---|---:|---:|---:|',
+    ...rows,
+    '',
+  ];
+}
+
 function render(): { text: string; md: string } {
   const r = results;
   const m = r.machine ?? {};
@@ -383,12 +392,22 @@ function render(): { text: string; md: string } {
     ['(d) sessmig peak RSS during push (node process only)', mb(r.push?.peakRssBytes ?? null), ''],
     ['    sessmig peak RSS during pull (node process only)', mb(r.pull?.peakRssBytes ?? null), ''],
   ];
+  const med = (x: { rounds?: unknown[] }) => ((x.rounds?.length ?? 1) > 1 ? ` (median of ${x.rounds!.length})` : '');
   const po = r.pullOnly;
   if (po) {
     rows.push(
       [`(e) baseline: the ${po.sessions} opencode imports of (a) without the large one (sum)`, s(po.baselineImportMs), 's'],
-      [`(e) sessmig push --session ×${po.roots} (no large one) → own prefix`, s(po.push?.ms), 's'],
-      [`(e) sessmig pull of those ${po.sessions} sessions → fresh D`, s(po.pull?.ms), 's'],
+      [`(e) baseline: the ${po.sessions} opencode exports of (a) without the large one (sum)`, s(po.baselineExportMs), 's'],
+      [`(e) sessmig push --session ×${po.roots} (no large one) → own prefix${med(po)}`, s(po.pushMedianMs ?? po.push?.ms), 's'],
+      [`(e) sessmig pull of those ${po.sessions} sessions → fresh D${med(po)}`, s(po.pullMedianMs ?? po.pull?.ms), 's'],
+    );
+  }
+  const lo = r.largeOnly;
+  if (lo) {
+    rows.push(
+      ['(g) baseline: opencode export + opencode import of the large session', `${s(lo.baselineExportMs)} + ${s(lo.baselineImportMs)}`, 's'],
+      [`(g) sessmig push --session <large> + pull → fresh G${med(lo)}`, `${s(lo.pushMedianMs)} + ${s(lo.pullMedianMs)}`, 's'],
+      ['(g) sessmig peak RSS, push / pull of the large session (max over rounds)', mb(lo.peakRssBytes), ''],
     );
   }
   const enc = r.encryptionSummary;
@@ -416,6 +435,15 @@ function render(): { text: string; md: string } {
     ['(b-pull)/(a-import)  pull / sequential imports, large one included', fixed(ratios.pullOverImport), `≤ ${TARGETS.pullOverImport}`, verdict(r.pass?.pullOverImport ?? null)],
     ...(po ? [['(e)  pull / sequential imports, without the large one', fixed(ratios.pullOverImportWithoutLarge), `≤ ${TARGETS.pullOverImport}`, verdict(r.pass?.pullOverImportWithoutLarge ?? null)] as [string, string, string, string]] : []),
     ['(c)/(a-export)  incremental push / baseline export half', fixed(ratios.incrementalOverExport), `≤ ${TARGETS.incrementalOverExport}`, verdict(r.pass?.incrementalOverExport ?? null)],
+    ...(po ? [['(e)  issue 22: small sessions push+pull / their sequential export+import', fixed(ratios.smallPushPullOverBaseline), `≤ ${TARGETS.smallPushPullOverBaseline}`, verdict(r.pass?.smallPushPullOverBaseline ?? null)] as [string, string, string, string]] : []),
+    ...(po ? [['(e)  issue 22: small sessions pull / their sequential imports', fixed(ratios.smallPullOverImport), `≤ ${TARGETS.smallPullOverImport}`, verdict(r.pass?.smallPullOverImport ?? null)] as [string, string, string, string]] : []),
+    ['(c)  issue 22: incremental push / sequential exports of the small sessions', fixed(ratios.smallIncrementalOverExport), `≤ ${TARGETS.smallIncrementalOverExport}`, verdict(r.pass?.smallIncrementalOverExport ?? null)],
+    ...(lo ? [['(g)  issue 22: large session push+pull / its export+import', fixed(ratios.largePushPullOverBaseline), `≤ ${TARGETS.largePushPullOverBaseline}`, verdict(r.pass?.largePushPullOverBaseline ?? null)] as [string, string, string, string]] : []),
+    ...(lo ? [['(g)  issue 22: peak RSS with the large session', mb(lo.peakRssBytes), `< ${mb(TARGETS.peakRssBytes)}`, verdict(r.pass?.largePeakRss ?? null)] as [string, string, string, string]] : []),
+    ...(['pushPerSession', 'pullPerSession', 'incrementalPerSession'] as const).filter((k) => ratios[`scale_${k}`] !== undefined).map(
+      (k) => [`scale: ${k} at N=${r.config.scaleNs.at(-1)} / at N=${r.config.scaleNs[0]}`, fixed(ratios[`scale_${k}`]), `≤ ${TARGETS.scalePerSession}`, verdict(r.pass?.[`scale_${k}`] ?? null)] as [string, string, string, string],
+    ),
+    ...(r.scale ? [['scale: peak RSS at every N (max)', mb(Math.max(0, ...(r.scale as ScalePoint[]).filter((p) => p.median).map((p) => p.median!.peakRssBytes))), `< ${mb(TARGETS.peakRssBytes)}`, verdict(r.pass?.scalePeakRss ?? null)] as [string, string, string, string]] : []),
     ['(d) peak RSS of sessmig push / pull', `${mb(r.push?.peakRssBytes ?? null)} / ${mb(r.pull?.peakRssBytes ?? null)}`, `< ${mb(TARGETS.peakRssBytes)}`, verdict(r.pass?.peakRss ?? null)],
     ...(enc
       ? ([
@@ -464,6 +492,16 @@ function render(): { text: string; md: string } {
             .map((x) => `${x.kind} ${s(x.push.ms)} + ${s(x.pull?.ms)} s`)
             .join('; ')}.${r.encryptionCheck ? ` The first encrypted prefix holds ${r.encryptionCheck.objects} objects, ${r.encryptionCheck.sealedBlobs} sealed blobs (\`.age\`), ${r.encryptionCheck.plaintextBlobNames} plaintext blob names.` : ''}`,
           '',
+        ]
+      : []),
+    ...compareLines(),
+    ...(r.scale
+      ? [
+          `Scale curve (medians of ${r.config.rounds} round(s); synthesized sessions replayed once into a cached source host; see bench/scale.ts):`,
+          '',
+          ...scaleTable(r.scale as ScalePoint[]).lines,
+          '',
+          ...(r.config.quick ? [] : ['![scale curve](scale.svg)', '']),
         ]
       : []),
     ...(timingLines().length ? ['sessmig --timing (busy time per phase; parallel phases can exceed the wall clock):', '', ...timingLines(), ''] : []),
@@ -540,6 +578,17 @@ async function main(): Promise<void> {
   const sessmigVersionRun = await runProc(process.execPath, [SESSMIG_BIN, '--version'], { cwd: REPO, env: a.env, ...ioFiles('sessmig-version'), timeoutMs: MINUTE });
   const sessmigVersion = (await fs.readFile(path.join(io, `${ioSeq}-sessmig-version.out`), 'utf8')).trim() || `exit ${sessmigVersionRun.exitCode}`;
   results.machine = machine(opencodeVersion, sessmigVersion);
+  if (process.env.BENCH_ONLY_SCALE === '1') {
+    // the scale curve alone (a second look at it, e.g. more rounds), nothing else measured
+    log(`BENCH_ONLY_SCALE=1: scale curve only, N = ${config.scaleNs.join(', ')}, ${config.rounds} round(s) each`);
+    const curves = await runScale(
+      { ns: config.scaleNs, rounds: config.rounds, jobs: config.jobs, llm: llm!, s3: s3!, root: root!, tmp, builds: BUILDS, order: buildsInRound, rssProbe: RSS_PROBE, opencodeVersion, log },
+      errors,
+    );
+    results.scale = curves.main;
+    if (COMPARE_BIN) (results.compare ??= { bin: COMPARE_BIN }).scale = curves.compare;
+    return;
+  }
 
   // A fresh data dir migrates its database on first use (concurrent first runs race on it), and that
   // one-time cost must not land in a timed phase: open every host's database once now.
@@ -642,14 +691,14 @@ async function main(): Promise<void> {
     repo: string,
     command: 'push' | 'pull',
     label: string,
-    o: { remote?: string; args?: string[]; env?: Record<string, string> } = {},
+    o: { remote?: string; args?: string[]; env?: Record<string, string>; bin?: string } = {},
   ): Promise<SessmigPhase> => {
     const files = ioFiles(label);
     const rssFile = path.join(io, `${label}.rss.json`);
     const target = o.remote ?? remote;
     const env = { ...host.env, ...s3!.env, SESSMIG_OPENCODE: host.opencodeBin, BENCH_RSS_FILE: rssFile, ...o.env };
     const extra = o.args ?? [];
-    const args = ['--import', RSS_PROBE, SESSMIG_BIN, command, ...extra, '--remote', target, '--jobs', String(config.jobs), '--json', '--timing'];
+    const args = ['--import', RSS_PROBE, o.bin ?? SESSMIG_BIN, command, ...extra, '--remote', target, '--jobs', String(config.jobs), '--json', '--timing'];
     const shown = extra.length > 4 ? [...extra.slice(0, 4), '…'] : extra;
     log(`${label}: sessmig ${command} ${shown.length ? `${shown.join(' ')} ` : ''}--remote ${target} --jobs ${config.jobs} --json --timing (cwd ${path.relative(root!, repo)})`);
     const r = await runProc(process.execPath, args, { cwd: repo, env, ...files, timeoutMs: 30 * MINUTE, pollHwm: true });
@@ -704,26 +753,69 @@ async function main(): Promise<void> {
   if (results.push.ok) {
     results.pull = await sessmig(c, repoC, 'pull', 'pull');
 
-    // ---- 2e. pull only, without the large session ----------------------------------------------
+    // ---- 2e. pull only, without the large session (config.rounds rounds, medians) --------------
     if (config.pullOnly && results.large) {
       const largeId = results.large.id as string;
       const smallRoots = rows.filter((row) => !row.parent_id && row.id !== largeId).map((row) => row.id);
       const small = perSession.filter((e) => e.id !== largeId);
-      const smallRemote = s3.remoteUrl('bench-small');
-      const d = await freshHost('d');
-      const pushSmall = await sessmig(a, repoA, 'push', 'push-small', { remote: smallRemote, args: smallRoots.flatMap((id) => ['--session', id]) });
-      const pullSmall = pushSmall.ok ? await sessmig(d.host, d.repo, 'pull', 'pull-small', { remote: smallRemote }) : undefined;
+      const roundsBy: Record<string, PushPullRound[]> = { main: [], compare: [] };
+      for (let round = 1; round <= config.rounds; round++) {
+        for (const build of buildsInRound(round)) {
+          const tag = `${build.name === 'compare' ? 'cmp-' : ''}${round}`;
+          const smallRemote = s3.remoteUrl(`bench-small-${tag}`);
+          const d = await freshHost(`d${tag}`);
+          const pushSmall = await sessmig(a, repoA, 'push', `push-small-${tag}`, { remote: smallRemote, args: smallRoots.flatMap((id) => ['--session', id]), bin: build.bin });
+          const pullSmall = pushSmall.ok ? await sessmig(d.host, d.repo, 'pull', `pull-small-${tag}`, { remote: smallRemote, bin: build.bin }) : null;
+          roundsBy[build.name]!.push({ remote: smallRemote, push: pushSmall, pull: pullSmall });
+          if (pullSmall?.ok) pulledHosts.push({ name: `D${tag} (pull without the large session)`, host: d.host, expected: await snapshot(a, largeId) });
+        }
+      }
+      const rounds = roundsBy.main!;
+      const done = rounds.filter((x) => x.push.ok && x.pull?.ok);
       results.pullOnly = {
         sessions: small.length,
         roots: smallRoots.length,
-        remote: smallRemote,
+        remote: rounds[0]?.remote,
         baselineImportMs: small.reduce((sum, e) => sum + (e.importMs ?? 0), 0),
+        baselineExportMs: small.reduce((sum, e) => sum + e.exportMs, 0),
         baselineImportMethod: "sum of (a)'s per-process `opencode import` times of these sessions (the large one left out)",
-        push: pushSmall,
-        pull: pullSmall ?? null,
+        push: rounds[0]?.push ?? null,
+        pull: rounds[0]?.pull ?? null,
+        rounds,
+        ...pushPullMedians(rounds),
       };
-      if (pullSmall?.ok) pulledHosts.push({ name: 'D (pull without the large session)', host: d.host, expected: await snapshot(a, largeId) });
-      else errors.push('pull-only without the large session: not measured (see the push-small/pull-small errors)');
+      if (COMPARE_BIN) (results.compare ??= { bin: COMPARE_BIN }).pullOnly = { rounds: roundsBy.compare, ...pushPullMedians(roundsBy.compare!) };
+      if (!done.length) errors.push('pull-only without the large session: not measured (see the push-small/pull-small errors)');
+
+      // ---- 2g. the large session alone (issue 22) ----------------------------------------------
+      const largeEntry = perSession.find((e) => e.id === largeId);
+      const largeBy: Record<string, PushPullRound[]> = { main: [], compare: [] };
+      for (let round = 1; round <= config.rounds; round++) {
+        for (const build of buildsInRound(round)) {
+          const tag = `${build.name === 'compare' ? 'cmp-' : ''}${round}`;
+          const largeRemote = s3.remoteUrl(`bench-large-${tag}`);
+          const g = await freshHost(`g${tag}`);
+          const push = await sessmig(a, repoA, 'push', `push-large-${tag}`, { remote: largeRemote, args: ['--session', largeId], bin: build.bin });
+          const pull = push.ok ? await sessmig(g.host, g.repo, 'pull', `pull-large-${tag}`, { remote: largeRemote, bin: build.bin }) : null;
+          largeBy[build.name]!.push({ remote: largeRemote, push, pull });
+          if (pull?.ok) {
+            const got = await snapshot(g.host);
+            if (got.sessions !== 1) errors.push(`(g) round ${tag}: the pulled host holds ${JSON.stringify(got)}, not the one large session`);
+          }
+          await fs.rm(g.host.root, { recursive: true, force: true });
+        }
+      }
+      const largeRounds = largeBy.main!;
+      const largeDone = largeRounds.filter((x) => x.push.ok && x.pull?.ok);
+      results.largeOnly = {
+        id: largeId,
+        baselineExportMs: largeEntry?.exportMs ?? null,
+        baselineImportMs: largeEntry?.importMs ?? null,
+        rounds: largeRounds,
+        ...pushPullMedians(largeRounds),
+      };
+      if (COMPARE_BIN) (results.compare ??= { bin: COMPARE_BIN }).largeOnly = { rounds: largeBy.compare, ...pushPullMedians(largeBy.compare!) };
+      if (!largeDone.length) errors.push('(g) the large session alone: not measured (see the push-large/pull-large errors)');
     }
 
     const changed = seeded.find((p) => p.kind === 'plain' && !p.followUp) ?? seeded[0]!;
@@ -786,6 +878,17 @@ async function main(): Promise<void> {
     others,
   };
   if (!results.verification.ok) errors.push(`hosts differ after migration: A ${JSON.stringify(snapA)} B ${JSON.stringify(snapB)} C ${JSON.stringify(snapC ?? null)} others ${JSON.stringify(others)}`);
+
+  // ---- 3. the scale curve (issue 22) --------------------------------------------------------------
+  if (config.scale) {
+    log(`scale curve: N = ${config.scaleNs.join(', ')}, ${config.rounds} round(s) each`);
+    const curves = await runScale(
+      { ns: config.scaleNs, rounds: config.rounds, jobs: config.jobs, llm: llm!, s3: s3!, root: root!, tmp, builds: BUILDS, order: buildsInRound, rssProbe: RSS_PROBE, opencodeVersion, log },
+      errors,
+    );
+    results.scale = curves.main;
+    if (COMPARE_BIN) (results.compare ??= { bin: COMPARE_BIN }).scale = curves.compare;
+  }
 }
 
 interface EncryptionSide {
@@ -847,8 +950,33 @@ function finish(): void {
     pass.pullOverImport = ratios.pullOverImport <= TARGETS.pullOverImport;
   }
   if (r.pullOnly?.pull?.ok && r.pullOnly.baselineImportMs > 0) {
-    ratios.pullOverImportWithoutLarge = r.pullOnly.pull.ms / r.pullOnly.baselineImportMs;
+    ratios.pullOverImportWithoutLarge = (r.pullOnly.pullMedianMs ?? r.pullOnly.pull.ms) / r.pullOnly.baselineImportMs;
     pass.pullOverImportWithoutLarge = ratios.pullOverImportWithoutLarge <= TARGETS.pullOverImport;
+  }
+  // issue 22: the small sessions on their own, medians of the rounds
+  const po = r.pullOnly;
+  if (po?.pushPullMedianMs !== undefined && po.baselineExportMs > 0 && po.baselineImportMs > 0) {
+    ratios.smallPushPullOverBaseline = po.pushPullMedianMs / (po.baselineExportMs + po.baselineImportMs);
+    pass.smallPushPullOverBaseline = ratios.smallPushPullOverBaseline <= TARGETS.smallPushPullOverBaseline;
+    ratios.smallPullOverImport = po.pullMedianMs / po.baselineImportMs;
+    pass.smallPullOverImport = ratios.smallPullOverImport <= TARGETS.smallPullOverImport;
+  }
+  if (r.incremental?.ok && (po?.baselineExportMs ?? baseline?.exportMs)) {
+    ratios.smallIncrementalOverExport = r.incremental.ms / (po?.baselineExportMs ?? baseline.exportMs);
+    pass.smallIncrementalOverExport = ratios.smallIncrementalOverExport <= TARGETS.smallIncrementalOverExport;
+  }
+  const lo = r.largeOnly;
+  if (lo?.pushPullMedianMs !== undefined && lo.baselineExportMs && lo.baselineImportMs) {
+    ratios.largePushPullOverBaseline = lo.pushPullMedianMs / (lo.baselineExportMs + lo.baselineImportMs);
+    pass.largePushPullOverBaseline = ratios.largePushPullOverBaseline <= TARGETS.largePushPullOverBaseline;
+    pass.largePeakRss = lo.peakRssBytes < TARGETS.peakRssBytes;
+  }
+  if (r.scale) {
+    const { ratios: curve } = scaleTable(r.scale as ScalePoint[]);
+    for (const [k, v] of Object.entries(curve)) ratios[`scale_${k}`] = v;
+    for (const k of ['pushPerSession', 'pullPerSession', 'incrementalPerSession']) if (curve[k] !== undefined) pass[`scale_${k}`] = curve[k]! <= TARGETS.scalePerSession;
+    const points = (r.scale as ScalePoint[]).filter((p) => p.median);
+    if (points.length) pass.scalePeakRss = Math.max(...points.map((p) => p.median!.peakRssBytes)) < TARGETS.peakRssBytes;
   }
   const peakOf = (phase: SessmigPhase | null | undefined) => (phase?.ok ? (phase.peakRssBytes ?? phase.polledHwmBytes) || 0 : 0);
   if (r.push?.ok) {
@@ -895,9 +1023,20 @@ if (rerender) {
 }
 if (results.errors?.length) exitCode = 1;
 if (config.strict && Object.values(results.pass as Record<string, boolean>).some((ok) => !ok)) exitCode = exitCode || 1;
-const { text, md } = render();
+// results.json first: a fault in the rendering below must not lose a long run's figures
 await fs.mkdir(OUT_DIR, { recursive: true });
-await fs.writeFile(path.join(OUT_DIR, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+if (!rerender) await fs.writeFile(path.join(OUT_DIR, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+const { text, md } = render();
+if (rerender) await fs.writeFile(path.join(OUT_DIR, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
 await fs.writeFile(path.join(OUT_DIR, 'results.md'), `${md}\n`);
+if (results.scale?.length) {
+  // A full run keeps its table and curve beside the bench (committed); a quick one only in bench/out/.
+  const svg = scaleSvg(results.scale as ScalePoint[], `sessmig scale curve: opencode ${results.machine?.opencode ?? '?'}, ${results.machine?.nproc ?? '?'} CPUs, ${results.startedAt}`, results.compare?.scale as ScalePoint[] | undefined);
+  await fs.writeFile(path.join(OUT_DIR, 'scale.svg'), svg);
+  if (!config.quick && !rerender && process.env.BENCH_ONLY_SCALE !== '1') {
+    await fs.writeFile(path.join(BENCH_DIR, 'scale.svg'), svg);
+    await fs.writeFile(path.join(BENCH_DIR, 'RESULTS.md'), `${md}\n`);
+  }
+}
 process.stdout.write(`\n${text}\n\nwrote ${path.relative(process.cwd(), path.join(OUT_DIR, 'results.json'))} and results.md (${s(results.totalMs)} s in all)\n`);
 process.exitCode = exitCode;

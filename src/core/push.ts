@@ -5,8 +5,8 @@ import { assertSessionId, newCheckpointId } from '../format/ids.js';
 import { blobKey } from '../format/layout.js';
 import { MANIFEST_FORMAT_VERSION, type Checkout, type Host, type Manifest, type ManifestSession, type SkippedSession, type Tombstone } from '../format/schema.js';
 import type { SessionRow } from '../opencode/opencode.js';
-import { openExporter, parseExportVia } from '../opencode/exporter.js';
-import { listSessionsWithTodos, type Todo } from '../opencode/todos.js';
+import { openExporter, parseExportVia, startExportServer, type EarlyExportServer } from '../opencode/exporter.js';
+import { listSessionsWithTodos, type ListedRowSizes, type Todo } from '../opencode/todos.js';
 import { SESSMIG_VERSION } from '../version.js';
 import type { Context } from './context.js';
 import { ExitCode, SessmigError, usageError } from '../util/errors.js';
@@ -139,7 +139,19 @@ interface PushPlan {
  * (`not-owner`, `session-busy`, the code leg's and the remote's own); nothing is current on a throw.
  */
 export async function push(ctx: Context, options: PushOptions = {}): Promise<PushResult> {
-  const survey = await surveyPush(ctx, options);
+  const version = ctx.opencode.version();
+  version.catch(() => undefined); // awaited in surveyPush
+  // The exports' `opencode serve` starts now, beside the listing `opencode db`, not after it
+  // (issue 22); whatever happens next, it is stopped when the push ends.
+  const early = options.dryRun ? undefined : startExportServer(ctx.opencode, ctx.worktree.root, parseExportVia(ctx.env.SESSMIG_EXPORT_VIA), version);
+  try {
+    return await pushSurveyed(ctx, options, await surveyPush(ctx, options, version, early), early);
+  } finally {
+    await early?.stop();
+  }
+}
+
+async function pushSurveyed(ctx: Context, options: PushOptions, survey: PushSurvey, early: EarlyExportServer | undefined): Promise<PushResult> {
   const { result, selected, carry, current } = survey;
   const { worktree, remote, report } = ctx;
   for (const item of result.outside) {
@@ -165,7 +177,7 @@ export async function push(ctx: Context, options: PushOptions = {}): Promise<Pus
   // The code leg first: a checkout it cannot capture (too large, mid-merge) stops the push before any export.
   const code = options.code ? await captureAndStoreCode(ctx, current, options) : undefined;
   const skipped: SkippedSession[] = [];
-  const exported = await exportAndStore(ctx, plan, currentById, tombstoned, survey.state, options, skipped);
+  const exported = await exportAndStore(ctx, plan, currentById, tombstoned, survey.state, options, skipped, survey.rowSizes, early);
   const done = exported.filter((item): item is NonNullable<typeof item> => item !== undefined);
   const sessions = await assembleSessions(ctx, survey, plan, done, options);
   if (sessions.length === 0 && carry.tombstones.length === 0 && !code && !handOver) {
@@ -200,6 +212,8 @@ interface PushSurvey {
   previous: PointerState | undefined;
   opencodeVersion: string;
   todos: Map<string, Todo[]>;
+  /** Row sizes of the sessions this push may export, for the check of the served export (todos.ts). */
+  rowSizes: ListedRowSizes | undefined;
   selected: SessionRow[];
   selectedIds: Set<string>;
   stateFile: string;
@@ -212,18 +226,21 @@ interface PushSurvey {
 }
 
 /** One round of independent look-ups (the pointer, opencode's version and its session table), the selection, and the carry plan. */
-async function surveyPush(ctx: Context, options: PushOptions): Promise<PushSurvey> {
+async function surveyPush(ctx: Context, options: PushOptions, version: Promise<string>, early: EarlyExportServer | undefined): Promise<PushSurvey> {
   const { remote, worktree, opencode, timing } = ctx;
   const only = options.sessions?.map((id) => assertSessionId(id, '--session'));
-  const [previous, opencodeVersion, { rows, todos }] = await timing.time('list', () =>
-    Promise.all([readPointer(remote, worktree.key), opencode.version(), listSessionsWithTodos(opencode)]),
+  const stateFile = syncStateFile(ctx.paths.state, remote.display, worktree.key);
+  const state = await loadSyncState(stateFile, remote.display, worktree.key);
+  // The listing also reads the row sizes of the sessions this push may export (those changed since
+  // the last sync), for the check of the served export: no second `opencode db` before the exports.
+  const unchanged = Object.entries(state.sessions).flatMap(([id, base]) => (base.localTimeUpdated === null ? [] : [{ id, timeUpdated: base.localTimeUpdated }]));
+  const [previous, opencodeVersion, { rows, todos, rowSizes }] = await timing.time('list', () =>
+    Promise.all([readPointer(remote, worktree.key), version, listSessionsWithTodos(opencode, early ? { root: worktree.root, unchanged } : undefined)]),
   );
   assertMayPush(previous?.pointer, ctx.host, worktree.key);
   const selected = selectSessions(rows, worktree.root, only, new DirComparer());
   const selectedIds = new Set(selected.map((row) => row.id));
   const outside = only ? [] : sessionsOutside(rows, worktree, selectedIds);
-  const stateFile = syncStateFile(ctx.paths.state, remote.display, worktree.key);
-  const state = await loadSyncState(stateFile, remote.display, worktree.key);
   const current = previous ? await timing.time('list', () => readManifest(remote, worktree.key, previous.pointer.checkpoint)) : undefined;
   // Sessions a killed pull removed are not deletions by the user: never tombstoned (the next pull brings them back).
   const removedBySessmig = new Set((await unfinishedPulls(ctx.paths.state, worktree.key)).flatMap((record) => [...record.sessions.map((entry) => entry.id), ...record.imported]));
@@ -241,7 +258,7 @@ async function surveyPush(ctx: Context, options: PushOptions): Promise<PushSurve
     deleted: carry.tombstones.map((item) => ({ id: item.id, title: item.title })),
     outside,
   };
-  return { previous, opencodeVersion, todos, selected, selectedIds, stateFile, state, current, carry, result };
+  return { previous, opencodeVersion, todos, rowSizes, selected, selectedIds, stateFile, state, current, carry, result };
 }
 
 /** The code leg (docs/FORMAT-code.md): captures the checkout and stores its new bundle, on top of the current checkpoint's chain. */
@@ -402,10 +419,14 @@ async function exportAndStore(
   state: SyncState,
   options: PushOptions,
   skipped: SkippedSession[],
+  rowSizes: ListedRowSizes | undefined,
+  early: EarlyExportServer | undefined,
 ): Promise<({ row: SessionRow; blob: ExportedBlob; uploaded: boolean } | undefined)[]> {
   const { report, timing, worktree, opencode } = ctx;
   const { toExport } = plan;
-  const source = await timing.time('serve-start', () => openExporter(opencode, worktree.root, toExport.length, parseExportVia(ctx.env.SESSMIG_EXPORT_VIA), report, toExport.map((row) => row.id)));
+  const source = await timing.time('serve-start', () =>
+    openExporter(opencode, worktree.root, toExport.length, parseExportVia(ctx.env.SESSMIG_EXPORT_VIA), report, toExport.map((row) => row.id), rowSizes, early),
+  );
   if (toExport.length > 0) timing.note(`exported ${toExport.length} session(s) through ${source.kind === 'server' ? 'one `opencode serve`' : '`opencode export` processes'}; ${plan.kept.size} reused`);
   const progress = { done: 0, bytes: 0 };
   return mapPool(

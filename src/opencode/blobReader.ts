@@ -8,15 +8,19 @@ import { createReadStream } from 'node:fs';
 /** A blob that is not what an export writes; its message says where. */
 export class ReplayInputError extends Error {}
 
-export type BlobPiece = { kind: 'info'; value: Record<string, unknown> } | { kind: 'message'; index: number; value: unknown };
+/**
+ * A piece of the blob. A message over `maxMessageBytes` (readBlob's option) is neither kept nor
+ * parsed: it comes with `value` undefined and its size in `oversized` (bytes).
+ */
+export type BlobPiece = { kind: 'info'; value: Record<string, unknown> } | { kind: 'message'; index: number; value: unknown; oversized?: number };
 
 /**
  * Yields the blob's `info`, then each element of `messages`, each parsed on its own: only one of
  * them is in memory at a time. `info` must come before `messages` (as every export writes it).
  * Other top-level keys are skipped.
  */
-export async function* readBlob(file: string, options: { chunkBytes?: number } = {}): AsyncGenerator<BlobPiece, void, undefined> {
-  const splitter = new BlobSplitter();
+export async function* readBlob(file: string, options: { chunkBytes?: number; maxMessageBytes?: number } = {}): AsyncGenerator<BlobPiece, void, undefined> {
+  const splitter = new BlobSplitter(options.maxMessageBytes);
   const stream = createReadStream(file, options.chunkBytes ? { highWaterMark: options.chunkBytes } : {});
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) yield* splitter.feed(chunk);
@@ -43,8 +47,10 @@ class BlobSplitter {
   private seenInfo = false;
   private seenMessages = false;
   private messages = 0;
-  private capture: { kind: 'info' | 'message'; parts: Buffer[]; start: number; depth: number } | undefined;
+  private capture: { kind: 'info' | 'message'; parts: Buffer[]; start: number; depth: number; bytes: number; dropped: boolean } | undefined;
   private offset = 0;
+
+  constructor(private readonly maxMessageBytes = Infinity) {}
 
   *feed(chunk: Buffer): Generator<BlobPiece> {
     for (let i = 0; i < chunk.length; i++) {
@@ -77,7 +83,7 @@ class BlobSplitter {
               if (c !== 0x7b) this.fail('info is not an object', i);
               if (this.seenInfo) this.fail('a second info', i);
               this.seenInfo = true;
-              this.capture = { kind: 'info', parts: [], start: i, depth: 1 };
+              this.capture = { kind: 'info', parts: [], start: i, depth: 1, bytes: 0, dropped: false };
             } else if (this.key === 'messages') {
               if (c !== 0x5b) this.fail('messages is not an array', i);
               if (!this.seenInfo) this.fail('messages come before info', i);
@@ -86,7 +92,7 @@ class BlobSplitter {
             }
           } else if (this.inMessages && this.depth === 2 && !this.capture) {
             if (c !== 0x7b) this.fail(`messages[${this.messages}] is not an object`, i);
-            this.capture = { kind: 'message', parts: [], start: i, depth: 2 };
+            this.capture = { kind: 'message', parts: [], start: i, depth: 2, bytes: 0, dropped: false };
           } else if (this.depth === 0 && c !== 0x7b) {
             this.fail('the blob is not a JSON object', i);
           }
@@ -98,8 +104,12 @@ class BlobSplitter {
           if (this.depth === 0) this.fail('unbalanced brackets', i);
           this.depth--;
           if (this.capture && this.depth === this.capture.depth) {
-            const { kind, parts, start } = this.capture;
+            const { kind, parts, start, dropped, bytes } = this.capture;
             this.capture = undefined;
+            if (dropped) {
+              yield { kind: 'message', index: this.messages++, value: undefined, oversized: bytes + i + 1 - start };
+              break;
+            }
             parts.push(chunk.subarray(start, i + 1));
             // parsed in a function of its own, and the bytes let go: only the value lives on across the yield
             const value = parseParts(parts);
@@ -122,7 +132,13 @@ class BlobSplitter {
       }
     }
     if (this.capture) {
-      this.capture.parts.push(chunk.subarray(this.capture.start));
+      this.capture.bytes += chunk.length - this.capture.start;
+      if (this.capture.kind === 'message' && this.capture.bytes > this.maxMessageBytes) {
+        // too large to hold: let its bytes go, keep counting them
+        this.capture.dropped = true;
+        this.capture.parts.length = 0;
+      }
+      if (!this.capture.dropped) this.capture.parts.push(chunk.subarray(this.capture.start));
       this.capture.start = 0;
     }
     if (this.keyParts) {

@@ -3,10 +3,14 @@ import type { Reporter } from '../util/reporter.js';
 import { SessmigError } from '../util/errors.js';
 import type { Timing } from '../util/timing.js';
 import type { Opencode } from './opencode.js';
-import { replayAvailable, replaySession, replaySupported } from './replay.js';
+import { replayAvailableAs, replaySession, replaySupported } from './replay.js';
+import { resolveBinary } from './versionCache.js';
 import { OpencodeServer } from './server.js';
 
 export type ReplayMode = 'auto' | 'always' | 'never';
+
+/** The version-cache fact: this binary's server has the replay routes (the version the probe saw). */
+const REPLAY_ROUTES = 'replayRoutes';
 
 /**
  * Blobs larger than this go through `opencode import` even on the replay path: replay holds one
@@ -62,7 +66,12 @@ export async function startImporter(
   let server: OpencodeServer | undefined;
   try {
     server = await timing.time('serve-start', () => OpencodeServer.start({ ...opencode.options, cwd }));
-    if (!(await timing.time('serve-start', () => replayAvailable(server!)))) throw new Error(`opencode ${version} has no strict /sync/replay route`);
+    // The routes of this very binary were probed before (version cache): only its version is asked.
+    const cache = opencode.options.versionCache;
+    const binary = cache ? await resolveBinary(opencode.options.bin, opencode.options.env) : undefined;
+    const probed = binary ? await cache!.getFact(binary, REPLAY_ROUTES) : undefined;
+    if (!(await timing.time('serve-start', () => replayAvailableAs(server!, probed)))) throw new Error(`opencode ${version} has no strict /sync/replay route`);
+    if (binary && probed === undefined) await cache!.setFact(binary, REPLAY_ROUTES, version);
   } catch (error) {
     await server?.stop();
     if (error instanceof SessmigError && error.code === 'interrupted') throw error;

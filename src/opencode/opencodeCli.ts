@@ -1,13 +1,13 @@
 import type { Reporter } from '../util/reporter.js';
 import type { Timing } from '../util/timing.js';
-import { startExporter, type ExportVia, type OpenedExporter } from './exporter.js';
+import { startExporter, startExportServerFor, type EarlyExportServer, type ExportVia, type OpenedExporter } from './exporter.js';
 import { alignStoredRows, type RowsOutcome } from './fidelity.js';
 import { startImporter, type ReplayMode, type SessionImporter } from './importer.js';
 import { Opencode, type SessionRow } from './opencode.js';
 import type { OpencodeAdapter } from './opencodeAdapter.js';
 import { OpencodeServer } from './server.js';
 import { replaceShares, selectSessionExtras, type SessionExtras, type ShareRow } from './shareRows.js';
-import { replaceTodos, selectSessionState, selectSessionsWithTodos, selectTodos, type SessionState, type Todo } from './todos.js';
+import { replaceTodos, selectSessionState, selectSessionsWithTodos, selectTodos, type ListedRowSizes, type RowSizeScope, type SessionState, type Todo } from './todos.js';
 
 /**
  * The real OpencodeAdapter: the process runner of opencode.ts (version, `opencode db`, export,
@@ -15,8 +15,8 @@ import { replaceTodos, selectSessionState, selectSessionsWithTodos, selectTodos,
  * only hands over to the module that always did the work.
  */
 export class OpencodeCli extends Opencode implements OpencodeAdapter {
-  listSessionsWithTodos(): Promise<{ rows: SessionRow[]; todos: Map<string, Todo[]> }> {
-    return selectSessionsWithTodos(this);
+  listSessionsWithTodos(sizes?: RowSizeScope): Promise<{ rows: SessionRow[]; todos: Map<string, Todo[]>; rowSizes?: ListedRowSizes }> {
+    return selectSessionsWithTodos(this, sizes);
   }
 
   readTodos(ids: string[]): Promise<Map<string, Todo[]>> {
@@ -39,8 +39,12 @@ export class OpencodeCli extends Opencode implements OpencodeAdapter {
     return replaceShares(this, shares);
   }
 
-  openExporter(cwd: string, count: number, via: ExportVia, report: Reporter, ids?: string[]): Promise<OpenedExporter> {
-    return startExporter(this, cwd, count, via, report, ids);
+  openExporter(cwd: string, count: number, via: ExportVia, report: Reporter, ids?: string[], known?: ListedRowSizes, early?: EarlyExportServer): Promise<OpenedExporter> {
+    return startExporter(this, cwd, count, via, report, ids, known, early);
+  }
+
+  startExportServer(cwd: string, via: ExportVia, version: Promise<string>): EarlyExportServer {
+    return startExportServerFor(this, cwd, via, version);
   }
 
   openImporter(cwd: string, count: number, mode: ReplayMode, report: Reporter, timing: Timing): Promise<SessionImporter> {

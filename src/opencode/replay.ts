@@ -104,6 +104,30 @@ export async function replayAvailable(server: OpencodeServer): Promise<boolean> 
   return (await whyUnavailable(server)) === undefined;
 }
 
+/**
+ * replayAvailable, trusting what an earlier full probe found for the same opencode binary
+ * (`knownVersion`: the version that probe saw, kept in the version cache): where the server tells
+ * that same version (GET /global/health, quick), the routes are taken as probed and /doc — slow on
+ * a server's first ask — is not read. Any other answer falls back to the full probe.
+ */
+export async function replayAvailableAs(server: OpencodeServer, knownVersion: string | undefined): Promise<boolean> {
+  if (knownVersion !== undefined && !availability.has(server)) {
+    const known = probeVersion(server, knownVersion).catch((error: unknown) => {
+      availability.delete(server);
+      throw error;
+    });
+    availability.set(server, known);
+  }
+  return replayAvailable(server);
+}
+
+async function probeVersion(server: OpencodeServer, knownVersion: string): Promise<string | undefined> {
+  const health = await server.request('GET', '/global/health');
+  const version = health.status === 200 ? (parseJson(health.body) as { version?: unknown } | undefined)?.version : undefined;
+  if (version === knownVersion && replaySupported(version)) return undefined;
+  return probe(server);
+}
+
 function whyUnavailable(server: OpencodeServer): Promise<string | undefined> {
   let known = availability.get(server);
   if (!known) {

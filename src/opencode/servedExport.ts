@@ -30,12 +30,18 @@ export class CheckedServerExporter {
     private readonly sizes: Promise<Map<string, number>>,
     /** Called for each session that went through the CLI instead (for a note). */
     private readonly onFallback: (id: string) => void = () => undefined,
+    /**
+     * Sessions exported through the CLI straight away: large ones, whose check would parse each
+     * message whole in memory (a 300 MB text part is 300 MB here) — `opencode export` needs no check.
+     */
+    private readonly direct: Set<string> = new Set(),
   ) {
     sizes.catch(() => undefined); // awaited per export; a failure means: export through the CLI
   }
 
   async exportSession(id: string): Promise<Readable> {
     assertSessionId(id);
+    if (this.direct.has(id)) return this.opencode.exportSession(id);
     const file = path.join(this.opencode.options.tempDir, `served-${randomBytes(6).toString('hex')}.json`);
     await this.server.exportToFile(id, file);
     let faithful = false;

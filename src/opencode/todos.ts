@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SessmigError } from '../util/errors.js';
 import { assertSessionId } from '../format/ids.js';
 import { parseSessionRows, type Opencode, type SessionRow } from './opencode.js';
 
@@ -23,7 +24,7 @@ const Row = z.object({
  */
 export interface TodoStore {
   /** Every session of the local database and their todo lists (sessions without todos are absent). */
-  listSessionsWithTodos(): Promise<{ rows: SessionRow[]; todos: Map<string, Todo[]> }>;
+  listSessionsWithTodos(sizes?: RowSizeScope): Promise<{ rows: SessionRow[]; todos: Map<string, Todo[]>; rowSizes?: ListedRowSizes }>;
   /** Todos of these sessions, by session id (sessions without todos are absent). */
   readTodos(ids: string[]): Promise<Map<string, Todo[]>>;
   /** What a pull checks at its end: rows with message counts, todo lists, the todo table's columns. */
@@ -34,7 +35,7 @@ export interface TodoStore {
 
 // The core's entry points: each asks the adapter it is given (so the core's call sites name the
 // operation, and a fake adapter answers them without SQL).
-export const listSessionsWithTodos = (opencode: TodoStore) => opencode.listSessionsWithTodos();
+export const listSessionsWithTodos = (opencode: TodoStore, sizes?: RowSizeScope) => opencode.listSessionsWithTodos(sizes);
 export const readTodos = (opencode: TodoStore, ids: string[]) => opencode.readTodos(ids);
 export const readSessionState = (opencode: TodoStore, ids: string[]) => opencode.readSessionState(ids);
 export const writeTodos = (opencode: TodoStore, lists: Map<string, Todo[]>, options: { emptyNow?: boolean } = {}) => opencode.writeTodos(lists, options);
@@ -78,21 +79,91 @@ function parseTodoList(text: string | null): Todo[] {
 }
 
 /**
- * Every session of the local database and, in the same `opencode db` (one process less per push:
- * about two seconds of CPU here), their todo lists.
+ * Which sessions' row sizes the listing also reads (for the served export's check, servedExport.ts),
+ * so that a push needs no second `opencode db` before its first export: the sessions whose
+ * directory is `root` or below it (by string: a session the prefix misses is simply not sized
+ * here, and gets its own query later), and their direct children, except those `unchanged` lists
+ * with the `time_updated` they still have (a push does not export those).
  */
-export async function selectSessionsWithTodos(opencode: Opencode): Promise<{ rows: SessionRow[]; todos: Map<string, Todo[]> }> {
-  const raw = await opencode.query(
-    `SELECT s.id AS id, s.parent_id AS parent_id, s.directory AS directory, s.title AS title, s.time_updated AS time_updated, s.project_id AS project_id, ${TODOS_OF_S} AS todos FROM session s`,
-  );
-  const rows = parseSessionRows(raw);
+export interface RowSizeScope {
+  root: string;
+  unchanged: { id: string; timeUpdated: number }[];
+}
+
+/** Row sizes read with the listing: every message and part row of `sessions`, by row id (bytes of its JSON). */
+export interface ListedRowSizes {
+  sessions: Set<string>;
+  rows: Map<string, number>;
+  /** The sum of those sizes per session (bytes), for each of `sessions`. */
+  sessionBytes?: Map<string, number>;
+}
+
+/** Above this many unchanged sessions the scope's SQL would outgrow one argument: no sizes then. */
+const MAX_UNCHANGED_IN_SQL = 1500;
+
+/**
+ * Every session of the local database and, in the same `opencode db` (one process less per push:
+ * about two seconds of CPU here), their todo lists — and with `sizes`, the row sizes of the
+ * sessions in that scope (one more process less on the way to the first export).
+ */
+export async function selectSessionsWithTodos(
+  opencode: Opencode,
+  sizes?: RowSizeScope,
+): Promise<{ rows: SessionRow[]; todos: Map<string, Todo[]>; rowSizes?: ListedRowSizes }> {
+  const listing = `SELECT s.id AS id, s.parent_id AS parent_id, s.directory AS directory, s.title AS title, s.time_updated AS time_updated, s.project_id AS project_id, ${TODOS_OF_S} AS todos FROM session s`;
+  const scope = sizes && sizes.unchanged.length <= MAX_UNCHANGED_IN_SQL && !sizes.root.includes('\u0000') ? sizes : undefined;
+  let raw: unknown[];
+  if (scope) {
+    try {
+      raw = await opencode.query(withRowSizes(listing, scope));
+    } catch (error) {
+      // The sizes are an optimization: a database they cannot be read from is listed plainly
+      // (the served export then asks for them itself, or exports through the CLI).
+      if (error instanceof SessmigError && error.code === 'interrupted') throw error;
+      return selectSessionsWithTodos(opencode);
+    }
+  } else raw = await opencode.query(listing);
+  const sessionItems = scope ? (raw as { kind?: unknown }[]).filter((item) => item.kind === 'session') : raw;
+  const rows = parseSessionRows(sessionItems);
   const todos = new Map<string, Todo[]>();
-  for (const item of raw as { id?: unknown; todos?: unknown }[]) {
+  for (const item of sessionItems as { id?: unknown; todos?: unknown }[]) {
     if (typeof item.id !== 'string' || typeof item.todos !== 'string') continue;
     const list = parseTodoList(item.todos);
     if (list.length > 0) todos.set(item.id, list);
   }
-  return { rows, todos };
+  if (!scope) return { rows, todos };
+  const rowSizes: ListedRowSizes = { sessions: new Set(), rows: new Map(), sessionBytes: new Map() };
+  for (const item of raw as { kind?: unknown; id?: unknown; parent_id?: unknown; bytes?: unknown; sized?: unknown }[]) {
+    if (item.kind === 'session' && item.sized === 1 && typeof item.id === 'string') rowSizes.sessions.add(item.id);
+    else if (item.kind === 'row' && typeof item.id === 'string' && typeof item.bytes === 'number') {
+      rowSizes.rows.set(item.id, item.bytes);
+      // a row's session comes in the parent_id column (see withRowSizes)
+      if (typeof item.parent_id === 'string') rowSizes.sessionBytes!.set(item.parent_id, (rowSizes.sessionBytes!.get(item.parent_id) ?? 0) + item.bytes);
+    }
+  }
+  return { rows, todos, rowSizes };
+}
+
+/**
+ * The listing, and in the same statement the message and part rows of the scope's sessions
+ * (`kind` tells the two apart; `sized` marks the sessions whose rows are all there; a row's
+ * `parent_id` column holds its session).
+ */
+function withRowSizes(listing: string, scope: RowSizeScope): string {
+  const root = sqlString(scope.root.replace(/\/+$/, '') || '/');
+  const below = (column: string) => `(${column} = ${root} OR substr(${column}, 1, length(${root}) + 1) = ${root} || '/')`;
+  const unchanged = scope.unchanged.length
+    ? `VALUES ${scope.unchanged.map((item) => `(${sqlString(assertSessionId(item.id))}, ${sqlInt(item.timeUpdated)})`).join(', ')}`
+    : 'SELECT NULL, NULL WHERE 0';
+  const inScope = (alias: string) =>
+    `(${below(`${alias}.directory`)} OR EXISTS (SELECT 1 FROM session p WHERE p.id = ${alias}.parent_id AND ${below('p.directory')})) ` +
+    `AND NOT EXISTS (SELECT 1 FROM unchanged u WHERE u.id = ${alias}.id AND u.t = ${alias}.time_updated)`;
+  return (
+    `WITH unchanged(id, t) AS (${unchanged}), sized AS (SELECT s.id AS id FROM session s WHERE ${inScope('s')}) ` +
+    `SELECT 'session' AS kind, l.*, (l.id IN (SELECT id FROM sized)) AS sized, NULL AS bytes FROM (${listing}) l ` +
+    `UNION ALL SELECT 'row', m.id, m.session_id, NULL, NULL, NULL, NULL, NULL, 0, length(CAST(m.data AS BLOB)) FROM message m WHERE m.session_id IN (SELECT id FROM sized) ` +
+    `UNION ALL SELECT 'row', t.id, t.session_id, NULL, NULL, NULL, NULL, NULL, 0, length(CAST(t.data AS BLOB)) FROM part t WHERE t.session_id IN (SELECT id FROM sized)`
+  );
 }
 
 function toTodo(row: z.infer<typeof Row>): Todo {

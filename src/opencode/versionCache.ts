@@ -5,7 +5,10 @@
  * size and modification time — so an upgrade (npm, brew, the installer all write a new file) is
  * seen at once. The cache is a convenience: any problem reading or writing it means "ask opencode".
  *
- * File: $XDG_CACHE_HOME/sessmig/opencode-versions.json, `{ "<real path>": {ino, size, mtimeMs, version} }`.
+ * Facts learnt of the same file ride along (`facts`: e.g. that its server has the replay routes, which
+ * costs a GET /doc of 1.5–5 s to learn), valid by the same rule and dropped with a new version.
+ *
+ * File: $XDG_CACHE_HOME/sessmig/opencode-versions.json, `{ "<real path>": {ino, size, mtimeMs, version, facts?} }`.
  */
 import { constants } from 'node:fs';
 import { access, mkdir, readFile, realpath, rename, stat, writeFile } from 'node:fs/promises';
@@ -16,6 +19,8 @@ interface Entry {
   size: number;
   mtimeMs: number;
   version: string;
+  /** What else was learnt of this very file (e.g. `replayRoutes`: its server has the replay routes), by name. */
+  facts?: Record<string, string>;
 }
 
 /** At most this many binaries are remembered (the newest writes win). */
@@ -59,17 +64,43 @@ export class VersionCache {
     }
   }
 
+  /** A fact remembered of the binary at `binary` (setFact), if the file is unchanged since. */
+  async getFact(binary: string, name: string): Promise<string | undefined> {
+    const entry = (await this.read())[binary];
+    if (!entry || (await this.get(binary)) === undefined) return undefined;
+    const value = entry.facts?.[name];
+    return typeof value === 'string' ? value : undefined;
+  }
+
+  /** Remembers a fact of the binary beside its version (only where its version is remembered and the file unchanged). */
+  async setFact(binary: string, name: string, value: string): Promise<void> {
+    try {
+      const entries = await this.read();
+      const entry = entries[binary];
+      if (!entry || (await this.get(binary)) === undefined) return;
+      entry.facts = { ...entry.facts, [name]: value };
+      await this.write(entries);
+    } catch {
+      // as for set(): only costs the next command the work the fact saves
+    }
+  }
+
+  private async write(entries: Record<string, Entry>): Promise<void> {
+    const kept = Object.fromEntries(Object.entries(entries).slice(-MAX_ENTRIES));
+    await mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
+    const temp = `${this.file}.${process.pid}.tmp`;
+    await writeFile(temp, `${JSON.stringify(kept, null, 2)}\n`, { mode: 0o600 });
+    await rename(temp, this.file);
+  }
+
   async set(binary: string, version: string): Promise<void> {
     try {
       const now = await stat(binary);
       const entries = await this.read();
       delete entries[binary];
+      // a new version (or a new file): what was learnt of the old one goes with it
       entries[binary] = { ino: now.ino, size: now.size, mtimeMs: now.mtimeMs, version };
-      const kept = Object.fromEntries(Object.entries(entries).slice(-MAX_ENTRIES));
-      await mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
-      const temp = `${this.file}.${process.pid}.tmp`;
-      await writeFile(temp, `${JSON.stringify(kept, null, 2)}\n`, { mode: 0o600 });
-      await rename(temp, this.file);
+      await this.write(entries);
     } catch {
       // a cache that cannot be written only costs the next command one `opencode --version`
     }

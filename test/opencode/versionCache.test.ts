@@ -74,6 +74,25 @@ describe('the opencode version cache', () => {
     expect(await starts()).toBe(before + 3);
   });
 
+  it('remembers facts of a binary beside its version, and forgets them with the file', async () => {
+    const cacheFile = path.join(dir, 'facts.json');
+    const cache = new VersionCache(cacheFile);
+    const binary = (await resolveBinary(wrapper, {}))!;
+    // No version remembered yet: a fact has nothing to ride on.
+    await cache.setFact(binary, 'replayRoutes', '1.0.0');
+    expect(await cache.getFact(binary, 'replayRoutes')).toBeUndefined();
+    const version = await opencode(cacheFile).version();
+    await cache.setFact(binary, 'replayRoutes', version);
+    expect(await cache.getFact(binary, 'replayRoutes')).toBe(version);
+    expect(await cache.get(binary)).toBe(version);
+    // The file changed (an upgrade): the fact is not trusted, and a new version drops it.
+    const later = new Date(Date.now() + 10_000);
+    await utimes(wrapper, later, later);
+    expect(await cache.getFact(binary, 'replayRoutes')).toBeUndefined();
+    await cache.set(binary, version);
+    expect(await cache.getFact(binary, 'replayRoutes')).toBeUndefined();
+  });
+
   it('resolves a bare name on PATH, and nothing when it is not there', async () => {
     expect(await resolveBinary('opencode', { PATH: path.dirname(wrapper) })).toBe(wrapper);
     expect(await resolveBinary('opencode', { PATH: path.join(dir, 'nowhere') })).toBeUndefined();

@@ -318,6 +318,11 @@ export class FakeOpencode implements OpencodeAdapter {
     return { exporter: this, kind: 'cli', close: async () => undefined };
   }
 
+  /** No server in the fake: an early start that never yields one (exports go the CLI way). */
+  startExportServer(): EarlyExportServer {
+    return { server: Promise.resolve(undefined), error: () => undefined, stop: async () => undefined };
+  }
+
   async openImporter(_cwd: string, _count: number, _mode: ReplayMode): Promise<SessionImporter> {
     return {
       kind: 'import',
