@@ -12,6 +12,7 @@ import { blobHooks, type BlobFacts } from './sessionBlob.js';
 import { adaptBlobFor, BlobUnfitError } from '../opencode/adapters.js';
 import { composeHooks, pathRebaseHooks, type PathRebase, type RebasedValue } from './sessionRefs.js';
 import { Meter, readVerified, type VerifiedRead } from './verifiedRead.js';
+import { GZIP_LEVEL } from './storedObject.js';
 
 /** Below this much free space in the temp folder, a cut-short export is blamed on the disk. */
 const LOW_SPACE_BYTES = 1024 * 1024;
@@ -57,7 +58,7 @@ export async function exportToBlobFile(
   const stored = new Meter();
   try {
     if (gzip) {
-      await pipeline(source, scanner, raw, createGzip({ level: 6 }), stored, createWriteStream(file, { mode: 0o600 }));
+      await pipeline(source, scanner, raw, createGzip({ level: GZIP_LEVEL }), stored, createWriteStream(file, { mode: 0o600 }));
     } else {
       await pipeline(source, scanner, raw, stored, createWriteStream(file, { mode: 0o600 }));
     }

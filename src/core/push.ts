@@ -21,6 +21,7 @@ import { DirComparer } from '../util/dirs.js';
 import { decideCarry, decidePush, type CarryAction, type PushAction } from './plan.js';
 import { pushCodeLeg, readCodeState, type PushedCode } from '../code/codeLeg.js';
 import { carrySessionFiles } from './sessionFiles.js';
+import { storeObject } from '../blob/storedObject.js';
 import { objectKey, objectsOf } from './checkpointObjects.js';
 
 export interface PushOptions {
@@ -571,22 +572,11 @@ export function manifestEntry(row: SessionRow, blob: ExportedBlob, todos: Map<st
 }
 
 /** Uploads a blob unless the remote already has it; verifies it is there. Returns whether it uploaded. */
+/** Stores the blob unless the remote has its content (blob/storedObject.ts); the manifest then records the stored object's size. */
 async function storeBlob(ctx: Context, blob: ExportedBlob): Promise<boolean> {
-  const key = blobKey(ctx.worktree.key, blob.sha256);
-  const existing = await ctx.remote.head(key);
-  if (existing && existing.size === blob.storedBytes) {
-    // Reused: refresh its time so a concurrent prune's grace period protects it.
-    await ctx.remote.touch(key);
-    return false;
-  }
-  await ctx.remote.putFile(key, blob.file, blob.storedBytes);
-  const check = await ctx.remote.head(key);
-  if (!check || check.size !== blob.storedBytes) {
-    throw new SessmigError('upload-unverified', `blob ${key} is not in the remote after its upload`, {
-      hint: 're-run the push; nothing was made current',
-    });
-  }
-  return true;
+  const stored = await storeObject(ctx.remote, blobKey(ctx.worktree.key, blob.sha256), blob.file, blob);
+  blob.storedBytes = stored.storedBytes;
+  return stored.uploaded;
 }
 
 export function pushExitCode(result: PushResult): ExitCode {

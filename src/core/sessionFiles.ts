@@ -7,13 +7,14 @@
  * once, before downloading the blobs, hands `paths` to the streaming rebase, and calls `verify` after
  * the imports. Everything goes through the `Remote` interface (so a sealed remote encrypts it).
  */
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
+import { Meter, readVerified, type VerifiedRead } from '../blob/verifiedRead.js';
+import { GZIP_LEVEL, storeObject } from '../blob/storedObject.js';
 import { JsonScanner } from '../util/jsonScan.js';
 import { sessionRefHooks, type PathRebase, type RebasedValue, type SessionRefs } from '../blob/sessionRefs.js';
 import { blobKey, carriedFileKey, type CarriedKind } from '../format/layout.js';
@@ -40,74 +41,47 @@ function opencodeEnv(ctx: Context): NodeJS.ProcessEnv {
   return ctx.opencode.options.env ?? ctx.env;
 }
 
-class Digest extends Transform {
-  bytes = 0;
-  private readonly hash = createHash('sha256');
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.bytes += chunk.length;
-    this.hash.update(chunk);
-    callback(null, chunk);
-  }
-  hex(): string {
-    return this.hash.digest('hex');
-  }
-}
-
-/** Gzips `file` into the temp dir, names it by the sha256 of its bytes and stores it unless the remote has it. */
+/** Gzips `file` into the temp dir, names it by the sha256 of its bytes and stores it unless the remote has its content. */
 async function storeCarried(ctx: Context, file: string, kind: CarriedKind, tempName: string): Promise<CarriedFile> {
   const gz = path.join(ctx.tempDir, `${tempName}.gz`);
-  const raw = new Digest();
-  const stored = new Digest();
-  await pipeline(createReadStream(file), raw, createGzip({ level: 6 }), stored, createWriteStream(gz, { mode: 0o600 }));
-  const entry: CarriedFile = { sha256: raw.hex(), rawBytes: raw.bytes, storedBytes: stored.bytes };
-  const key = carriedFileKey(ctx.worktree.key, entry.sha256, kind);
+  const raw = new Meter();
+  const stored = new Meter();
+  await pipeline(createReadStream(file), raw, createGzip({ level: GZIP_LEVEL }), stored, createWriteStream(gz, { mode: 0o600 }));
+  const entry: CarriedFile = { sha256: raw.digest(), rawBytes: raw.bytes, storedBytes: stored.bytes };
   try {
-    const existing = await ctx.remote.head(key);
-    if (existing && existing.size === entry.storedBytes) {
-      await ctx.remote.touch(key);
-      return entry;
-    }
-    await ctx.remote.putFile(key, gz, entry.storedBytes);
-    const check = await ctx.remote.head(key);
-    if (!check || check.size !== entry.storedBytes) {
-      throw new SessmigError('upload-unverified', `${key} is not in the remote after its upload`, { hint: 're-run the push; nothing was made current' });
-    }
-    return entry;
+    const kept = await storeObject(ctx.remote, carriedFileKey(ctx.worktree.key, entry.sha256, kind), gz, entry);
+    return { ...entry, storedBytes: kept.storedBytes };
   } finally {
     await rm(gz, { force: true });
   }
 }
 
 /**
- * Downloads a carried file to `file`, verifying stored size, size and sha256. Throws 'carried-missing'
- * when the remote does not have it, 'blob-corrupt' (or the sealed remote's error) when it is damaged.
+ * Downloads a carried file to `file` through the one verifying pipeline (blob/verifiedRead.ts):
+ * stored size, size and sha256. Throws 'carried-missing' when the remote does not have it,
+ * 'blob-corrupt' when it is damaged (a sealed object that does not open included).
  */
 async function fetchCarried(ctx: Context, entry: CarriedFile, kind: CarriedKind, file: string): Promise<void> {
   const key = carriedFileKey(ctx.worktree.key, entry.sha256, kind);
-  const stored = new Digest();
-  const raw = new Digest();
   const refuse = async (why: string): Promise<never> => {
     await rm(file, { force: true });
     throw new SessmigError('blob-corrupt', `${key} ${why}`, { hint: 'push again from the host that has the sessions' });
   };
-  let source: Readable;
+  let read: VerifiedRead;
   try {
-    source = await ctx.remote.getStream(key);
-  } catch (error) {
-    // Absent (a pull ticket has no URL for it; an object never pushed): the caller warns.
-    if (error instanceof SessmigError && error.code === 'not-found') throw new SessmigError('carried-missing', `${key} is not in the remote`, { hint: 'push again from the host that has the sessions' });
-    throw error;
-  }
-  try {
-    await pipeline(source, stored, createGunzip(), raw, createWriteStream(file, { mode: 0o600 }));
+    read = await readVerified(ctx.remote, key, { gzip: true, sink: createWriteStream(file, { mode: 0o600 }) });
   } catch (error) {
     await rm(file, { force: true });
-    // A damaged or tampered object (a sealed remote's failed authentication included) fails the pull, as a damaged blob does.
-    if (error instanceof SessmigError) throw error;
-    return refuse(`cannot be read: ${(error as Error).message}`);
+    throw error;
   }
-  if (stored.bytes !== entry.storedBytes) return refuse(`is ${stored.bytes} bytes in the remote, expected ${entry.storedBytes}`);
-  if (raw.bytes !== entry.rawBytes || raw.hex() !== entry.sha256) return refuse('does not match its checksum');
+  // Absent (a pull ticket has no URL for it; an object never pushed): the caller warns.
+  if (read.status === 'missing') {
+    await rm(file, { force: true });
+    throw new SessmigError('carried-missing', `${key} is not in the remote`, { hint: 'push again from the host that has the sessions' });
+  }
+  if (read.status === 'damaged') return refuse(read.why);
+  if (read.storedBytes !== entry.storedBytes) return refuse(`is ${read.storedBytes} bytes in the remote, expected ${entry.storedBytes}`);
+  if (read.rawBytes !== entry.rawBytes || read.sha256 !== entry.sha256) return refuse('does not match its checksum');
 }
 
 /** The references of one stored blob (gzip), read in one streaming pass. */
