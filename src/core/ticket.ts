@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { serializeDocument } from '../format/document.js';
 import { assertCheckpointId } from '../format/ids.js';
-import { blobKey, carriedFileKey, checkpointKey } from '../format/layout.js';
+import { checkpointKey } from '../format/layout.js';
 import { FORMAT_VERSION } from '../format/schema.js';
 import {
   MAX_TICKET_BYTES,
@@ -29,8 +29,8 @@ import { ago, parseDuration } from '../util/duration.js';
 import { parseTicket, ticketTime } from '../format/ticketDocument.js';
 export { ago, parseTicket, ticketTime };
 import { readManifest, readPointer } from './remoteStore.js';
-import { readCodeState } from '../code/codeLeg.js';
-import { codeBundleKey } from '../format/codeLayout.js';
+import { objectsOf, storedObjectKey } from './checkpointObjects.js';
+import type { Manifest } from '../format/schema.js';
 
 /**
  * Pull tickets (docs/FORMAT.md, "Tickets"): `mintPullTicket` runs on a host with credentials and
@@ -100,32 +100,7 @@ export async function mintPullTicket(ctx: MintContext, options: MintOptions): Pr
   const now = new Date(Math.floor(Date.now() / 1000) * 1000);
   const seconds = options.expiresInSeconds;
   const id = newTicketId(now);
-  const shas = [...new Set(manifest.sessions.map((session) => session.sha256))];
-  const blobs: Record<string, string> = {};
-  const signed = await Promise.all(shas.map((sha) => presigner.presignGet(sealing ? sealing.storedBlobKey(sha) : blobKey(worktree.key, sha), seconds)));
-  shas.forEach((sha, index) => {
-    blobs[sha] = signed[index]!;
-  });
-  // What the sessions point at (snapshot packs, tool outputs: docs/FORMAT-snapshots.md).
-  const carried = [
-    ...(manifest.snapshots?.packs ?? []).map((pack) => ({ sha: pack.sha256, kind: 'pack' as const })),
-    ...manifest.sessions.flatMap((session) => (session.toolOutputs ?? []).map((output) => ({ sha: output.sha256, kind: 'out' as const }))),
-  ];
-  const files: Record<string, string> = {};
-  await Promise.all(
-    carried.map(async ({ sha, kind }) => {
-      files[`${sha}.${kind}`] = await presigner.presignGet(sealing ? sealing.storedBlobKey(sha) : carriedFileKey(worktree.key, sha, kind), seconds);
-    }),
-  );
-  // The code leg (docs/FORMAT-code.md): every bundle of the chain, so an empty folder can be made a checkout.
-  const codeState = readCodeState(manifest);
-  const bundles = [...new Set((codeState?.bundles ?? []).map((bundle) => bundle.sha256))];
-  const code: Record<string, string> = {};
-  await Promise.all(
-    bundles.map(async (sha) => {
-      code[sha] = await presigner.presignGet(sealing ? sealing.storedCodeKey(sha) : codeBundleKey(worktree.key, sha), seconds);
-    }),
-  );
+  const { blobs, files, code, blobKeys, codeKeys } = await signObjects(ctx, manifest, seconds, presigner, sealing);
   const ticket: PullTicket = {
     formatVersion: FORMAT_VERSION,
     kind: TICKET_KIND,
@@ -137,16 +112,8 @@ export async function mintPullTicket(ctx: MintContext, options: MintOptions): Pr
     expiresAt: new Date(now.getTime() + seconds * 1000).toISOString(),
     remote: remote.display,
     issuedBy: { hostId: ctx.host.hostId, hostname: ctx.host.hostname },
-    urls: { manifest: await presigner.presignGet(checkpointKey(worktree.key, manifest.id), seconds), blobs, ...(carried.length > 0 ? { files } : {}), ...(bundles.length > 0 ? { code } : {}) },
-    ...(sealing
-      ? {
-          sealed: {
-            manifest,
-            blobKeys: Object.fromEntries([...shas, ...carried.map((item) => item.sha)].map((sha) => [sha, sealing.key.blobIdentity(sha)])),
-            ...(bundles.length > 0 ? { codeKeys: Object.fromEntries(bundles.map((sha) => [sha, sealing.key.codeIdentity(sha)])) } : {}),
-          },
-        }
-      : {}),
+    urls: { manifest: await presigner.presignGet(checkpointKey(worktree.key, manifest.id), seconds), blobs, ...(Object.keys(files).length > 0 ? { files } : {}), ...(Object.keys(code).length > 0 ? { code } : {}) },
+    ...(sealing ? { sealed: { manifest, blobKeys, ...(Object.keys(codeKeys).length > 0 ? { codeKeys } : {}) } } : {}),
   };
   // Sealed to a key of its own, which travels in the URL's fragment (never sent to a server).
   const ticketKeyPair = sealing ? await generateX25519Identity() : undefined;
@@ -154,7 +121,7 @@ export async function mintPullTicket(ctx: MintContext, options: MintOptions): Pr
   if (body.length > MAX_TICKET_BYTES) {
     throw new SessmigError(
       'ticket-too-large',
-      `a ticket for checkpoint ${manifest.id} (${shas.length} blobs) would be ${body.length} bytes, which exceeds ${MAX_TICKET_BYTES} bytes`,
+      `a ticket for checkpoint ${manifest.id} (${Object.keys(blobs).length} blobs) would be ${body.length} bytes, which exceeds ${MAX_TICKET_BYTES} bytes`,
       { hint: 'pull on a host with credentials instead, or push fewer sessions to a worktree of their own (push --session … --worktree NAME) and share that' },
     );
   }
@@ -166,6 +133,32 @@ export async function mintPullTicket(ctx: MintContext, options: MintOptions): Pr
   }
   await pruneExpiredTickets(remote, worktree.key, now, report);
   return { url, ticket, key, sessions: manifest.sessions.length, bytes: body.length };
+}
+
+/**
+ * Presigned GETs of every object the checkpoint names (core/checkpointObjects.ts: blobs, tool
+ * outputs, snapshot packs, code bundles), grouped as the ticket carries them (docs/FORMAT.md,
+ * "Tickets"), each signed for its stored key; on an encrypted worktree also each object's age
+ * identity, which travels inside the sealed ticket.
+ */
+async function signObjects(ctx: MintContext, manifest: Manifest, seconds: number, presigner: Presigner, sealing: Sealing | undefined) {
+  const blobs: Record<string, string> = {};
+  const files: Record<string, string> = {};
+  const code: Record<string, string> = {};
+  const blobKeys: Record<string, string> = {};
+  const codeKeys: Record<string, string> = {};
+  const unique = new Map(objectsOf(manifest).map((object) => [`${object.kind}:${object.sha256}`, object]));
+  await Promise.all(
+    [...unique.values()].map(async ({ kind, sha256 }) => {
+      const url = await presigner.presignGet(storedObjectKey(ctx.remote, ctx.worktree.key, kind, sha256), seconds);
+      if (kind === 'blob') blobs[sha256] = url;
+      else if (kind === 'bundle') code[sha256] = url;
+      else files[`${sha256}.${kind}`] = url;
+      if (sealing && kind === 'bundle') codeKeys[sha256] = sealing.key.codeIdentity(sha256);
+      else if (sealing) blobKeys[sha256] = sealing.key.blobIdentity(sha256);
+    }),
+  );
+  return { blobs, files, code, blobKeys, codeKeys };
 }
 
 /**
