@@ -255,23 +255,7 @@ async function makePlan(remote: Remote, worktree: string, options: PruneOptions,
   // (and young), or is caught by the re-read before deleting.
   const pointer = await readPointer(remote, worktree);
   const current = pointer?.pointer.checkpoint;
-  const prefix = worktreePrefix(worktree);
-  const manifests = new Map<string, Listed>();
-  const stored: Plan['stored'] = new Map();
-  let listedCount = 0;
-  for await (const item of remote.list(prefix)) {
-    listedCount++;
-    const parsed = parseKey(item.key);
-    const kind = listedKind(parsed);
-    if (parsed?.kind === 'checkpoint') manifests.set(parsed.id, item);
-    else if (kind !== undefined) stored.set(item.key, { item, kind, sha256: kind === 'sealed' || parsed!.kind === 'sealed-bundle' ? null : parsed!.id });
-    // Anything else (HEAD.json, ENCRYPTION.json, tickets/, incoming/, unknown objects) is never touched.
-  }
-  if (listedCount === 0) {
-    throw new SessmigError('worktree-not-found', `worktree ${worktree} is not in ${remote.display}: nothing to prune`, {
-      hint: 'list the worktrees with `sessmig ls`, check --remote, or name one with --worktree KEY',
-    });
-  }
+  const { manifests, stored } = await listWorktree(remote, worktree);
   if (current !== undefined && !manifests.has(current)) {
     throw new SessmigError('pointer-dangling', `the pointer of worktree ${worktree} names checkpoint ${current}, which is not in the remote; nothing was deleted`, {
       hint: 'run `sessmig check`; push again from the host that has the sessions to make a new checkpoint current',
@@ -332,6 +316,30 @@ async function makePlan(remote: Remote, worktree: string, options: PruneOptions,
   }
   objects.sort((a, b) => PRUNE_KINDS.indexOf(a.kind) - PRUNE_KINDS.indexOf(b.kind) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return { pointer, checkpoints, keep, drop, refs, protect, stored, young, objects, missing };
+}
+
+/**
+ * The worktree's listing sorted by kind (format/keys.ts): its checkpoints, and the objects prune may
+ * delete; anything else (HEAD.json, ENCRYPTION.json, tickets/, incoming/, unknown names) is never
+ * touched. `worktree-not-found` when the worktree holds nothing.
+ */
+async function listWorktree(remote: Remote, worktree: string): Promise<{ manifests: Map<string, Listed>; stored: Plan['stored'] }> {
+  const manifests = new Map<string, Listed>();
+  const stored: Plan['stored'] = new Map();
+  let listedCount = 0;
+  for await (const item of remote.list(worktreePrefix(worktree))) {
+    listedCount++;
+    const parsed = parseKey(item.key);
+    const kind = listedKind(parsed);
+    if (parsed?.kind === 'checkpoint') manifests.set(parsed.id, item);
+    else if (kind !== undefined) stored.set(item.key, { item, kind, sha256: kind === 'sealed' || parsed!.kind === 'sealed-bundle' ? null : parsed!.id });
+  }
+  if (listedCount === 0) {
+    throw new SessmigError('worktree-not-found', `worktree ${worktree} is not in ${remote.display}: nothing to prune`, {
+      hint: 'list the worktrees with `sessmig ls`, check --remote, or name one with --worktree KEY',
+    });
+  }
+  return { manifests, stored };
 }
 
 /** The policy applied to the listed checkpoints (pure): kept with its reasons, or deleted. */
