@@ -22,7 +22,7 @@ import { decideCarry, decidePush, type CarryAction, type PushAction } from './pl
 import { pushCodeLeg, readCodeState, type PushedCode } from '../code/codeLeg.js';
 import { carrySessionFiles } from './sessionFiles.js';
 import { storeObject } from '../blob/storedObject.js';
-import { objectKey, objectsOf } from './checkpointObjects.js';
+import { objectKey, objectsOf, type ObjectKind } from './checkpointObjects.js';
 
 export interface PushOptions {
   /** Limit to these sessions (and their children). */
@@ -187,7 +187,7 @@ async function pushSurveyed(ctx: Context, options: PushOptions, survey: PushSurv
   }
   ctx.signal.throwIfAborted();
   const manifest = await buildManifest(ctx, survey, sessions, done, skipped, code, options);
-  await adoptPlaintext(ctx, objectsOf(manifest).map((object) => objectKey(ctx.worktree.key, object.kind, object.sha256)));
+  await adoptPlaintext(ctx, objectsOf(manifest));
   await ctx.timing.time('manifest', () => writeManifest(remote, manifest));
   ctx.signal.throwIfAborted();
   const owner = options.migrate ? null : ctx.host;
@@ -266,7 +266,7 @@ async function surveyPush(ctx: Context, options: PushOptions, version: Promise<s
 async function captureAndStoreCode(ctx: Context, current: Manifest | undefined, options: PushOptions): Promise<PushedCode> {
   const base = current ? readCodeState(current) : undefined;
   // The chain the capture builds on must be in the remote as this remote stores it (sealed, if it seals).
-  await adoptPlaintext(ctx, (base?.bundles ?? []).map((bundle) => objectKey(ctx.worktree.key, 'bundle', bundle.sha256)));
+  await adoptPlaintext(ctx, (base?.bundles ?? []).map((bundle) => ({ kind: 'bundle' as const, sha256: bundle.sha256 })));
   const code = await ctx.timing.time('code', () =>
     pushCodeLeg({
       remote: ctx.remote,
@@ -303,12 +303,15 @@ async function assembleSessions(ctx: Context, survey: PushSurvey, plan: PushPlan
  * sealed under its keyed name before a sealed manifest names it (blobs, tool outputs, snapshot
  * packs, code bundles alike). One HEAD per object once the worktree is sealed.
  */
-async function adoptPlaintext(ctx: Context, keys: string[]): Promise<void> {
+async function adoptPlaintext(ctx: Context, objects: { kind: ObjectKind; sha256: string }[]): Promise<void> {
   const sealing = ctx.remote.sealing;
   if (!sealing) return;
-  const unique = [...new Set(keys)];
-  const adopted = await mapPool(unique, ctx.jobs, (key, index) => sealing.adoptPlain(key, `adopt-${index}`), ctx.signal);
-  if (adopted.some(Boolean)) ctx.report.info(`sealed ${adopted.filter(Boolean).length} object(s) this worktree had in plaintext`);
+  const unique = [...new Map(objects.map((object) => [objectKey(ctx.worktree.key, object.kind, object.sha256), object.kind])).entries()];
+  const adopted = await mapPool(unique, ctx.jobs, ([key], index) => sealing.adoptPlain(key, `adopt-${index}`), ctx.signal);
+  const blobs = unique.filter(([, kind], index) => adopted[index] && kind === 'blob').length;
+  const others = adopted.filter(Boolean).length - blobs;
+  const what = [blobs > 0 ? `${blobs} blob(s)` : '', others > 0 ? `${others} other object(s) (tool outputs, snapshot packs, code bundles)` : ''].filter(Boolean).join(' and ');
+  if (what) ctx.report.info(`sealed ${what} this worktree had in plaintext`);
 }
 
 /** The new checkpoint's manifest (its snapshot packs and tool outputs stored first: sessionFiles.ts); tombstones older than the TTL drop out. */
