@@ -29,7 +29,7 @@ export interface Worktree {
 export async function findWorktree(cwd: string, explicitKey: string | undefined, env: NodeJS.ProcessEnv, options: { emptyFolder?: boolean } = {}): Promise<Worktree> {
   const git = async (args: string[]) => {
     try {
-      const result = await execa('git', args, { cwd, env, reject: false, stdin: 'ignore' });
+      const result = await execa('git', args, { cwd, env, extendEnv: false, reject: false, stdin: 'ignore' });
       return { ok: result.exitCode === 0, out: String(result.stdout).trim() };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
