@@ -13,6 +13,7 @@
  * every run with SESSMIG_TEST_PROCESS=1.
  */
 import { execa } from 'execa';
+import { appendFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
@@ -22,6 +23,9 @@ export const SESSMIG_BIN = path.join(REPO_ROOT, 'bin', 'sessmig.js');
 
 /** SESSMIG_TEST_PROCESS=1: every run a child process, as before in-process runs existed. */
 export const ALL_PROCESSES = process.env.SESSMIG_TEST_PROCESS === '1';
+
+/** SESSMIG_TEST_RUN_LOG=FILE: one line per run (how, ms, worker, command), to count and time them. */
+const RUN_LOG = process.env.SESSMIG_TEST_RUN_LOG;
 
 export interface SessmigRun {
   exitCode: number;
@@ -46,7 +50,9 @@ export async function sessmig(host: Host, args: string[], options: SessmigOption
   const env: Record<string, string> = { ...host.env, SESSMIG_OPENCODE: host.opencodeBin, ...options.env };
   const timeoutMs = options.timeoutMs ?? 300_000;
   const asProcess = ALL_PROCESSES || options.process === true || readsAwsChain(env);
+  const t0 = performance.now();
   const result = asProcess ? await inChild(args, env, options.cwd, timeoutMs, options.input) : await inProcess(args, env, options.cwd, timeoutMs, options.input);
+  if (RUN_LOG) await appendFile(RUN_LOG, `${asProcess ? 'process' : 'in-process'}\t${Math.round(performance.now() - t0)}\t${process.env.VITEST_WORKER_ID ?? ''}\t${args[0]}\n`);
   const { stdout, stderr } = result;
   allOutput.push(stdout, stderr);
   assertNoSecrets(args, stdout, stderr, { ...host.env, ...options.env });
