@@ -101,7 +101,7 @@ export function opencodeFrom(options: CommonOptions, io: Io, tempDir: string, se
   // opencode loads plugins in every process sessmig starts (export, serve, db, import): the push-on-idle
   // plugin stays inert there, so sessmig's own opencode never triggers an automatic push.
   const env = { ...io.env, SESSMIG_NO_AUTO_PUSH: '1' };
-  return new Opencode({ bin, env, timeoutMs, signal: io.signal, tempDir, versionCache });
+  return new Opencode({ bin, env, timeoutMs, signal: io.signal, tempDir, versionCache, cwd: io.cwd });
 }
 
 /** Builds a Context for a command that works on this worktree, runs fn, and cleans up. */

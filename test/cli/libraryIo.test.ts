@@ -1,9 +1,10 @@
 /**
  * main(argv, io) as a library call (what test/e2e/harness.ts does for every in-process run): the
- * command sees the environment and stdin it is given, never this process's. Real git, no opencode.
+ * command sees the environment, folder and stdin it is given, never this process's. Real git; opencode
+ * only as a stand-in script that notes the folder it was started in.
  */
 import { execa } from 'execa';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -83,4 +84,17 @@ it("git reads the settings of the given env, not this process's GIT_* variables"
     if (saved === undefined) delete process.env.GIT_CONFIG_GLOBAL;
     else process.env.GIT_CONFIG_GLOBAL = saved;
   }
+});
+
+it('opencode runs in the given folder, where it finds the project plugins, not in this process\'s', async () => {
+  const calls = path.join(root, 'opencode-calls');
+  const fake = path.join(root, 'fake-opencode');
+  // A stand-in that notes where it was started: `--version` as 1.18.33, `db` with no rows.
+  await writeFile(fake, `#!/bin/sh\npwd >> '${calls}'\ncase "$1" in --version) echo 1.18.33;; db) echo '[]';; esac\n`);
+  await chmod(fake, 0o755);
+  const remote = pathToFileURL(path.join(root, 'remote-cwd')).href;
+  const pushed = await run(['push', '--remote', remote, '--worktree', 'w2', '--json'], { env: { SESSMIG_OPENCODE: fake } });
+  const folders = (await readFile(calls, 'utf8')).trim().split('\n');
+  expect(folders.length, pushed.stderr).toBeGreaterThan(0);
+  expect(new Set(folders)).toEqual(new Set([repo]));
 });
