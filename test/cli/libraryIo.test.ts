@@ -98,3 +98,15 @@ it('opencode runs in the given folder, where it finds the project plugins, not i
   expect(folders.length, pushed.stderr).toBeGreaterThan(0);
   expect(new Set(folders)).toEqual(new Set([repo]));
 });
+
+it('two commands at once in one process, on a host with no identity yet: both run (temp files are per call)', async () => {
+  const fake = path.join(root, 'fake-opencode-2');
+  await writeFile(fake, `#!/bin/sh\ncase "$1" in --version) echo 1.18.33;; db) echo '[]';; esac\n`);
+  await chmod(fake, 0o755);
+  const remote = pathToFileURL(path.join(root, 'remote-twice')).href;
+  for (let round = 0; round < 5; round++) {
+    const fresh = { SESSMIG_OPENCODE: fake, XDG_CONFIG_HOME: path.join(root, `config-twice-${round}`), XDG_CACHE_HOME: path.join(root, `cache-twice-${round}`) };
+    const runs = await Promise.all(['w3', 'w4'].map((key) => run(['push', '--remote', remote, '--worktree', `${key}-${round}`, '--json'], { env: fresh })));
+    for (const one of runs) expect(one.code, one.stderr).toBe(0);
+  }
+});
