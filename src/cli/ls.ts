@@ -5,15 +5,14 @@ import { loadUserKey } from '../crypto/keys.js';
 import { SealedRemote, type EncryptionMarker } from '../crypto/sealedRemote.js';
 import { hostPaths } from '../host/paths.js';
 import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { addCommonOptions, formatBytes, printJson, remoteFrom, warnIfCleartext, type CommonOptions, type Io } from './options.js';
+import { addCommonOptions, formatBytes, printJson, remoteFrom, tempRoot, warnIfCleartext, type CommonOptions, type Io } from './options.js';
 
 export function registerLs(program: Command, io: Io, done: (code: number) => void): void {
   addCommonOptions(program.command('ls').description('list the worktrees and checkpoints in the remote'), { opencode: false }).action(async (flags: CommonOptions) => {
     const remote = await remoteFrom(flags, io);
     const key = await loadUserKey(hostPaths(io.env).config, io.env);
-    const scratch = await mkdtemp(path.join(os.tmpdir(), 'sessmig-'));
+    const scratch = await mkdtemp(path.join(tempRoot(io.env), 'sessmig-'));
     const hostId = '00000000-0000-4000-8000-000000000000';
     const unseal = async (worktree: string, marker: EncryptionMarker) =>
       key && key.keyId() === marker.keyId ? SealedRemote.open(remote, key, worktree, { tempDir: scratch, hostId, marker }) : undefined;

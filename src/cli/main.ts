@@ -15,8 +15,12 @@ import { registerShare } from './share.js';
 import { registerStatus } from './status.js';
 import { registerUndo } from './undo.js';
 
-/** Runs sessmig with argv; returns the exit code. The one place errors become exit codes. */
-export async function main(argv: string[], io?: Partial<Io> & { stdin?: () => Promise<string> }): Promise<number> {
+/**
+ * Runs sessmig with argv; returns the exit code. The one place errors become exit codes.
+ * `io` replaces the process's environment, folder, output and input (a library call, the tests'
+ * in-process runs): nothing of the command reads process.env, process.cwd() or process.stdin then.
+ */
+export async function main(argv: string[], io?: Partial<Omit<Io, 'signal'>>): Promise<number> {
   const controller = new AbortController();
   const onSigint = () => {
     if (controller.signal.aborted) process.exit(ExitCode.interrupted);
@@ -30,6 +34,7 @@ export async function main(argv: string[], io?: Partial<Io> & { stdin?: () => Pr
     stderr: io?.stderr ?? ((text) => void process.stderr.write(text)),
     stderrIsTTY: io?.stderrIsTTY ?? process.stderr.isTTY === true,
     signal: controller.signal,
+    ...(io?.stdin ? { stdin: io.stdin } : {}),
   };
   let code: number = ExitCode.ok;
   const program = new Command('sessmig')
@@ -51,7 +56,7 @@ export async function main(argv: string[], io?: Partial<Io> & { stdin?: () => Pr
   registerPrune(program, full, done);
   registerShare(program, full, done);
   registerPlugin(program, full, done);
-  registerKey(program, full, done, io?.stdin ?? readProcessStdin);
+  registerKey(program, full, done, () => readKeyStdin(full));
   try {
     await program.parseAsync(argv);
     if (controller.signal.aborted) throw controller.signal.reason;
@@ -63,14 +68,16 @@ export async function main(argv: string[], io?: Partial<Io> & { stdin?: () => Pr
   }
 }
 
-async function readProcessStdin(): Promise<string> {
-  if (process.stdin.isTTY) process.stderr.write('paste the key, then press Enter and Ctrl-D\n');
+async function readKeyStdin(io: Io): Promise<string> {
+  const input = io.stdin ?? process.stdin;
+  if ((input as { isTTY?: boolean }).isTTY) io.stderr('paste the key, then press Enter and Ctrl-D\n');
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of process.stdin) {
-    total += (chunk as Buffer).length;
+  for await (const chunk of input) {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    total += bytes.length;
     if (total > 4096) throw usageError('bad-key', 'stdin exceeds 4096 bytes: that is not a key', 'pipe in what `sessmig key show` printed');
-    chunks.push(chunk as Buffer);
+    chunks.push(bytes);
   }
   return Buffer.concat(chunks).toString('utf8');
 }
@@ -92,7 +99,7 @@ function report(error: unknown, io: Io, json: boolean, signal: AbortSignal): num
   // Not a user mistake: a bug or an environment failure. One line, plus the stack only on request.
   const message = error instanceof Error ? error.message : String(error);
   io.stderr(`sessmig: unexpected error: ${redact(message)}\n  hint: re-run with SESSMIG_DEBUG=1 for details, and report it if it persists\n`);
-  if (process.env.SESSMIG_DEBUG && error instanceof Error && error.stack) io.stderr(`${redact(error.stack)}\n`);
+  if (io.env.SESSMIG_DEBUG && error instanceof Error && error.stack) io.stderr(`${redact(error.stack)}\n`);
   if (json) io.stdout(`${JSON.stringify({ error: { code: 'unexpected', message: redact(message) } })}\n`);
   return ExitCode.failed;
 }

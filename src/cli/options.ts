@@ -64,6 +64,17 @@ export interface Io {
   stdin?: NodeJS.ReadableStream;
 }
 
+/**
+ * The temp folder the given environment names, as os.tmpdir() picks it (TMPDIR, TMP, TEMP, else
+ * /tmp; no trailing slash): os.tmpdir() reads process.env, which is not io.env when sessmig runs
+ * as a library (main() with an injected env).
+ */
+export function tempRoot(env: NodeJS.ProcessEnv): string {
+  if (process.platform === 'win32') return os.tmpdir();
+  const dir = env.TMPDIR || env.TMP || env.TEMP || '/tmp';
+  return dir.length > 1 && dir.endsWith('/') ? dir.slice(0, -1) : dir;
+}
+
 export function parsePositiveInt(value: string | undefined, flag: string, fallback: number, max = 1_000_000): number {
   if (value === undefined) return fallback;
   if (!/^\d{1,9}$/.test(value) || Number(value) < 1 || Number(value) > max) {
@@ -90,7 +101,7 @@ export function opencodeFrom(options: CommonOptions, io: Io, tempDir: string, se
   // opencode loads plugins in every process sessmig starts (export, serve, db, import): the push-on-idle
   // plugin stays inert there, so sessmig's own opencode never triggers an automatic push.
   const env = { ...io.env, SESSMIG_NO_AUTO_PUSH: '1' };
-  return new OpencodeCli({ bin, env, timeoutMs, signal: io.signal, tempDir, versionCache });
+  return new OpencodeCli({ bin, env, timeoutMs, signal: io.signal, tempDir, versionCache, cwd: io.cwd });
 }
 
 /** Builds a Context for a command that works on this worktree, runs fn, and cleans up. */
@@ -130,9 +141,9 @@ export async function withContext<T>(
   });
   let tempDir: string;
   try {
-    tempDir = await mkdtemp(path.join(os.tmpdir(), 'sessmig-'));
+    tempDir = await mkdtemp(path.join(tempRoot(io.env), 'sessmig-'));
   } catch (error) {
-    throw usageError('temp-unwritable', `cannot create a temp folder in ${os.tmpdir()}: ${(error as Error).message}`, 'point TMPDIR at a writable folder with free space');
+    throw usageError('temp-unwritable', `cannot create a temp folder in ${tempRoot(io.env)}: ${(error as Error).message}`, 'point TMPDIR at a writable folder with free space');
   }
   const opencode = opencodeFrom(options, io, tempDir, settings);
   const timing = new Timing();
@@ -181,7 +192,7 @@ export async function openerFor(remote: Remote, io: Io): Promise<(worktree: stri
   const paths = hostPaths(io.env);
   const host = await loadHostIdentity(paths.config);
   // Reading never seals a blob, so no private temp folder is needed.
-  const open = worktreeOpener(remote, { configDir: paths.config, env: io.env, tempDir: os.tmpdir(), hostId: host.hostId });
+  const open = worktreeOpener(remote, { configDir: paths.config, env: io.env, tempDir: tempRoot(io.env), hostId: host.hostId });
   let warned = false;
   return async (worktree) => {
     const opened = await open(worktree);

@@ -33,7 +33,7 @@ async function pluginDir(flags: PluginFlags, io: Io): Promise<string> {
  * repository's own ignore file (.git/info/exclude), not the shared .gitignore.
  */
 async function excludeFromGit(root: string, file: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
-  const result = await execa('git', ['rev-parse', '--path-format=absolute', '--git-path', 'info/exclude'], { cwd: root, env, reject: false, stdin: 'ignore' });
+  const result = await execa('git', ['rev-parse', '--path-format=absolute', '--git-path', 'info/exclude'], { cwd: root, env, extendEnv: false, reject: false, stdin: 'ignore' });
   if (result.exitCode !== 0) return undefined;
   const exclude = String(result.stdout).trim();
   const line = `/${path.relative(root, file).split(path.sep).join('/')}`;

@@ -52,7 +52,7 @@ export function gitEnv(call: Pick<GitCall, 'env' | 'indexFile' | 'extraEnv'>): N
 
 /** Runs `git args…`; throws `git-failed` (with git's stderr) on a non-zero exit unless allowFailure. */
 export async function git(args: string[], call: GitCall): Promise<GitResult> {
-  const started = process.env.SESSMIG_TRACE_GIT ? Date.now() : 0;
+  const started = (call.env ?? process.env).SESSMIG_TRACE_GIT ? Date.now() : 0;
   let result;
   try {
     result = await execa('git', args, {

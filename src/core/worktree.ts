@@ -35,7 +35,7 @@ export async function findWorktree(
 ): Promise<Worktree> {
   const git = async (args: string[]) => {
     try {
-      const result = await execa('git', args, { cwd, env, reject: false, stdin: 'ignore' });
+      const result = await execa('git', args, { cwd, env, extendEnv: false, reject: false, stdin: 'ignore' });
       return { ok: result.exitCode === 0, out: String(result.stdout).trim() };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {

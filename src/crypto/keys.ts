@@ -1,6 +1,6 @@
 import { bech32 } from '@scure/base';
 import { generateX25519Identity, identityToRecipient } from 'age-encryption';
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SessmigError, usageError } from '../util/errors.js';
@@ -128,7 +128,7 @@ export async function saveUserKey(configDir: string, key: UserKey, replace: bool
     );
   }
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const temp = `${file}.tmp-${process.pid}`;
+  const temp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`; // unique per call: two commands may run in one process (main() as a library)
   await writeFile(temp, `${key.reveal()}\n`, { mode: 0o600 });
   await rename(temp, file);
   return file;

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -33,7 +33,7 @@ export async function loadHostIdentity(configDir: string): Promise<Host> {
   const hostId = randomUUID();
   try {
     await mkdir(configDir, { recursive: true, mode: 0o700 });
-    const temp = `${file}.tmp-${process.pid}`;
+    const temp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`; // unique per call: two commands may run in one process (main() as a library)
     await writeFile(temp, `${JSON.stringify({ hostId, createdAt: new Date().toISOString() }, null, 2)}\n`, { mode: 0o600 });
     await rename(temp, file);
   } catch (error) {

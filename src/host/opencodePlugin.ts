@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -118,7 +119,7 @@ export const SessmigPushOnIdle = async ({ client, directory, worktree }) => {
 export async function installPlugin(dir: string, source: string): Promise<string> {
   const file = path.join(dir, PLUGIN_FILE_NAME);
   await mkdir(dir, { recursive: true });
-  const temp = `${file}.tmp-${process.pid}`;
+  const temp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`; // unique per call: two commands may run in one process
   await writeFile(temp, source, { mode: 0o644 });
   await rename(temp, file);
   return file;

@@ -107,7 +107,7 @@ export function parseGitConfigZ(output: string): Map<string, string> {
  */
 export async function readGitSettings(cwd: string, env: NodeJS.ProcessEnv): Promise<Map<string, string>> {
   try {
-    const result = await execa('git', ['config', '-z', '--get-regexp', '^sessmig\\.'], { cwd, env, reject: false, stdin: 'ignore', stripFinalNewline: false });
+    const result = await execa('git', ['config', '-z', '--get-regexp', '^sessmig\\.'], { cwd, env, extendEnv: false, reject: false, stdin: 'ignore', stripFinalNewline: false });
     // Exit 1: no such variable. Anything else (a broken config) is git's to report.
     if (result.exitCode === 1) return new Map();
     if (result.exitCode !== 0) {

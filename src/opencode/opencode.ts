@@ -25,6 +25,12 @@ export interface OpencodeOptions {
   tempDir: string;
   /** Remembers `--version` per binary file across commands (versionCache.ts). */
   versionCache?: VersionCache;
+  /**
+   * The folder opencode runs in where a call names none (export, db, --version): the user's
+   * folder, as when sessmig runs as its own process (default: this process's). opencode loads the
+   * project plugins and config of the folder it starts in.
+   */
+  cwd?: string;
 }
 
 /** One row of opencode's session table, as sessmig reads it. */
@@ -182,9 +188,10 @@ export class Opencode {
   }
 
   private async exec(args: string[], what: string, cwd?: string): Promise<FileRunResult> {
+    const dir = cwd ?? this.options.cwd;
     try {
       return await runToFiles(this.options.bin, args, {
-        ...(cwd ? { cwd } : {}),
+        ...(dir ? { cwd: dir } : {}),
         env: this.options.env,
         timeoutMs: this.options.timeoutMs,
         tempDir: this.options.tempDir,
@@ -198,7 +205,7 @@ export class Opencode {
         });
       }
       if (code === 'ENOENT' || code === 'ENOTDIR') {
-        throw new SessmigError('opencode-failed', `${what}: cannot start opencode in ${cwd}: ${(error as Error).message}`);
+        throw new SessmigError('opencode-failed', `${what}: cannot start opencode in ${dir}: ${(error as Error).message}`);
       }
       throw new SessmigError('opencode-failed', `${what}: ${(error as Error).message}`, {
         hint: `check that TMPDIR (${this.options.tempDir}) is writable and has free space`,

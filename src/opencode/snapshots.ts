@@ -70,10 +70,18 @@ export function snapshotGitDirs(dataDir: string, projectId: string, worktree: st
   return [perWorktree, perProject];
 }
 
+/**
+ * The environment of a git child: exactly `env` when given (execa would otherwise lay it over
+ * process.env, leaking the caller's variables — e.g. GIT_DIR from a hook — into a library call).
+ */
+function childEnv(env: NodeJS.ProcessEnv | undefined): { env?: NodeJS.ProcessEnv; extendEnv?: boolean } {
+  return env ? { env, extendEnv: false } : {};
+}
+
 async function git(gitDir: string, args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}) {
   return execa('git', ['--git-dir', gitDir, ...args], {
     reject: false,
-    env: options.env,
+    ...childEnv(options.env),
     ...(options.input !== undefined ? { input: options.input } : { stdin: 'ignore' as const }),
     stripFinalNewline: true,
   });
@@ -117,7 +125,7 @@ export async function packSnapshotObjects(gitDir: string, roots: readonly string
   }
   const objects = String(list.stdout).split('\n').filter((line) => line.trim() !== '');
   if (objects.length === 0) return 0;
-  const pack = execa('git', ['--git-dir', gitDir, 'pack-objects', '--stdout', '-q'], { input: `${objects.join('\n')}\n`, env, buffer: { stdout: false }, reject: false });
+  const pack = execa('git', ['--git-dir', gitDir, 'pack-objects', '--stdout', '-q'], { input: `${objects.join('\n')}\n`, ...childEnv(env), buffer: { stdout: false }, reject: false });
   await pipeline(pack.stdout!, createWriteStream(file, { mode: 0o600 }));
   const done = await pack;
   if (done.exitCode !== 0) {
@@ -135,7 +143,7 @@ export async function packSnapshotObjects(gitDir: string, roots: readonly string
 export async function ensureSnapshotRepo(gitDir: string, worktree: string, env?: NodeJS.ProcessEnv): Promise<void> {
   if (isGitDir(gitDir)) return;
   await mkdir(gitDir, { recursive: true });
-  const init = await execa('git', ['init', '-q'], { env: { ...(env ?? process.env), GIT_DIR: gitDir, GIT_WORK_TREE: worktree }, reject: false, stdin: 'ignore', cwd: worktree });
+  const init = await execa('git', ['init', '-q'], { env: { ...(env ?? process.env), GIT_DIR: gitDir, GIT_WORK_TREE: worktree }, extendEnv: false, reject: false, stdin: 'ignore', cwd: worktree });
   if (init.exitCode !== 0) {
     throw new SessmigError('snapshot-failed', `cannot create the snapshot repository ${gitDir}: ${String(init.stderr).slice(0, 300)}`, { hint: 'check that the opencode data directory is writable' });
   }
@@ -152,7 +160,7 @@ export async function ensureSnapshotRepo(gitDir: string, worktree: string, env?:
 /** Adds the objects of a pack file to the repository (`git index-pack --stdin`; objects already there are fine). */
 export async function addSnapshotPack(gitDir: string, file: string, env?: NodeJS.ProcessEnv): Promise<void> {
   if ((await stat(file)).size === 0) return;
-  const indexer = execa('git', ['--git-dir', gitDir, 'index-pack', '--stdin'], { env, reject: false, stdin: 'pipe' });
+  const indexer = execa('git', ['--git-dir', gitDir, 'index-pack', '--stdin'], { ...childEnv(env), reject: false, stdin: 'pipe' });
   await pipeline(createReadStream(file), indexer.stdin!);
   const done = await indexer;
   if (done.exitCode !== 0) {

@@ -10,6 +10,7 @@
  *
  * File: $XDG_CACHE_HOME/sessmig/opencode-versions.json, `{ "<real path>": {ino, size, mtimeMs, version, facts?} }`.
  */
+import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, mkdir, readFile, realpath, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -88,7 +89,7 @@ export class VersionCache {
   private async write(entries: Record<string, Entry>): Promise<void> {
     const kept = Object.fromEntries(Object.entries(entries).slice(-MAX_ENTRIES));
     await mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
-    const temp = `${this.file}.${process.pid}.tmp`;
+    const temp = `${this.file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`; // unique per call: two commands may run in one process
     await writeFile(temp, `${JSON.stringify(kept, null, 2)}\n`, { mode: 0o600 });
     await rename(temp, this.file);
   }
