@@ -310,8 +310,9 @@ async function adoptPlaintext(ctx: Context, objects: { kind: ObjectKind; sha256:
   const adopted = await mapPool(unique, ctx.jobs, ([key], index) => sealing.adoptPlain(key, `adopt-${index}`), ctx.signal);
   const blobs = unique.filter(([, kind], index) => adopted[index] && kind === 'blob').length;
   const others = adopted.filter(Boolean).length - blobs;
-  const what = [blobs > 0 ? `${blobs} blob(s)` : '', others > 0 ? `${others} other object(s) (tool outputs, snapshot packs, code bundles)` : ''].filter(Boolean).join(' and ');
-  if (what) ctx.report.info(`sealed ${what} this worktree had in plaintext`);
+  const kinds = 'tool outputs, snapshot packs, code bundles';
+  if (blobs > 0) ctx.report.info(`sealed ${blobs} blob(s) this worktree had in plaintext${others > 0 ? `, and ${others} other object(s) (${kinds})` : ''}`);
+  else if (others > 0) ctx.report.info(`sealed ${others} object(s) (${kinds}) this worktree had in plaintext`);
 }
 
 /** The new checkpoint's manifest (its snapshot packs and tool outputs stored first: sessionFiles.ts); tombstones older than the TTL drop out. */

@@ -9,7 +9,6 @@ import { SessmigError, usageError } from '../util/errors.js';
 import { parseDocument, serializeDocument } from '../format/document.js';
 import { checkpointTime, HOST_ID } from '../format/ids.js';
 import { ENCRYPTION_MARKER, markerKey, parseKey, sealedBlobKey, sealedBundleKey } from '../format/keys.js';
-import { blobKey } from '../format/layout.js';
 import { FORMAT_VERSION } from '../format/schema.js';
 import type { ListedObject, PutConditions, Remote, StoredObject, Sealing } from '../remote/remote.js';
 import { objectTooLarge } from '../remote/remoteErrors.js';
@@ -54,7 +53,7 @@ export class SealedRemote implements Remote, Sealing {
   }
   readonly conditionalWrites: boolean;
   private marked: boolean;
-  /** Blobs (plaintext sha256) this run stored sealed: their plaintext copies go once it commits. */
+  /** Objects this run stored sealed (blobs, tool outputs, snapshot packs, code bundles), by their plaintext key: those copies go once it commits. */
   private readonly sealedHere = new Set<string>();
   /** The writeId of the pointer this run wrote, until it is read back. */
   private pointerWriteId: string | undefined;
@@ -188,7 +187,7 @@ export class SealedRemote implements Remote, Sealing {
     try {
       const sealedSize = await sealFile(file, sealed, await identityToRecipient(kind.identity()));
       await this.inner.putFile(kind.stored, sealed, sealedSize);
-      this.sealedHere.add(kind.sha256);
+      this.sealedHere.add(key);
     } finally {
       await rm(sealed, { force: true });
     }
@@ -196,8 +195,8 @@ export class SealedRemote implements Remote, Sealing {
 
   /**
    * The pointer read back after this remote wrote it (writePointer's check): once it names the
-   * write, the sealed checkpoint is current, and the plaintext copies of the blobs sealed by this
-   * run are deleted — the content the checkpoint names is then readable only with the key. Only
+   * write, the sealed checkpoint is current, and the plaintext copies of the objects sealed by this
+   * run (blobs, tool outputs, snapshot packs, code bundles) are deleted — the content the checkpoint names is then readable only with the key. Only
    * plaintext checkpoints name them, and those are refused in an encrypted worktree anyway.
    */
   private async afterPointerRead(body: Buffer): Promise<void> {
@@ -209,10 +208,9 @@ export class SealedRemote implements Remote, Sealing {
       return;
     }
     if (writeId !== this.pointerWriteId) return;
-    const shas = [...this.sealedHere];
+    const keys = [...this.sealedHere];
     this.sealedHere.clear();
-    for (const sha256 of shas) {
-      const plainKey = blobKey(this.worktree, sha256);
+    for (const plainKey of keys) {
       // Best effort: a copy left behind only costs space (and is what FORMAT.md allows).
       if (await this.inner.head(plainKey).catch(() => undefined)) await this.inner.delete(plainKey).catch(() => undefined);
     }

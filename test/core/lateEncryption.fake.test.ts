@@ -68,6 +68,8 @@ describe('the first encrypted push of a worktree with plaintext checkpoints', ()
       const stored = sealed.storedKey(objectKey(WORKTREE_KEY, object.kind, object.sha256));
       expect(stored, object.kind).toMatch(/\.age$/);
       expect(await world.remote.head(stored), `${object.kind} ${object.sha256} sealed`).toBeDefined();
+      // …and its plaintext copy is gone once the sealed checkpoint is current: nothing readable stays.
+      expect(await world.remote.head(objectKey(WORKTREE_KEY, object.kind, object.sha256)), `${object.kind} ${object.sha256} in plaintext`).toBeUndefined();
     }
 
     const pulled = await pull(await on(b, sealed), { code: true });
