@@ -11,7 +11,8 @@
 // one unpublished commit and a working state: 20 edited tracked files, 10 staged, 10 untracked.
 // Destinations: an empty folder, and a clone of origin (the hand-made baselines only carry commits;
 // the WIP state would need a commit first). SESSMIG_TRACE_GIT=1 lists every git call of the code leg with its time. BENCH_CODE_SOURCE=DIR
-// copies DIR's files instead (e.g. a node_modules tree). Everything under os.tmpdir(), removed after.
+// copies DIR's files instead (e.g. a node_modules tree); BENCH_CODE_REPO=PATH clones a real repository
+// with its history instead (its default branch becomes main). Everything under os.tmpdir(), removed after.
 // Remote: the local-folder remote. Times are wall clock on this (shared) machine.
 import { execFileSync } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
@@ -93,12 +94,19 @@ async function main(): Promise<void> {
   };
   try {
     const src = path.join(work, 'laptop');
-    await mkdir(src);
-    git(src, 'init', '-q', '-b', 'main');
-    if (process.env.BENCH_CODE_SOURCE) await cp(process.env.BENCH_CODE_SOURCE, path.join(src, 'tree'), { recursive: true, dereference: true });
-    else await generate(src);
-    git(src, 'add', '-A');
-    git(src, 'commit', '-q', '-m', 'the tree');
+    if (process.env.BENCH_CODE_REPO) {
+      // A real repository with its whole history (e.g. a local clone of tldr-pages/tldr), as a user has it.
+      git(work, 'clone', '-q', '--no-hardlinks', process.env.BENCH_CODE_REPO, src);
+      git(src, 'checkout', '-q', '-B', 'main');
+      git(src, 'remote', 'remove', 'origin');
+    } else {
+      await mkdir(src);
+      git(src, 'init', '-q', '-b', 'main');
+      if (process.env.BENCH_CODE_SOURCE) await cp(process.env.BENCH_CODE_SOURCE, path.join(src, 'tree'), { recursive: true, dereference: true });
+      else await generate(src);
+      git(src, 'add', '-A');
+      git(src, 'commit', '-q', '-m', 'the tree');
+    }
     git(src, 'gc', '-q');
     // The published history: a bare "origin" the laptop tracks, and a box that is a clone of it.
     const origin = path.join(work, 'origin.git');
@@ -183,7 +191,7 @@ async function main(): Promise<void> {
     rows.push(['by hand incremental (commit+bundle; fetch+merge)', fmt(handCreate2.seconds), '-', kb(handIncBytes), '-', fmt(handFetch2.seconds), kb(handIncBytes)]);
 
     const header = ['', 'capture / create s', 'store s', 'uploaded', 'fetch s', 'apply / fetch+checkout s', 'downloaded'];
-    console.log(`code leg bench: ${tracked.length} files (${process.env.BENCH_CODE_SOURCE ?? 'generated'}), git ${git(work, '--version').trim().replace('git version ', '')}, ${os.cpus().length} CPUs, local-folder remote`);
+    console.log(`code leg bench: ${tracked.length} files (${process.env.BENCH_CODE_REPO ?? process.env.BENCH_CODE_SOURCE ?? 'generated'}), git ${git(work, '--version').trim().replace('git version ', '')}, ${os.cpus().length} CPUs, local-folder remote`);
     console.log(`| ${header.join(' | ')} |\n|${header.map(() => ' --- ').join('|')}|`);
     for (const row of rows) console.log(`| ${row.join(' | ')} |`);
   } finally {
