@@ -147,6 +147,7 @@ export async function downloadRebasedBlob(
       passThrough: (error) => error instanceof BlobUnfitError,
       what: `the blob of session ${expected.id} (${key})`,
       expectedStoredBytes: expected.storedBytes,
+      unchanged: 'nothing was imported',
     });
   } catch (error) {
     await rm(file, { force: true });

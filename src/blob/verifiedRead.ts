@@ -46,6 +46,8 @@ export interface ReadStages {
   what?: string;
   /** The stored size the manifest promises, for the message of a download that broke off. */
   expectedStoredBytes?: number;
+  /** What a failure leaves undone, for its hint (default "nothing was changed"). */
+  unchanged?: string;
 }
 
 /** Errors a write to local disk ends with: the destination's fault, not the remote's. */
@@ -97,7 +99,7 @@ export async function readVerified(remote: Remote, key: string, stages: ReadStag
     if (typeof code === 'string' && code.startsWith('Z_')) return damaged(`is not valid gzip: ${(error as Error).message}`);
     if (typeof code === 'string' && LOCAL_WRITE_ERRORS.has(code)) {
       throw new SessmigError('local-io', `cannot write ${what} to local disk: ${(error as Error).message}`, {
-        hint: 'free disk space or point TMPDIR at a writable folder; nothing was changed',
+        hint: `free disk space or point TMPDIR at a writable folder; ${stages.unchanged ?? 'nothing was changed'}`,
         cause: error,
       });
     }
@@ -105,7 +107,7 @@ export async function readVerified(remote: Remote, key: string, stages: ReadStag
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       const detail = cause?.code ?? cause?.message ?? (error as Error).message;
       throw new SessmigError('remote-unreachable', `download of ${what} broke off after ${stored.bytes}${stages.expectedStoredBytes !== undefined ? ` of ${stages.expectedStoredBytes}` : ''} bytes (${redact(String(detail))})`, {
-        hint: 'check the network and the remote, then re-run; nothing was changed',
+        hint: `check the network and the remote, then re-run; ${stages.unchanged ?? 'nothing was changed'}`,
         cause: error,
       });
     }

@@ -69,7 +69,7 @@ async function fetchCarried(ctx: Context, entry: CarriedFile, kind: CarriedKind,
   };
   let read: VerifiedRead;
   try {
-    read = await readVerified(ctx.remote, key, { gzip: true, sink: createWriteStream(file, { mode: 0o600 }) });
+    read = await readVerified(ctx.remote, key, { gzip: true, sink: createWriteStream(file, { mode: 0o600 }), unchanged: 'nothing was imported' });
   } catch (error) {
     await rm(file, { force: true });
     throw error;

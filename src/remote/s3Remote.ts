@@ -314,9 +314,9 @@ function capErrorBodies(display: string): DeserializeMiddleware<ServiceInputType
           response.body.destroy();
           const preview = Buffer.concat(chunks).subarray(0, MAX_ERROR_PREVIEW).toString('utf8');
           const code = /<Code>([^<]{1,100})<\/Code>/.exec(preview)?.[1];
-          // A 403 is the credentials' problem (exit 2, as every access-denied), whatever its body.
+          // Exit 2 either way: the credentials (a 403) or the endpoint (not an S3 service) are the user's to fix.
           throw new SessmigError(
-            response.statusCode === 403 ? 'access-denied' : 'error-body-too-large',
+            'error-body-too-large',
             `${display}: the store answered HTTP ${response.statusCode}${code ? ` ${code}` : ''} with an error body that exceeds ${MAX_ERROR_PREVIEW} bytes; it was not read further`,
             {
               hint: response.statusCode === 403 ? 'check the credentials and their permissions on this bucket and prefix' : 'the endpoint may not be an S3 service (check AWS_ENDPOINT_URL_S3), or a proxy answers in its place',

@@ -71,7 +71,7 @@ export const ERROR_CODES = {
   'document-invalid': ExitCode.failed,
   'document-malformed': ExitCode.failed,
   'document-too-large': ExitCode.failed,
-  'error-body-too-large': ExitCode.failed,
+  'error-body-too-large': ExitCode.usage,
   'export-malformed': ExitCode.failed,
   'export-unclear': ExitCode.failed,
   'format-too-new': ExitCode.failed,
