@@ -8,7 +8,7 @@
 import { execa } from 'execa';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { objectKey, objectsOf } from '../../src/core/checkpointObjects.js';
 import type { Context } from '../../src/core/context.js';
 import { pull } from '../../src/core/pull.js';
@@ -16,22 +16,16 @@ import { push } from '../../src/core/push.js';
 import { readManifest, readPointer } from '../../src/core/remoteStore.js';
 import { UserKey } from '../../src/crypto/keys.js';
 import { SealedRemote } from '../../src/crypto/sealedRemote.js';
-import { FakeWorld, type FakeHost } from '../support/fakeWorld.js';
+import { FakeWorld, worldPerTest, type FakeHost } from '../support/fakeWorld.js';
 import { createRepo, gitEnv } from '../support/host.js';
 
 import { WORKTREE_KEY } from '../support/fakeWorld.js';
 
+const scene = worldPerTest();
 let world: FakeWorld;
 let a: FakeHost;
 let b: FakeHost;
-beforeEach(async () => {
-  world = await FakeWorld.create();
-  a = await world.host('a');
-  b = await world.host('b');
-});
-afterEach(async () => {
-  await world.dispose();
-});
+beforeEach(() => void ({ world, a, b } = scene));
 
 /** A command's Context on `host`, with git's environment, through `remote` when given. */
 async function on(host: FakeHost, remote?: Context['remote']): Promise<Context> {

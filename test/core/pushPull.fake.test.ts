@@ -8,12 +8,12 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { readManifest, readPointer } from '../../src/core/remoteStore.js';
 import type { PullOptions, PulledSession } from '../../src/core/pull.js';
 import type { Todo } from '../../src/opencode/todos.js';
 import { SessmigError } from '../../src/util/errors.js';
-import { FakeWorld, WORKTREE_KEY, type FakeHost } from '../support/fakeWorld.js';
+import { FakeWorld, worldPerTest, WORKTREE_KEY, type FakeHost } from '../support/fakeWorld.js';
 
 /** The one warning every pull against the fake gives: it has no `opencode serve` for the checks after the imports. */
 const NO_SERVER = /opencode serve did not start \(the fake opencode has no server\)/;
@@ -24,17 +24,11 @@ const TODOS: Todo[] = [
   { content: 'ship', status: 'pending', priority: 'low', position: 1, timeCreated: 1_700_000_000_100, timeUpdated: 1_700_000_000_100 },
 ];
 
+const scene = worldPerTest();
 let world: FakeWorld;
 let a: FakeHost;
 let b: FakeHost;
-beforeEach(async () => {
-  world = await FakeWorld.create();
-  a = await world.host('a');
-  b = await world.host('b');
-});
-afterEach(async () => {
-  await world.dispose();
-});
+beforeEach(() => void ({ world, a, b } = scene));
 
 function action(sessions: PulledSession[] | { id: string; action: string }[], id: string): string | undefined {
   return sessions.find((session) => session.id === id)?.action;

@@ -7,22 +7,16 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { blobKey, checkpointKey } from '../../src/format/layout.js';
 import { readManifest } from '../../src/core/remoteStore.js';
-import { FakeWorld, WORKTREE_KEY, type FakeHost } from '../support/fakeWorld.js';
+import { FakeWorld, worldPerTest, WORKTREE_KEY, type FakeHost } from '../support/fakeWorld.js';
 
+const scene = worldPerTest();
 let world: FakeWorld;
 let a: FakeHost;
 let b: FakeHost;
-beforeEach(async () => {
-  world = await FakeWorld.create();
-  a = await world.host('a');
-  b = await world.host('b');
-});
-afterEach(async () => {
-  await world.dispose();
-});
+beforeEach(() => void ({ world, a, b } = scene));
 
 describe('storing a blob whose content the remote has, compressed otherwise', () => {
   it('reuses the stored object and records its size; the older checkpoint still pulls', async () => {

@@ -22,6 +22,7 @@ import type { Worktree } from '../../src/core/worktree.js';
 import { LocalRemote } from '../../src/remote/localRemote.js';
 import { Timing } from '../../src/util/timing.js';
 import { FakeOpencode, type FakeOpencodeOptions } from './fakeOpencode.js';
+import { afterEach, beforeEach } from 'vitest';
 
 export const WORKTREE_KEY = 'fakeproject0000000000000000000000000000';
 
@@ -130,3 +131,21 @@ export class FakeWorld {
     await rm(this.dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * A fresh world with hosts `a` and `b` for each test of the file (vitest hooks), disposed after it.
+ * Read the fields inside a test or a later hook: they are replaced before every test.
+ */
+export function worldPerTest(): { world: FakeWorld; a: FakeHost; b: FakeHost } {
+  const scene = {} as { world: FakeWorld; a: FakeHost; b: FakeHost };
+  beforeEach(async () => {
+    scene.world = await FakeWorld.create();
+    scene.a = await scene.world.host('a');
+    scene.b = await scene.world.host('b');
+  });
+  afterEach(async () => {
+    await scene.world.dispose();
+  });
+  return scene;
+}
+
