@@ -26,7 +26,6 @@ async function freeBytes(dir: string): Promise<number | undefined> {
   }
 }
 
-export { Meter };
 
 export interface ExportedBlob {
   file: string;

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { PassThrough, Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { z } from 'zod';
-import { Meter } from '../blob/blobFiles.js';
+import { Meter } from '../blob/verifiedRead.js';
 import { parseDocument, serializeDocument } from '../format/document.js';
 import { blobKey, checkpointKey, MAX_MANIFEST_BYTES } from '../format/layout.js';
 import { Manifest, MANIFEST_FORMAT_VERSION, type ManifestSession } from '../format/schema.js';

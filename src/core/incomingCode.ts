@@ -5,7 +5,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { PassThrough } from 'node:stream';
 import { z } from 'zod';
-import { Meter } from '../blob/blobFiles.js';
+import { Meter } from '../blob/verifiedRead.js';
 import { readCodeState } from '../code/codeLeg.js';
 import { codeBundleKey } from '../format/codeLayout.js';
 import type { CodeBundle, CodeState } from '../format/codeSchema.js';
