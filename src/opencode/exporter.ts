@@ -53,7 +53,7 @@ export function startExportServerFor(opencode: Opencode, cwd: string, via: Expor
     via === 'cli'
       ? Promise.resolve(undefined)
       : version
-          .then((version) => (via === 'auto' && !serverSupported(version) ? undefined : OpencodeServer.start({ ...opencode.options, cwd })))
+          .then((version) => (via === 'auto' && !serverSupported(version) ? undefined : opencode.startServer(cwd)))
           .catch((error: unknown) => {
             failure = error;
             return undefined;
@@ -119,7 +119,7 @@ export async function startExporter(
   try {
     const sizes = ids ? rowSizes(opencode, ids, known) : undefined; // asked while the server starts
     sizes?.catch(() => undefined);
-    const server = await OpencodeServer.start({ ...opencode.options, cwd });
+    const server = await opencode.startServer(cwd);
     const exporter = sizes ? new CheckedServerExporter(server, opencode, sizes) : server;
     return { exporter, kind: 'server', close: () => server.stop() };
   } catch (error) {

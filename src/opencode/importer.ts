@@ -65,7 +65,7 @@ export async function startImporter(
   if (mode === 'auto' && (count < 2 || !replaySupported(version))) return viaImport;
   let server: OpencodeServer | undefined;
   try {
-    server = await timing.time('serve-start', () => OpencodeServer.start({ ...opencode.options, cwd }));
+    server = await timing.time('serve-start', () => opencode.startServer(cwd));
     // The routes of this very binary were probed before (version cache): only its version is asked.
     const cache = opencode.options.versionCache;
     const binary = cache ? await resolveBinary(opencode.options.bin, opencode.options.env) : undefined;

@@ -1,6 +1,8 @@
 import semver from 'semver';
 import { createReadStream } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { access, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { SessmigError } from '../util/errors.js';
@@ -9,6 +11,7 @@ import { redact } from '../util/redact.js';
 import { locateSessionInOutput, type SessionInOutput } from './exportOutput.js';
 import { runToFiles, type FileRunResult } from './runToFiles.js';
 import { resolveBinary, type VersionCache } from './versionCache.js';
+import { OpencodeServer } from './server.js';
 
 /**
  * The one place sessmig runs opencode. Every argument that comes from data is a validated session
@@ -67,8 +70,21 @@ async function* sessionBytes(file: string, start: number, end: number): AsyncGen
 const SESSION_QUERY = 'SELECT id, parent_id, directory, title, time_updated, project_id FROM session';
 const IMPORTED = /^Imported session: (\S+)\s*$/m;
 
+/**
+ * opencode's database file for this environment: `$XDG_DATA_HOME/opencode/opencode.db`, else
+ * `~/.local/share/opencode/opencode.db` (opencode's global.ts through xdg-basedir; 1.x).
+ */
+export function databaseFile(env: NodeJS.ProcessEnv): string {
+  const data = env.XDG_DATA_HOME && path.isAbsolute(env.XDG_DATA_HOME) ? env.XDG_DATA_HOME : path.join(env.HOME ?? os.homedir(), '.local', 'share');
+  return path.join(data, 'opencode', 'opencode.db');
+}
+
+/** Failures of an `opencode db` that ran while another opencode process was migrating the same new database. */
+const MIGRATION_RACE = /no such table|already exists/i;
+
 export class Opencode {
   private cachedVersion: string | undefined;
+  private migrated: Promise<void> | undefined;
 
   constructor(readonly options: OpencodeOptions) {}
 
@@ -105,8 +121,36 @@ export class Opencode {
     return parseSessionRows(await this.query(SESSION_QUERY));
   }
 
+  /**
+   * Resolves once this host's opencode database exists. Two opencode processes that start together
+   * on a host without one both migrate it, and one of them fails ("no such table: session", or a
+   * CREATE TABLE that "already exists"; measured on 1.18.33 with `opencode serve` beside
+   * `opencode db`, 1 run in 6). So when the file is missing, one `opencode db` makes it first, alone;
+   * every later process of this command (db, serve) runs after it.
+   */
+  databaseReady(): Promise<void> {
+    this.migrated ??= access(databaseFile(this.options.env)).then(
+      () => undefined,
+      async () => {
+        await this.runBusyTolerant(['db', 'SELECT 1', '--format', 'json'], false);
+      },
+    );
+    const ready = this.migrated;
+    ready.catch(() => {
+      if (this.migrated === ready) this.migrated = undefined; // asked again next time
+    });
+    return ready;
+  }
+
+  /** One `opencode serve` in `cwd` (server.ts), once the database exists (databaseReady). */
+  async startServer(cwd: string): Promise<OpencodeServer> {
+    await this.databaseReady();
+    return OpencodeServer.start({ ...this.options, cwd });
+  }
+
   /** Runs one SQL statement through `opencode db` (opencode's own binary and schema). */
   async query(sql: string): Promise<unknown[]> {
+    await this.databaseReady();
     const { stdout } = await this.runBusyTolerant(['db', sql, '--format', 'json']);
     const text = stdout.trim();
     if (text === '') return [];
@@ -125,14 +169,16 @@ export class Opencode {
    * `opencode db` waits at most opencode's busy timeout (about 5 s) for another writer of the same
    * database — an `opencode serve` starting, the user's own opencode — and then fails with
    * "database is locked" (measured on 1.18.33 under load). Every statement sessmig sends is one
-   * statement, which SQLite applies whole or not at all, so a locked one is simply sent again.
+   * statement, which SQLite applies whole or not at all, so a locked one is simply sent again. So is
+   * one that failed because another opencode (the user's own, just upgraded) was migrating the
+   * database at the same moment: opencode runs the statement only after its migration.
    */
-  private async runBusyTolerant(args: string[]): Promise<{ stdout: string }> {
+  private async runBusyTolerant(args: string[], raceTolerant = true): Promise<{ stdout: string }> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.run(args, { what: 'opencode db' });
       } catch (error) {
-        const locked = error instanceof SessmigError && error.code === 'opencode-busy';
+        const locked = error instanceof SessmigError && (error.code === 'opencode-busy' || (raceTolerant && attempt < 2 && error.code === 'opencode-failed' && error.data?.migrationRace === true));
         if (!locked || attempt >= 5) throw error;
         await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
         this.options.signal?.throwIfAborted();
@@ -242,9 +288,12 @@ export class Opencode {
         hint: 'another opencode (a TUI, a server) was writing the same database for longer than opencode waits; re-run the command',
       });
     }
+    // A migration that another opencode ran at the same moment shows above a long SQL dump.
+    const migrationRace = MIGRATION_RACE.test(result.stderr);
     const last = result.stderr.trim().split('\n').filter((line) => line.trim() !== '' && !/^\s*\|?\s*params:\s*$/.test(line)).slice(-2).join(' | ');
     return new SessmigError('opencode-failed', `${what} failed (exit ${result.exitCode ?? result.signal ?? '?'})${last ? `: ${redact(last).slice(0, 500)}` : ''}`, {
       hint: 'run the same opencode command by hand to see its full output',
+      ...(migrationRace ? { data: { migrationRace: true } } : {}),
     });
   }
 }

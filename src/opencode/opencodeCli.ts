@@ -56,6 +56,6 @@ export class OpencodeCli extends Opencode implements OpencodeAdapter {
   }
 
   serve(cwd: string): Promise<OpencodeServer> {
-    return OpencodeServer.start({ ...this.options, cwd });
+    return this.startServer(cwd);
   }
 }
