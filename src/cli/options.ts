@@ -101,7 +101,11 @@ export function opencodeFrom(options: CommonOptions, io: Io, tempDir: string, se
   // opencode loads plugins in every process sessmig starts (export, serve, db, import): the push-on-idle
   // plugin stays inert there, so sessmig's own opencode never triggers an automatic push.
   const env = { ...io.env, SESSMIG_NO_AUTO_PUSH: '1' };
-  return new OpencodeCli({ bin, env, timeoutMs, signal: io.signal, tempDir, versionCache, cwd: io.cwd });
+  // Reads of opencode's database go to SQLite's CLI where it answers as `opencode db` would
+  // (opencode/directRead.ts); SESSMIG_SQLITE3=off sends them all through opencode.
+  const sqliteSetting = io.env.SESSMIG_SQLITE3?.trim();
+  const sqlite3 = sqliteSetting === 'off' || sqliteSetting === '0' ? undefined : sqliteSetting || 'sqlite3';
+  return new OpencodeCli({ bin, env, timeoutMs, signal: io.signal, tempDir, versionCache, cwd: io.cwd, ...(sqlite3 ? { sqlite3 } : {}) });
 }
 
 /** Builds a Context for a command that works on this worktree, runs fn, and cleans up. */

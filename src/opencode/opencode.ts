@@ -1,7 +1,6 @@
 import semver from 'semver';
 import { createReadStream } from 'node:fs';
 import { access, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
@@ -12,6 +11,20 @@ import { locateSessionInOutput, type SessionInOutput } from './exportOutput.js';
 import { runToFiles, type FileRunResult } from './runToFiles.js';
 import { resolveBinary, type VersionCache } from './versionCache.js';
 import { OpencodeServer } from './server.js';
+import {
+  DIRECT_DATABASE_FACT,
+  directDatabaseOf,
+  directReadArgs,
+  fingerprintOf,
+  fingerprintSql,
+  MIGRATION_TABLES_SQL,
+  opencodeDataDir,
+  parseDirectDatabase,
+  parseDirectRead,
+  parseMigrationTables,
+  READ_ONLY_SQL,
+  type DirectDatabase,
+} from './directRead.js';
 
 /**
  * The one place sessmig runs opencode. Every argument that comes from data is a validated session
@@ -34,6 +47,11 @@ export interface OpencodeOptions {
    * project plugins and config of the folder it starts in.
    */
   cwd?: string;
+  /**
+   * SQLite's CLI for read-only statements (directRead.ts): a name looked up on PATH or a path;
+   * undefined sends every statement through `opencode db`.
+   */
+  sqlite3?: string;
 }
 
 /** One row of opencode's session table, as sessmig reads it. */
@@ -70,13 +88,9 @@ async function* sessionBytes(file: string, start: number, end: number): AsyncGen
 const SESSION_QUERY = 'SELECT id, parent_id, directory, title, time_updated, project_id FROM session';
 const IMPORTED = /^Imported session: (\S+)\s*$/m;
 
-/**
- * opencode's database file for this environment: `$XDG_DATA_HOME/opencode/opencode.db`, else
- * `~/.local/share/opencode/opencode.db` (opencode's global.ts through xdg-basedir; 1.x).
- */
-export function databaseFile(env: NodeJS.ProcessEnv): string {
-  const data = env.XDG_DATA_HOME && path.isAbsolute(env.XDG_DATA_HOME) ? env.XDG_DATA_HOME : path.join(env.HOME ?? os.homedir(), '.local', 'share');
-  return path.join(data, 'opencode', 'opencode.db');
+/** opencode's database file for this environment (`name`: its file name, `opencode.db` on release builds; directRead.ts). */
+export function databaseFile(env: NodeJS.ProcessEnv, name = 'opencode.db'): string {
+  return path.join(opencodeDataDir(env), name);
 }
 
 /** Failures of an `opencode db` that ran while another opencode process was migrating the same new database. */
@@ -85,6 +99,10 @@ const MIGRATION_RACE = /no such table|already exists/i;
 export class Opencode {
   private cachedVersion: string | undefined;
   private migrated: Promise<void> | undefined;
+  /** What direct reads need to know of this binary (directRead.ts), remembered or learnt. */
+  private direct: Promise<DirectDatabase | undefined> | undefined;
+  private learning: Promise<void> | undefined;
+  private directBroken = false;
 
   constructor(readonly options: OpencodeOptions) {}
 
@@ -92,6 +110,8 @@ export class Opencode {
   uninterruptible(): this {
     const copy = new (this.constructor as new (options: OpencodeOptions) => this)({ ...this.options, signal: undefined });
     copy.cachedVersion = this.cachedVersion;
+    copy.direct = this.direct;
+    copy.directBroken = this.directBroken;
     return copy;
   }
 
@@ -129,7 +149,7 @@ export class Opencode {
    * every later process of this command (db, serve) runs after it.
    */
   databaseReady(): Promise<void> {
-    this.migrated ??= access(databaseFile(this.options.env)).then(
+    this.migrated ??= this.directDatabase().then(async (known) => access(databaseFile(this.options.env, known?.name))).then(
       () => undefined,
       async () => {
         await this.runBusyTolerant(['db', 'SELECT 1', '--format', 'json'], false);
@@ -148,10 +168,21 @@ export class Opencode {
     return OpencodeServer.start({ ...this.options, cwd });
   }
 
-  /** Runs one SQL statement through `opencode db` (opencode's own binary and schema). */
+  /**
+   * Runs one SQL statement: a read through `sqlite3` where that is known to answer as `opencode db`
+   * would (directRead.ts), else through `opencode db` (opencode's own binary and schema).
+   */
   async query(sql: string): Promise<unknown[]> {
     await this.databaseReady();
-    const { stdout } = await this.runBusyTolerant(['db', sql, '--format', 'json']);
+    const direct = this.directReads();
+    if (direct && READ_ONLY_SQL.test(sql)) {
+      const known = await this.directDatabase();
+      const rows = known ? await this.readDirect(known, sql) : undefined;
+      if (rows) return rows;
+    }
+    const viaOpencode = this.runBusyTolerant(['db', sql, '--format', 'json']);
+    if (direct && !(await this.directDatabase())) this.learning ??= this.learnDirect(viaOpencode);
+    const [{ stdout }] = await Promise.all([viaOpencode, this.learning]);
     const text = stdout.trim();
     if (text === '') return [];
     try {
@@ -162,6 +193,71 @@ export class Opencode {
       throw new SessmigError('opencode-failed', `opencode db printed something that is not a JSON array (${(error as Error).message})`, {
         hint: 'run `opencode db "SELECT 1" --format json` by hand to see what is wrong',
       });
+    }
+  }
+
+  private directReads(): boolean {
+    return this.options.sqlite3 !== undefined && !this.directBroken && !this.options.env.OPENCODE_DB;
+  }
+
+  /** The DirectDatabase remembered of this binary (versionCache), or learnt by this command. */
+  private directDatabase(): Promise<DirectDatabase | undefined> {
+    this.direct ??= (async () => {
+      const cache = this.options.versionCache;
+      const binary = cache ? await resolveBinary(this.options.bin, this.options.env) : undefined;
+      return binary ? parseDirectDatabase(await cache!.getFact(binary, DIRECT_DATABASE_FACT)) : undefined;
+    })().catch(() => undefined);
+    return this.direct;
+  }
+
+  /**
+   * Learns the DirectDatabase beside the first `opencode db` of a binary: `opencode db path` while
+   * it runs, the newest migration once it (and so its migration) is done. Never fails the command.
+   */
+  private async learnDirect(first: Promise<unknown>): Promise<void> {
+    try {
+      const [{ stdout: printed }] = await Promise.all([this.run(['db', 'path'], { what: 'opencode db path' }), first]);
+      const file = databaseFile(this.options.env, path.basename(printed.trim().split('\n').pop()?.trim() ?? ''));
+      const listed = await this.sqlite3(['-readonly', '-json', '-cmd', '.timeout 10000', file, MIGRATION_TABLES_SQL]);
+      const tables = listed === undefined ? undefined : parseMigrationTables(listed);
+      if (!tables) return;
+      const row = await this.sqlite3(['-readonly', '-json', '-cmd', '.timeout 10000', file, fingerprintSql(tables)]);
+      const learnt = directDatabaseOf(printed, tables, row === undefined ? undefined : fingerprintOf(row), this.options.env);
+      if (!learnt) return;
+      this.direct = Promise.resolve(learnt);
+      const cache = this.options.versionCache;
+      const binary = cache ? await resolveBinary(this.options.bin, this.options.env) : undefined;
+      if (binary) await cache!.setFact(binary, DIRECT_DATABASE_FACT, JSON.stringify(learnt));
+    } catch {
+      // direct reads only save time: this command and the next ask opencode
+    }
+  }
+
+  /** One direct read; undefined means "ask opencode db" (and, on another schema, learn again). */
+  private async readDirect(known: DirectDatabase, sql: string): Promise<unknown[] | undefined> {
+    const text = await this.sqlite3(directReadArgs(databaseFile(this.options.env, known.name), known, sql));
+    const rows = text === undefined ? undefined : parseDirectRead(text, known.fingerprint);
+    if (text !== undefined && rows === undefined) {
+      this.direct = Promise.resolve(undefined); // another schema than learnt: the opencode db about to run migrates it
+      this.learning = undefined;
+    }
+    return rows;
+  }
+
+  /** What sqlite3 printed, or undefined when it could not run or failed (then it is not asked again by this command if missing). */
+  private async sqlite3(args: string[]): Promise<string | undefined> {
+    let result: FileRunResult;
+    try {
+      result = await runToFiles(this.options.sqlite3!, args, { env: this.options.env, timeoutMs: this.options.timeoutMs, tempDir: this.options.tempDir, ...(this.options.signal ? { signal: this.options.signal } : {}) });
+    } catch {
+      this.directBroken = true; // not installed (ENOENT) or not runnable
+      return undefined;
+    }
+    try {
+      if (result.canceled || this.options.signal?.aborted) throw new SessmigError('interrupted', 'a read of opencode\'s database was interrupted', {});
+      return result.exitCode === 0 ? await readFile(result.stdoutFile, 'utf8') : undefined;
+    } finally {
+      await rm(result.stdoutFile, { force: true });
     }
   }
 

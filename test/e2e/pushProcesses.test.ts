@@ -1,9 +1,10 @@
 /**
  * How many opencode processes a push starts (issue 22): the exports' `opencode serve` starts beside
- * the listing `opencode db`, and that listing also reads the row sizes the served export is checked
- * against — so a push runs one `opencode db` and one `opencode serve` before its exports, and an
+ * the listing, and that listing also reads the row sizes the served export is checked against — so
+ * a push runs at most one `opencode db` and one `opencode serve` before its exports, and an
  * incremental push (one session changed) exports through that server, not an `opencode export`
- * process. Real opencode on two hosts, a local-folder remote; a wrapper around the real binary only
+ * process. Where `sqlite3` is installed (.ci/run installs it), the first command of a binary also
+ * asks `opencode db path` and later ones read through sqlite3: no `opencode db` at all. Real opencode on two hosts, a local-folder remote; a wrapper around the real binary only
  * records each command's first argument (nothing is faked). The pulled host must hold exactly what
  * the source has, so the faster path cannot have lost anything.
  */
@@ -11,6 +12,7 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Host } from '../support/host.js';
 import { startScene, type Scene } from '../support/scene.js';
@@ -26,11 +28,13 @@ let remote: string;
 let wrapper: string;
 let log: string;
 const ids: string[] = [];
+/** sessmig finds sqlite3 on PATH (opencode/directRead.ts). */
+const SQLITE3 = (process.env.PATH ?? '').split(path.delimiter).some((dir) => dir !== '' && existsSync(path.join(dir, 'sqlite3')));
 
 /** The real opencode, after appending its first argument (`db`, `serve`, `export`, …) to $CALLS_LOG. */
 async function writeCountingOpencode(host: Host): Promise<string> {
   const file = path.join(host.root, 'opencode-counting');
-  await writeFile(file, `#!/bin/bash\n[ -n "$CALLS_LOG" ] && echo "$1" >> "$CALLS_LOG"\nexec ${JSON.stringify(host.opencodeBin)} "$@"\n`);
+  await writeFile(file, `#!/bin/bash\nif [ -n "$CALLS_LOG" ]; then if [ "$1 $2" = "db path" ]; then echo db-path; else echo "$1"; fi >> "$CALLS_LOG"; fi\nexec ${JSON.stringify(host.opencodeBin)} "$@"\n`);
   await chmod(file, 0o755);
   return file;
 }
@@ -69,7 +73,7 @@ afterAll(async () => {
   if (remoteDir) await rm(remoteDir, { recursive: true, force: true });
 });
 
-describe('push starts one opencode db and one opencode serve', () => {
+describe('push starts at most one opencode db (none once sqlite3 answers) and one opencode serve', () => {
   it('a first push: the listing reads the row sizes, no second opencode db before the exports', async () => {
     const { run, calls } = await counted(['push']);
     expect(run.exitCode, explain(run)).toBe(0);
@@ -77,6 +81,7 @@ describe('push starts one opencode db and one opencode serve', () => {
     expect(calls.filter((c) => c === 'serve')).toHaveLength(1);
     expect(calls.filter((c) => c === 'export')).toEqual([]);
     expect(calls.filter((c) => c === 'db')).toHaveLength(1);
+    expect(calls.filter((c) => c === 'db-path')).toHaveLength(SQLITE3 ? 1 : 0);
   }, 180_000);
 
   it('an incremental push exports the changed session through the server, and the pull holds it whole', async () => {
@@ -86,7 +91,8 @@ describe('push starts one opencode db and one opencode serve', () => {
     expect(run.json.sessions.filter((s: { exported: boolean }) => s.exported).map((s: { id: string }) => s.id)).toEqual([ids[0]]);
     expect(calls.filter((c) => c === 'export')).toEqual([]);
     expect(calls.filter((c) => c === 'serve')).toHaveLength(1);
-    expect(calls.filter((c) => c === 'db')).toHaveLength(1);
+    expect(calls.filter((c) => c === 'db')).toHaveLength(SQLITE3 ? 0 : 1);
+    expect(calls.filter((c) => c === 'db-path')).toEqual([]);
 
     const pull = await sessmig(b, ['pull', '--remote', remote, '--json'], { cwd: repoB });
     expect(pull.exitCode, explain(pull)).toBe(0);
