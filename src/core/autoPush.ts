@@ -5,6 +5,7 @@ import type { Context } from './context.js';
 import { isSessmigError } from '../util/errors.js';
 import { push } from './push.js';
 import { readPointer } from './remoteStore.js';
+import { busySessions } from '../opencode/sessionQueries.js';
 
 /** One attempt's outcome, before it is stamped with times. */
 export type AutoPushOutcome = Omit<AutoPushRecord, 'startedAt' | 'finishedAt'>;
@@ -63,25 +64,6 @@ export async function pushOnIdle(options: AutoPushOptions): Promise<number> {
   return attempts;
 }
 
-/** SQL literal for a path. */
-function sqlText(value: string): string {
-  return `'${value.replaceAll("'", "''")}'`;
-}
-
-/**
- * Sessions of the worktree with an assistant message still running (no `time.completed`):
- * opencode is mid-turn there, in this or another opencode process.
- */
-export async function busySessions(ctx: Context): Promise<string[]> {
-  const root = ctx.worktree.root;
-  const rows = await ctx.opencode.query(
-    `SELECT DISTINCT s.id AS id FROM session s JOIN message m ON m.session_id = s.id
-     WHERE (s.directory = ${sqlText(root)} OR substr(s.directory, 1, ${root.length + 1}) = ${sqlText(`${root}/`)})
-       AND json_extract(m.data, '$.role') = 'assistant' AND json_extract(m.data, '$.time.completed') IS NULL`,
-  );
-  return rows.map((row) => String((row as { id: unknown }).id));
-}
-
 /**
  * One automatic push: only when this host owns the worktree (a worktree nobody pushed yet is
  * left to a first manual push) and no session of it is mid-turn.
@@ -94,7 +76,7 @@ export async function attemptAutoPush(ctx: Context): Promise<AutoPushOutcome> {
     if (owner?.hostId !== ctx.host.hostId) {
       return { result: 'skipped', message: owner ? `worktree owned by ${owner.hostname || owner.hostId}, not this host` : 'worktree released (in transit): not this host\'s to push' };
     }
-    const busy = await busySessions(ctx);
+    const busy = await busySessions(ctx.opencode, ctx.worktree.root);
     if (busy.length > 0) return { result: 'skipped', message: `session(s) still working: ${busy.join(', ')}` };
     const result = await push(ctx, {});
     if (result.status !== 'pushed') return { result: 'skipped', message: `push ended ${result.status}` };

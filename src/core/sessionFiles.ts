@@ -19,7 +19,7 @@ import { JsonScanner } from '../util/jsonScan.js';
 import { sessionRefHooks, type PathRebase, type RebasedValue, type SessionRefs } from '../blob/sessionRefs.js';
 import { blobKey, carriedFileKey, type CarriedKind } from '../format/layout.js';
 import type { CarriedFile, CarriedSnapshots, CarriedToolOutput, Manifest, ManifestSession } from '../format/schema.js';
-import { sqlString } from '../opencode/todos.js';
+import { partFields } from '../opencode/sessionQueries.js';
 import {
   addSnapshotPack,
   ensureSnapshotRepo,
@@ -271,21 +271,11 @@ export async function bringSessionFiles(ctx: Context, manifest: Manifest, versio
     async verify(imported) {
       const expected = imported.flatMap((id) => paths.rewritten?.get(id) ?? []).filter((item) => item.partId !== undefined);
       if (expected.length === 0) return;
-      const ids = [...new Set(expected.map((item) => item.partId!))];
-      const rows: unknown[] = [];
-      for (let i = 0; i < ids.length; i += 500) {
-        const list = ids.slice(i, i + 500).map(sqlString).join(', ');
-        rows.push(
-          ...(await ctx.opencode.query(
-            `SELECT id, json_extract(data, '$.files') AS files, json_extract(data, '$.state.metadata.filepath') AS filepath, json_extract(data, '$.state.metadata.outputPath') AS outputPath FROM part WHERE id IN (${list})`,
-          )),
-        );
-      }
-      const byId = new Map((rows as { id: string; files: string | null; filepath: string | null; outputPath: string | null }[]).map((row) => [row.id, row]));
+      const byId = await partFields(ctx.opencode, [...new Set(expected.map((item) => item.partId!))]);
       for (const item of expected) {
         const row = byId.get(item.partId!);
         let got: unknown;
-        if (row && item.field === 'files') got = (JSON.parse(row.files ?? '[]') as unknown[])[item.index ?? -1];
+        if (row && item.field === 'files') got = (JSON.parse(typeof row.files === 'string' ? row.files : '[]') as unknown[])[item.index ?? -1];
         else if (row) got = row[item.field];
         if (got !== item.value) {
           throw new SessmigError('import-unverified', `part ${item.partId} holds ${JSON.stringify(got)} at ${item.field} after the import, expected the rebased ${JSON.stringify(item.value)}`, {

@@ -3,6 +3,7 @@ import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeShares, type ShareRow } from '../opencode/shareRows.js';
 import { writeTodos, type Todo } from '../opencode/todos.js';
+import { messageCounts } from '../opencode/sessionQueries.js';
 import { listBackups, writeBackupIndex, type BackupRecord } from './backups.js';
 import { alignRestored } from './destinationChecks.js';
 import type { Context } from './context.js';
@@ -97,11 +98,7 @@ export async function undo(ctx: Context): Promise<UndoResult> {
   // Verify through opencode's own database.
   const restored: UndoResult['restored'] = [];
   if (restores.length > 0) {
-    const list = restores.map((entry) => `'${entry.id}'`).join(',');
-    const rows = (await opencode.query(
-      `SELECT s.id AS id, (SELECT count(*) FROM message m WHERE m.session_id = s.id) AS messages FROM session s WHERE s.id IN (${list})`,
-    )) as { id: string; messages: number }[];
-    const byId = new Map(rows.map((row) => [row.id, row.messages]));
+    const byId = await messageCounts(opencode, restores.map((entry) => entry.id));
     for (const entry of restores) {
       const messages = byId.get(entry.id);
       if (messages === undefined || (entry.messages !== undefined && messages !== entry.messages)) {

@@ -4,6 +4,7 @@ import type { RowAligner } from './fidelity.js';
 import type { ImporterSource } from './importer.js';
 import type { SessionRow } from './opencode.js';
 import type { OpencodeServer } from './server.js';
+import type { SessionQueries } from './sessionQueries.js';
 import type { ShareStore } from './shareRows.js';
 import type { TodoStore } from './todos.js';
 
@@ -17,7 +18,7 @@ import type { TodoStore } from './todos.js';
  * (`readTodos(opencode, ids)` in todos.ts, `openImporter(opencode, …)` in importer.ts, …), which
  * ask the adapter they are given.
  */
-export interface OpencodeAdapter extends SessionExporter, TodoStore, ShareStore, ExporterSource, ImporterSource, RowAligner {
+export interface OpencodeAdapter extends SessionExporter, TodoStore, ShareStore, SessionQueries, ExporterSource, ImporterSource, RowAligner {
   /**
    * `bin`: what `doctor` prints as the opencode it runs; `env`: the environment opencode runs with
    * (its XDG_DATA_HOME decides where its data lives: the snapshot repositories sessionFiles.ts fills).
@@ -29,12 +30,6 @@ export interface OpencodeAdapter extends SessionExporter, TodoStore, ShareStore,
   version(): Promise<string>;
   /** Every session in the local database. */
   listSessions(): Promise<SessionRow[]>;
-  /**
-   * One SQL statement on opencode's database, its rows as JSON objects. The core issues three
-   * itself: the mid-turn sessions (autoPush.ts), the rewritten part fields (sessionFiles.ts) and
-   * the message counts of restored sessions (undo.ts).
-   */
-  query(sql: string): Promise<unknown[]>;
   /** The session as `opencode export <id>` prints it; rejects with 'session-gone' when it is not there. */
   exportSession(id: string): Promise<Readable>;
   /** Brings one export file in (as `opencode import <file>` run in `cwd`); rejects with 'import-rejected'. */

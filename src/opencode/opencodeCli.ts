@@ -6,6 +6,7 @@ import { startImporter, type ReplayMode, type SessionImporter } from './importer
 import { Opencode, type SessionRow } from './opencode.js';
 import type { OpencodeAdapter } from './opencodeAdapter.js';
 import { OpencodeServer } from './server.js';
+import { selectBusySessions, selectMessageCounts, selectPartFields, type PartFields } from './sessionQueries.js';
 import { replaceShares, selectSessionExtras, type SessionExtras, type ShareRow } from './shareRows.js';
 import { replaceTodos, selectSessionState, selectSessionsWithTodos, selectTodos, type ListedRowSizes, type RowSizeScope, type SessionState, type Todo } from './todos.js';
 
@@ -53,6 +54,18 @@ export class OpencodeCli extends Opencode implements OpencodeAdapter {
 
   alignRows(sessions: { id: string; file: string }[], options: { restore?: boolean } = {}): Promise<Map<string, RowsOutcome>> {
     return alignStoredRows(this, sessions, options);
+  }
+
+  busySessions(root: string): Promise<string[]> {
+    return selectBusySessions(this, root);
+  }
+
+  partFields(partIds: string[]): Promise<Map<string, PartFields>> {
+    return selectPartFields(this, partIds);
+  }
+
+  messageCounts(ids: string[]): Promise<Map<string, number>> {
+    return selectMessageCounts(this, ids);
   }
 
   serve(cwd: string): Promise<OpencodeServer> {

@@ -31,6 +31,7 @@ describe('direct reads against opencode db on a real host', () => {
   let host: Host;
   let repo: string;
   let ids: string[];
+  let partIds: string[];
   let recorder: Awaited<ReturnType<typeof recordingOpencode>>;
 
   beforeAll(async () => {
@@ -43,6 +44,7 @@ describe('direct reads against opencode db on a real host', () => {
     const sessions = await host.sessions();
     ids = [parent, other, ...sessions.filter((row) => row.parent_id === parent).map((row) => row.id)];
     expect(ids.length).toBe(3);
+    partIds = (await host.db<{ id: string }>(`SELECT id FROM part WHERE session_id IN ('${ids.join("','")}')`)).map((row) => row.id);
     recorder = await recordingOpencode(host.root, host.opencodeBin);
   }, 180_000);
   afterAll(async () => {
@@ -72,6 +74,9 @@ describe('direct reads against opencode db on a real host', () => {
       todos: await adapter.readTodos(ids),
       state: await adapter.readSessionState(ids),
       extras: await adapter.readSessionExtras(ids),
+      busy: await adapter.busySessions(repo),
+      counts: await adapter.messageCounts(ids),
+      parts: await adapter.partFields(partIds),
     };
   }
   const dbReads = async () => (await recorder.events()).filter((event) => event.kind === 'start' && event.cmd === 'db' && event.arg !== 'path');
@@ -83,6 +88,9 @@ describe('direct reads against opencode db on a real host', () => {
     const reads = (await dbReads()).length;
     expect(reads).toBeGreaterThanOrEqual(5);
     expect(viaOpencode.todos.get(ids[0]!)?.length).toBe(3);
+    expect(viaOpencode.busy).toEqual([]); // every turn finished
+    expect(viaOpencode.counts.get(ids[0]!)).toBeGreaterThanOrEqual(2);
+    expect(viaOpencode.parts.size).toBe(partIds.length);
 
     await recorder.clear();
     const first = await everyRead(await cli({ sqlite3: SQLITE3! })); // learns beside its first opencode db

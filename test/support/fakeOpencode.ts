@@ -18,8 +18,8 @@
  *  - failures on demand (`failNext`): an import that fails half-way leaves the session row with
  *    its first message (opencode's import is not atomic), an export or a delete that fails.
  *
- * What it does not model: SQL (`query` throws: the core's own statements — busy sessions, rewritten
- * part fields, undo's message counts — are not answered), `opencode serve` (`serve` rejects, so the
+ * What it does not model: SQL (`query` throws; the core's own reads — busy sessions, rewritten part
+ * fields, message counts — are answered from the maps), `opencode serve` (`serve` rejects, so the
  * checks after a pull warn that models, agents and the session info went unchecked; the exporter
  * and the importer are always the per-session CLI paths, never the server or the replay), fields
  * that an import drops (it keeps every field: `alignRows` finds nothing), the validation of a
@@ -36,6 +36,7 @@ import type { ExportVia, OpenedExporter } from '../../src/opencode/exporter.js';
 import type { RowsOutcome } from '../../src/opencode/fidelity.js';
 import type { ReplayMode, SessionImporter } from '../../src/opencode/importer.js';
 import type { SessionRow } from '../../src/opencode/opencode.js';
+import type { PartFields } from '../../src/opencode/sessionQueries.js';
 import type { OpencodeAdapter } from '../../src/opencode/opencodeAdapter.js';
 import type { OpencodeServer } from '../../src/opencode/server.js';
 import type { SessionExtras, ShareRow } from '../../src/opencode/shareRows.js';
@@ -220,6 +221,28 @@ export class FakeOpencode implements OpencodeAdapter {
 
   async query(sql: string): Promise<unknown[]> {
     throw new Error(`the fake opencode runs no SQL (${sql.slice(0, 60)}…)`);
+  }
+
+  async busySessions(root: string): Promise<string[]> {
+    return [...this.sessions.values()]
+      .filter((session) => session.info.directory === root || String(session.info.directory).startsWith(`${root}/`))
+      .filter((session) => session.messages.some((message) => message.info.role === 'assistant' && (message.info.time as Json | undefined)?.completed === undefined))
+      .map((session) => String(session.info.id));
+  }
+
+  async partFields(partIds: string[]): Promise<Map<string, PartFields>> {
+    const wanted = new Set(partIds);
+    const fields = new Map<string, PartFields>();
+    for (const part of [...this.sessions.values()].flatMap((session) => session.messages.flatMap((message) => message.parts))) {
+      if (!wanted.has(String(part.id))) continue;
+      const metadata = ((part.state as Json | undefined)?.metadata ?? {}) as Json;
+      fields.set(String(part.id), { files: part.files === undefined ? null : JSON.stringify(part.files), filepath: metadata.filepath ?? null, outputPath: metadata.outputPath ?? null });
+    }
+    return fields;
+  }
+
+  async messageCounts(ids: string[]): Promise<Map<string, number>> {
+    return new Map(ids.filter((id) => this.sessions.has(id)).map((id) => [id, this.sessions.get(id)!.messages.length]));
   }
 
   async exportSession(id: string): Promise<Readable> {
