@@ -20,7 +20,8 @@ export interface StoredObjectFacts {
 
 /**
  * Stores the object at `key` from `file` unless the remote has it: content-addressed objects
- * (blobs, tool outputs, snapshot packs) are reused when present. Present with the size of `file`:
+ * (blobs, tool outputs, snapshot packs; code bundles with `gzip: false`, whose name covers the
+ * stored bytes: another size there is always damage) are reused when present. Present with the size of `file`:
  * reused (touched, so a concurrent prune's grace period covers it). Present with another size: the
  * same content compressed otherwise (another gzip level, an older sessmig) is reused as it is —
  * verified whole first, gunzip and sha256 — so manifests that name it keep their stored size;
@@ -28,14 +29,14 @@ export interface StoredObjectFacts {
  * manifest must record. Errors: `upload-unverified` when the upload is not there after it, the
  * remote's own.
  */
-export async function storeObject(remote: Remote, key: string, file: string, facts: StoredObjectFacts): Promise<{ uploaded: boolean; storedBytes: number }> {
+export async function storeObject(remote: Remote, key: string, file: string, facts: StoredObjectFacts, stages: { gzip: boolean } = { gzip: true }): Promise<{ uploaded: boolean; storedBytes: number }> {
   const existing = await remote.head(key);
   if (existing && existing.size === facts.storedBytes) {
     await remote.touch(key);
     return { uploaded: false, storedBytes: existing.size };
   }
   if (existing) {
-    const read = await readVerified(remote, key, { gzip: true });
+    const read = await readVerified(remote, key, stages);
     if (read.status === 'ok' && read.sha256 === facts.sha256 && read.rawBytes === facts.rawBytes) {
       await remote.touch(key);
       return { uploaded: false, storedBytes: read.storedBytes };

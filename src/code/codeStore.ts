@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { storeObject } from '../blob/storedObject.js';
+import { readVerified } from '../blob/verifiedRead.js';
 import { SessmigError } from '../util/errors.js';
 import { codeBundleKey } from '../format/codeLayout.js';
 import type { CodeBundle, CodeState } from '../format/codeSchema.js';
@@ -37,25 +36,24 @@ export async function storeCodeLeg(remote: Remote, worktreeKey: string, captured
   const result: StoredCode = { state: captured.state, uploadedBytes: 0, uploaded: [], reused: [] };
   for (const bundle of captured.state.bundles) {
     const key = codeBundleKey(worktreeKey, bundle.sha256);
-    const existing = await remote.head(key);
-    if (existing && existing.size === bundle.bytes) {
-      await remote.touch(key);
-      result.reused.push(bundle.sha256);
+    const file = fresh.get(bundle.sha256)?.file;
+    if (file) {
+      // A bundle's name covers its stored bytes: the facts are the same twice, no gzip.
+      const stored = await storeObject(remote, key, file, { sha256: bundle.sha256, rawBytes: bundle.bytes, storedBytes: bundle.bytes }, { gzip: false });
+      if (stored.uploaded) {
+        result.uploaded.push(bundle.sha256);
+        result.uploadedBytes += bundle.bytes;
+      } else result.reused.push(bundle.sha256);
       continue;
     }
-    const file = fresh.get(bundle.sha256)?.file;
-    if (!file) {
+    const existing = await remote.head(key);
+    if (!existing || existing.size !== bundle.bytes) {
       throw new SessmigError('code-bundle-missing', `code bundle ${bundle.sha256} of the previous checkpoint is missing from ${remote.display}`, {
         hint: 'push again: the next capture starts a new chain (or run `sessmig check` to see what else is missing)',
       });
     }
-    await remote.putFile(key, file, bundle.bytes);
-    const check = await remote.head(key);
-    if (!check || check.size !== bundle.bytes) {
-      throw new SessmigError('upload-unverified', `code bundle ${key} is not in the remote after its upload`, { hint: 're-run the push; nothing was made current' });
-    }
-    result.uploaded.push(bundle.sha256);
-    result.uploadedBytes += bundle.bytes;
+    await remote.touch(key);
+    result.reused.push(bundle.sha256);
   }
   return result;
 }
@@ -69,7 +67,7 @@ export interface FetchedCode {
 /**
  * Downloads `bundles` (default: every bundle of `state`; pass `bundlesNeeded(...)` to skip what
  * the destination has) into `tempDir`, each checked against the manifest's size and sha256 while
- * it streams. A bundle that fails is deleted and `code-bundle-damaged` thrown; nothing else is
+ * it streams (blob/verifiedRead.ts, the pipeline every stored object is read through). A bundle that fails is deleted and `code-bundle-damaged` (`code-bundle-missing`) thrown; nothing else is
  * verified here (applyCode runs `git bundle verify`).
  */
 export async function fetchCodeLeg(remote: Remote, worktreeKey: string, state: CodeState, tempDir: string, bundles: readonly CodeBundle[] = state.bundles): Promise<FetchedCode> {
@@ -78,26 +76,21 @@ export async function fetchCodeLeg(remote: Remote, worktreeKey: string, state: C
   for (const bundle of bundles) {
     const key = codeBundleKey(worktreeKey, bundle.sha256);
     const file = path.join(tempDir, `code-${bundle.sha256}.bundle`);
-    const hash = createHash('sha256');
-    let bytes = 0;
-    const meter = new Transform({
-      transform(chunk: Buffer, _encoding, done) {
-        bytes += chunk.length;
-        if (bytes > bundle.bytes) return done(damaged(bundle, `it is longer than the manifest's ${bundle.bytes} bytes`));
-        hash.update(chunk);
-        done(null, chunk);
-      },
-    });
     try {
-      await pipeline(await remote.getStream(key), meter, createWriteStream(file, { mode: 0o600 }));
-      const sha256 = hash.digest('hex');
-      if (bytes !== bundle.bytes || sha256 !== bundle.sha256) throw damaged(bundle, `it has ${bytes} bytes with sha256 ${sha256}`);
+      const read = await readVerified(remote, key, { gzip: false, sink: createWriteStream(file, { mode: 0o600 }), what: `code bundle ${bundle.sha256}`, expectedStoredBytes: bundle.bytes });
+      if (read.status === 'missing') {
+        throw new SessmigError('code-bundle-missing', `code bundle ${bundle.sha256} is missing from ${remote.display}`, {
+          hint: 'nothing was changed; push the code again from the source host (`sessmig check` lists what else is missing)',
+        });
+      }
+      if (read.status === 'damaged') throw damaged(bundle, `it ${read.why}`);
+      if (read.storedBytes !== bundle.bytes || read.sha256 !== bundle.sha256) throw damaged(bundle, `it has ${read.storedBytes} bytes with sha256 ${read.sha256}`);
+      downloadedBytes += read.storedBytes;
     } catch (error) {
       await rm(file, { force: true });
       throw error;
     }
     files.set(bundle.sha256, file);
-    downloadedBytes += bytes;
   }
   return { files, downloadedBytes };
 }

@@ -160,4 +160,22 @@ describe('code leg: incremental size, caps, submodules, LFS, includes, damaged b
     expect((refused as SessmigError).code).toBe('code-bundle-damaged');
     expect(await readdir(sandbox.dir)).not.toContain('never-created');
   });
+
+  it('a missing bundle is named as missing; a damaged one in the remote is replaced by the next push of it', async () => {
+    const captured = await captureCode(repo, { tempDir: await temp('c'), env: sandbox.env });
+    await storeCodeLeg(remote, 'gone', captured);
+    const bundle = captured.state.bundles.at(-1)!;
+    const file = path.join(sandbox.dir, 'remote', ...codeBundleKey('gone', bundle.sha256).split('/'));
+    const { readFile, rm } = await import('node:fs/promises');
+    const bytes = await readFile(file);
+    await rm(file);
+    const error = await fetchCodeLeg(remote, 'gone', captured.state, await temp('f')).catch((e: unknown) => e);
+    expect((error as SessmigError).code).toBe('code-bundle-missing');
+    // Same name, other bytes (a damaged upload): the push that has the bundle uploads it again.
+    await writeFile(file, bytes.subarray(0, bytes.length - 1));
+    const stored = await storeCodeLeg(remote, 'gone', captured);
+    expect(stored.uploaded).toContain(bundle.sha256);
+    const fetched = await fetchCodeLeg(remote, 'gone', captured.state, await temp('f'));
+    expect((await readFile(fetched.files.get(bundle.sha256)!)).equals(bytes)).toBe(true);
+  });
 });
