@@ -1,13 +1,8 @@
-import { fetchSlot } from './uploadSlot.js';
+import { fetchSlot, readSlotObject } from './uploadSlot.js';
 import { parseKey, uploadRejectedKey } from '../format/keys.js';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rm, truncate } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { PassThrough, Writable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
 import { z } from 'zod';
-import { Meter } from '../blob/verifiedRead.js';
 import { parseDocument, serializeDocument } from '../format/document.js';
 import { blobKey, checkpointKey, MAX_MANIFEST_BYTES } from '../format/layout.js';
 import { Manifest, MANIFEST_FORMAT_VERSION, type ManifestSession } from '../format/schema.js';
@@ -26,13 +21,13 @@ import {
 import type { Remote } from '../remote/remote.js';
 import { redact } from '../util/redact.js';
 import type { Context } from './context.js';
-import { ExitCode, SessmigError } from '../util/errors.js';
+import { SessmigError } from '../util/errors.js';
 import { describeOwner } from './ownership.js';
 import { mapPool } from './pool.js';
 import { readManifest, writeManifest, writePointer, type PointerState } from './remoteStore.js';
 import { orderParentsFirst } from './sessionTree.js';
 import { parseTicket } from '../format/ticketDocument.js';
-import { isSealed, openBytes, openStream } from '../util/seal.js';
+import { isSealed, openBytes } from '../util/seal.js';
 import { readCodeState } from '../code/codeLeg.js';
 import type { CodeState } from '../format/codeSchema.js';
 import { readUploadedCode, sameCode, takeInCode, type UploadedCode } from './incomingCode.js';
@@ -339,30 +334,19 @@ async function verifySlot(
   sealed?: { identity: string; bytes: number | undefined },
 ): Promise<string | undefined> {
   // The slot holds the blob (the gzip stream), or for an encrypted worktree the blob sealed; then zeros.
-  const slotFile = sealed ? `${file}.slot` : file;
+  const slotFile = `${file}.slot`;
   const content = sealed ? sealed.bytes : session.storedBytes;
   if (content === undefined) return 'has no sealed size in the manifest';
   try {
     const framing = await fetchSlot(remote, key, classes, content, slotFile, 'blob');
     if (framing !== undefined) return framing;
-    const stored = new Meter();
-    const raw = new Meter();
-    try {
-      const head = createReadStream(slotFile, { start: 0, end: content - 1 });
-      const gzip = sealed ? await openStream(head, sealed.identity, `slot ${key}`) : head;
-      // The gzip stream, as it will be stored, is written to `file` while it is checked.
-      const tee = new PassThrough();
-      const writing = sealed ? pipeline(tee, stored, createWriteStream(file, { mode: 0o600 })) : Promise.resolve();
-      await Promise.all([pipeline(gzip, sealed ? tee : new PassThrough(), createGunzip(), raw, devNull()), writing]);
-    } catch (error) {
-      return `is not ${sealed ? 'an intact sealed ' : 'a '}gzip stream of ${content} bytes (${(error as Error).message})`;
-    }
-    if (raw.bytes !== session.rawBytes || raw.digest() !== session.sha256) return 'does not match its sha256 and size in the manifest';
-    if (sealed && stored.bytes !== session.storedBytes) return `holds a ${stored.bytes}-byte gzip stream, not the manifest's ${session.storedBytes}`;
-    if (!sealed) await truncate(file, session.storedBytes);
+    const read = await readSlotObject(slotFile, content, file, { gzip: true, ...(sealed ? { sealed } : {}), what: `slot ${key}` });
+    if ('why' in read) return `is not ${sealed ? 'an intact sealed ' : 'a '}gzip stream of ${content} bytes (${read.why})`;
+    if (read.rawBytes !== session.rawBytes || read.rawSha256 !== session.sha256) return 'does not match its sha256 and size in the manifest';
+    if (read.storedBytes !== session.storedBytes) return `holds a ${read.storedBytes}-byte gzip stream, not the manifest's ${session.storedBytes}`;
     return undefined;
   } finally {
-    if (sealed) await rm(slotFile, { force: true });
+    await rm(slotFile, { force: true });
   }
 }
 
@@ -375,8 +359,3 @@ async function cleanUp(remote: Remote, worktree: string, id: string, slots: numb
     report.warn(`could not remove upload ${id} after taking it in (harmless; the next pull retries): ${redact((error as Error).message)}`);
   }
 }
-
-function devNull(): Writable {
-  return new Writable({ write: (_chunk, _encoding, callback) => callback() });
-}
-

@@ -1,11 +1,7 @@
-import { fetchSlot } from './uploadSlot.js';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { fetchSlot, readSlotObject } from './uploadSlot.js';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { PassThrough } from 'node:stream';
 import { z } from 'zod';
-import { Meter } from '../blob/verifiedRead.js';
 import { readCodeState } from '../code/codeLeg.js';
 import { codeBundleKey } from '../format/codeLayout.js';
 import type { CodeBundle, CodeState } from '../format/codeSchema.js';
@@ -13,7 +9,6 @@ import { SHA256 } from '../format/ids.js';
 import { MAX_CODE_SLOTS, sizeClasses, uploadCodeKey, type PushTicket } from '../format/ticketSchema.js';
 import type { Remote } from '../remote/remote.js';
 import { SessmigError } from '../util/errors.js';
-import { openStream } from '../util/seal.js';
 import type { Context } from './context.js';
 
 /**
@@ -128,15 +123,9 @@ async function verifyCodeSlot(
   try {
     const framing = await fetchSlot(remote, key, classes, content, slotFile, 'bundle');
     if (framing !== undefined) return framing;
-    const meter = new Meter();
-    try {
-      const head = content === 0 ? new PassThrough().end() : createReadStream(slotFile, { start: 0, end: content - 1 });
-      const plain = sealed ? await openStream(head, sealed.identity, `code slot ${key}`) : head;
-      await pipeline(plain, meter, createWriteStream(file, { mode: 0o600 }));
-    } catch (error) {
-      return `is not ${sealed ? 'an intact sealed bundle' : 'readable'} (${(error as Error).message})`;
-    }
-    if (meter.bytes !== bundle.bytes || meter.digest() !== bundle.sha256) return 'does not match its sha256 and size in the manifest';
+    const read = await readSlotObject(slotFile, content, file, { gzip: false, ...(sealed ? { sealed } : {}), what: `code slot ${key}` });
+    if ('why' in read) return `is not ${sealed ? 'an intact sealed bundle' : 'readable'} (${read.why})`;
+    if (read.storedBytes !== bundle.bytes || read.storedSha256 !== bundle.sha256) return 'does not match its sha256 and size in the manifest';
     return undefined;
   } finally {
     await rm(slotFile, { force: true });
