@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Context } from '../core/context.js';
 import { makeReporter } from './reporter.js';
-import { ExitCode, usageError } from '../util/errors.js';
+import { usageError } from '../util/errors.js';
 import { Timing } from '../util/timing.js';
 import { findWorktree } from '../core/worktree.js';
 import { resolveEncryption, worktreeOpener } from '../crypto/encryption.js';
@@ -137,7 +137,6 @@ export async function withContext<T>(
   const remote = await remoteFrom(options, io, settings);
   const jobs = parsePositiveInt(options.jobs, '--jobs', Math.max(1, Math.min(4, os.availableParallelism())), 64);
   const worktree = await findWorktree(io.cwd, settings.worktree.value ?? undefined, io.env, { emptyFolder: how.emptyFolder === true, keyFromTicket: how.keyFromTicket === true });
-  const host = await loadHostIdentity(paths.config);
   const report = makeReporter((line) => io.stderr(`${redact(line)}\n`), {
     quiet: options.quiet === true,
     tty: io.stderrIsTTY && options.json !== true,

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { SessmigError } from '../util/errors.js';
 import { OBJECT_ID } from '../format/codeSchema.js';
 import { copyIndex } from './capture.js';
-import { checkoutTree, installIndex, stageTree } from './checkout.js';
+import { checkoutTree, installIndex } from './checkout.js';
 import { git, splitNul, SYNTHETIC_IDENTITY, type GitCall } from './git.js';
 
 /**

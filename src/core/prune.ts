@@ -7,7 +7,7 @@ import { parseKey } from '../format/keys.js';
 import { LISTED_KINDS, LISTED_NOUN, listedKind, objectKey, objectsOf, storedObjectKey, type ListedKind, type ObjectKind } from './checkpointObjects.js';
 import type { Remote } from '../remote/remote.js';
 import { backupsDir, listBackups } from './backups.js';
-import { SessmigError, usageError } from '../util/errors.js';
+import { SessmigError } from '../util/errors.js';
 import { mapPool } from './pool.js';
 import { listCheckpointIds, readManifest, readPointer, type PointerState } from './remoteStore.js';
 

@@ -5,7 +5,7 @@ import { undoCode } from '../code/codeBackup.js';
 import type { CodeState } from '../format/codeSchema.js';
 import path from 'node:path';
 import { downloadRebasedBlob, exportToBlobFile } from '../blob/blobFiles.js';
-import { assertCheckpointId, assertSessionId, newCheckpointId } from '../format/ids.js';
+import { assertCheckpointId, newCheckpointId } from '../format/ids.js';
 import { blobKey } from '../format/layout.js';
 import type { Checkout, Manifest, ManifestSession, Tombstone } from '../format/schema.js';
 import type { SessionRow } from '../opencode/opencode.js';

@@ -10,7 +10,6 @@ import {
   PushTicket,
   TICKET_ID,
   TICKET_KIND,
-  TicketHeader,
   incomingPrefix,
   ticketKey,
   ticketsPrefix,
@@ -23,7 +22,7 @@ import { redact } from '../util/redact.js';
 import { generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { isSealed, openBytes, sealBytes } from '../util/seal.js';
 import type { Context } from './context.js';
-import { ExitCode, SessmigError, usageError } from '../util/errors.js';
+import { SessmigError, usageError } from '../util/errors.js';
 import { pull, type PullOptions, type PullResult } from './pull.js';
 import { ago, parseDuration } from '../util/duration.js';
 import { parseTicket, ticketTime } from '../format/ticketDocument.js';

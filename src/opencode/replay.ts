@@ -1,6 +1,6 @@
 import semver from 'semver';
 import { randomBytes, randomInt } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { SessmigError } from '../util/errors.js';

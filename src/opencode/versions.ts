@@ -1,5 +1,5 @@
 import semver from 'semver';
-import { ExitCode, SessmigError } from '../util/errors.js';
+import { SessmigError } from '../util/errors.js';
 
 /**
  * Known breaks in opencode's export schema between versions, and what sessmig does about each.

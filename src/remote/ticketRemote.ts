@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { ExitCode, SessmigError } from '../util/errors.js';
+import { SessmigError } from '../util/errors.js';
 import { blobKey, carriedFileKey, checkpointKey, type CarriedKind } from '../format/layout.js';
 import { parseKey, PLAIN_BLOB_KINDS } from '../format/keys.js';
 import type { PullTicket } from '../format/ticketSchema.js';
