@@ -36,7 +36,7 @@ const NOISY = `export const Noisy = async () => {
 `;
 
 beforeAll(async () => {
-  scene = await startScene(['laptop', 'box']);
+  scene = await startScene(['laptop', 'box'], { runsAttached: false }); // plugins load in each run's own opencode
   ({ host: laptop, repo: repoL } = scene.hosts[0]!);
   ({ host: box, repo: repoB } = scene.hosts[1]!);
   for (const host of [laptop, box]) host.env.npm_config_offline = 'true';

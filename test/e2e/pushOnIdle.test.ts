@@ -70,9 +70,9 @@ async function currentCheckpoint(): Promise<string | null> {
 }
 
 beforeAll(async () => {
-  scene = await startScene(['laptop']);
+  scene = await startScene(['laptop'], { runsAttached: false }); // the run's own opencode loads the plugin
   laptop = scene.hosts[0]!;
-  box = await hostWithRepo('box', { llm: scene.llm });
+  box = await hostWithRepo('box', { llm: scene.llm, runsAttached: false });
   pluginEnv(laptop.host);
   pluginEnv(box.host);
   remoteDir = await mkdtemp(path.join(os.tmpdir(), 'sessmig-idle-remote-'));

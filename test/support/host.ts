@@ -9,7 +9,8 @@
  *   await createRepo(repo);                             // same root commit => same project id everywhere
  *   const { sessionID } = await a.run(repo, "hello MARK-1 [[todo]]");
  */
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync, realpathSync } from "node:fs";
 import fs from "node:fs/promises";
 import os from "node:os";
@@ -124,7 +125,7 @@ export interface Host {
   writeOpencodeConfig(llm: FakeLlm): Promise<string>;
   writeOpencodeConfig(repoDir: string, llm: FakeLlm): Promise<string>;
   /** run the opencode binary with this host's env; throws on a non-zero exit */
-  opencode(args: string[], opts?: { cwd?: string; timeoutMs?: number; input?: string }): Promise<{ stdout: string; stderr: string; exitCode: number }>;
+  opencode(args: string[], opts?: { cwd?: string; timeoutMs?: number; input?: string; env?: Record<string, string> }): Promise<{ stdout: string; stderr: string; exitCode: number }>;
   run(repoDir: string, prompt: string, opts?: { session?: string; timeoutMs?: number }): Promise<RunResult>;
   db<T = Record<string, unknown>>(sql: string): Promise<T[]>;
   sessions(): Promise<SessionRow[]>;
@@ -277,9 +278,42 @@ export function fakeLlmConfig(llm: FakeLlm): Record<string, unknown> {
   };
 }
 
+/**
+ * What sessmig learnt of each opencode binary (its version, the replay routes of its server, the
+ * database file and schema it reads directly: src/opencode/versionCache.ts), shared by the suite's
+ * hosts on this machine: a new host starts as a host where sessmig already ran with that opencode
+ * (the usual case), instead of paying `opencode --version`, `opencode db path` and a GET /doc again
+ * (~3 s of CPU a host, measured). An entry holds only while the binary file is unchanged (the
+ * cache's own rule). Tests of the first run ask for `freshCache` (or use another binary path).
+ */
+const SHARED_VERSION_CACHE = path.join(os.tmpdir(), `sessmig-test-opencode-versions-${process.getuid?.() ?? 0}.json`);
+
+async function seedVersionCache(file: string): Promise<void> {
+  const seed = await fs.readFile(SHARED_VERSION_CACHE, "utf8").catch(() => undefined);
+  if (!seed) return;
+  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  await fs.writeFile(file, seed, { mode: 0o600 });
+}
+
+async function harvestVersionCache(file: string): Promise<void> {
+  try {
+    // Only the binaries installed for the suite: a test's wrapper script in a temp folder is its own.
+    const learnt = Object.fromEntries(
+      Object.entries(JSON.parse(await fs.readFile(file, "utf8")) as Record<string, unknown>).filter(([binary]) => binary.startsWith(REPO_ROOT)),
+    );
+    if (Object.keys(learnt).length === 0) return;
+    const known = JSON.parse(await fs.readFile(SHARED_VERSION_CACHE, "utf8").catch(() => "{}")) as Record<string, unknown>;
+    const temp = `${SHARED_VERSION_CACHE}.${process.pid}.${Date.now()}.tmp`;
+    await fs.writeFile(temp, JSON.stringify({ ...known, ...learnt }, null, 2), { mode: 0o600 });
+    await fs.rename(temp, SHARED_VERSION_CACHE);
+  } catch {
+    // nothing learnt on this host, or a damaged file: the next host learns it again
+  }
+}
+
 export async function createHost(
   name: string,
-  opts: { opencodeBin?: string; root?: string; llm?: FakeLlm } = {},
+  opts: { opencodeBin?: string; root?: string; llm?: FakeLlm; freshCache?: boolean; runsAttached?: boolean } = {},
 ): Promise<Host> {
   const safe = name.replace(/[^A-Za-z0-9_.-]/g, "_");
   const root = opts.root
@@ -308,6 +342,8 @@ export async function createHost(
     NO_COLOR: "1",
   };
   const opencodeBin = opts.opencodeBin ?? defaultOpencodeBin();
+  const versionCacheFile = path.join(cacheDir, "sessmig", "opencode-versions.json");
+  if (opts.freshCache !== true) await seedVersionCache(versionCacheFile);
 
   // stdout/stderr go to files, never pipes: opencode (Bun) exits without draining a full pipe, so
   // large `export` / `db --format json` / `run --format json` output read through a pipe is cut at a
@@ -327,7 +363,7 @@ export async function createHost(
     try {
       const r = await spawnToFds(opencodeBin, args, {
         cwd: o.cwd ?? root,
-        env,
+        env: o.env ? { ...env, ...o.env } : env,
         timeoutMs: o.timeoutMs ?? CMD_TIMEOUT_MS,
         input: o.input,
         stdoutFd: out.fd,
@@ -362,7 +398,16 @@ export async function createHost(
   const children = async (id: string) =>
     (await db<{ id: string }>(`SELECT id FROM session WHERE parent_id = ${sqlId(id)} ORDER BY time_created`)).map((r) => r.id);
 
+  // `opencode run` attached to one `opencode serve` of this host (see RunServer), unless asked with
+  // runsAttached: false (the plugin tests: a run's own process must load the plugin) or
+  // SESSMIG_TEST_RUN_ATTACHED=0: then each turn is its own process.
+  // Other builds run each turn as its own process: 1.17.19's attached client fails (exit 1, measured).
+  const attached = (opts.runsAttached ?? true) && opencodeBin === defaultOpencodeBin() && process.env.SESSMIG_TEST_RUN_ATTACHED !== "0";
+  let runServer: RunServer | undefined;
+
   async function writeOpencodeConfig(a: string | FakeLlm, b?: FakeLlm): Promise<string> {
+    await runServer?.stop(); // the server read the old configuration; the next run starts another
+    runServer = undefined;
     const [repoDir, llm] = typeof a === "string" ? [a, b!] : [undefined, a];
     const file = repoDir ? path.join(repoDir, "opencode.json") : path.join(configDir, "opencode", "opencode.json");
     await fs.mkdir(path.dirname(file), { recursive: true });
@@ -390,9 +435,14 @@ export async function createHost(
     async run(repoDir, prompt, o = {}) {
       const args = ["run", "--format", "json"];
       if (o.session) args.push("--session", o.session);
+      if (attached) {
+        runServer ??= new RunServer(opencodeBin, env, root);
+        args.push("--attach", await runServer.url(), "--dir", repoDir);
+      }
       args.push(prompt);
       const t0 = performance.now();
-      const r = await opencode(args, { cwd: repoDir, timeoutMs: o.timeoutMs ?? RUN_TIMEOUT_MS });
+      // The attached client reads the server's password from its environment (not on its command line).
+      const r = await opencode(args, { cwd: repoDir, timeoutMs: o.timeoutMs ?? RUN_TIMEOUT_MS, ...(attached ? { env: { OPENCODE_SERVER_PASSWORD: runServer!.password } } : {}) });
       const ms = performance.now() - t0;
       const events = parseEvents(r.stdout);
       const err = events.find((e) => e?.type === "error");
@@ -429,6 +479,8 @@ export async function createHost(
     views: (ids) => Promise.all(ids.map((id) => viewBatch.load(id))),
 
     async cleanup() {
+      await runServer?.stop();
+      await harvestVersionCache(versionCacheFile);
       await fs.rm(root, { recursive: true, force: true, maxRetries: 3 });
     },
   };
@@ -438,6 +490,71 @@ export async function createHost(
 }
 
 class SessionNotFound extends Error {}
+
+/** Servers still running in this process: stopped when it exits, whatever a test file forgot. */
+const RUN_SERVERS = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of RUN_SERVERS) child.kill("SIGKILL");
+});
+
+/**
+ * One `opencode serve` per host that its `opencode run --attach` turns go through. A standalone
+ * `opencode run` boots opencode's whole instance for each turn: 3.0–3.5 s of CPU (measured on
+ * 1.18.33 here), against 0.9–1.1 s for an attached client; the suite makes a few hundred turns.
+ * The sessions are the same opencode sessions (the server runs the same code on the same
+ * database, in the --dir given). Started on the first turn (loopback, random port, a password),
+ * stopped with the host.
+ */
+class RunServer {
+  private started: Promise<string> | undefined;
+  private child: ChildProcess | undefined;
+  /** The server's password (test-only, loopback): the attached client gets it in OPENCODE_SERVER_PASSWORD. */
+  readonly password = randomBytes(18).toString("base64url");
+
+  constructor(
+    private readonly bin: string,
+    private readonly env: Record<string, string>,
+    private readonly root: string,
+  ) {}
+
+  url(): Promise<string> {
+    this.started ??= this.start();
+    return this.started;
+  }
+
+  private async start(): Promise<string> {
+    const log = path.join(this.root, "tmp", `run-server-${process.pid}-${Date.now()}.log`);
+    await fs.mkdir(path.dirname(log), { recursive: true });
+    const out = await fs.open(log, "w");
+    const child = spawn(this.bin, ["serve", "--hostname", "127.0.0.1", "--port", "0", "--mdns=false"], {
+      cwd: this.root,
+      env: { ...this.env, OPENCODE_SERVER_PASSWORD: this.password },
+      stdio: ["ignore", out.fd, out.fd],
+    });
+    await out.close();
+    this.child = child;
+    RUN_SERVERS.add(child);
+    child.once("exit", () => RUN_SERVERS.delete(child));
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const text = await fs.readFile(log, "utf8").catch(() => "");
+      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(text);
+      if (match) return match[1]!;
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`opencode serve for attached runs did not start: ${text.slice(-2000)}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
 
 type ViewRow = {
   id: string;

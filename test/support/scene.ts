@@ -13,8 +13,8 @@ export interface HostWithRepo {
 }
 
 /** A host with a checkout at `<workDir>/<repoPath>`; with `llm`, opencode on it can make sessions. */
-export async function hostWithRepo(name: string, options: { llm?: FakeLlm; repoPath?: string } = {}): Promise<HostWithRepo> {
-  const host = await createHost(name, options.llm ? { llm: options.llm } : {});
+export async function hostWithRepo(name: string, options: { llm?: FakeLlm; repoPath?: string; runsAttached?: boolean } = {}): Promise<HostWithRepo> {
+  const host = await createHost(name, { ...(options.llm ? { llm: options.llm } : {}), ...(options.runsAttached === false ? { runsAttached: false } : {}) });
   const repo = path.join(host.workDir, options.repoPath ?? 'app');
   await createRepo(repo);
   return { host, repo };
@@ -27,11 +27,12 @@ export interface Scene {
 }
 
 /** Starts the fake LLM and the named hosts (the first can make sessions; the others only receive). */
-export async function startScene(names: string[], options: { llmOnAll?: boolean } = {}): Promise<Scene> {
+/** `runsAttached: false`: every `opencode run` is its own process (host.ts, RunServer), e.g. where a run must load a plugin itself. */
+export async function startScene(names: string[], options: { llmOnAll?: boolean; runsAttached?: boolean } = {}): Promise<Scene> {
   const llm = await startFakeLlm();
   const hosts: HostWithRepo[] = [];
   for (const [index, name] of names.entries()) {
-    hosts.push(await hostWithRepo(name, index === 0 || options.llmOnAll ? { llm } : {}));
+    hosts.push(await hostWithRepo(name, { ...(index === 0 || options.llmOnAll ? { llm } : {}), ...(options.runsAttached === false ? { runsAttached: false } : {}) }));
   }
   return {
     llm,
