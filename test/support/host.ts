@@ -435,14 +435,17 @@ export async function createHost(
     async run(repoDir, prompt, o = {}) {
       const args = ["run", "--format", "json"];
       if (o.session) args.push("--session", o.session);
-      if (attached) {
+      // A folder outside any git checkout (opencode's global project) runs as its own process: the
+      // attached client printed nothing there (1.18.33, measured).
+      const attach = attached && existsSync(path.join(repoDir, ".git"));
+      if (attach) {
         runServer ??= new RunServer(opencodeBin, env, root);
         args.push("--attach", await runServer.url(), "--dir", repoDir);
       }
       args.push(prompt);
       const t0 = performance.now();
       // The attached client reads the server's password from its environment (not on its command line).
-      const r = await opencode(args, { cwd: repoDir, timeoutMs: o.timeoutMs ?? RUN_TIMEOUT_MS, ...(attached ? { env: { OPENCODE_SERVER_PASSWORD: runServer!.password } } : {}) });
+      const r = await opencode(args, { cwd: repoDir, timeoutMs: o.timeoutMs ?? RUN_TIMEOUT_MS, ...(attach ? { env: { OPENCODE_SERVER_PASSWORD: runServer!.password } } : {}) });
       const ms = performance.now() - t0;
       const events = parseEvents(r.stdout);
       const err = events.find((e) => e?.type === "error");
