@@ -536,6 +536,9 @@ class RunServer {
     });
     await out.close();
     this.child = child;
+    // Never what keeps a process alive (the bench removes its hosts without cleanup()): the exit
+    // hook above stops it.
+    child.unref();
     RUN_SERVERS.add(child);
     child.once("exit", () => RUN_SERVERS.delete(child));
     const deadline = Date.now() + 60_000;
