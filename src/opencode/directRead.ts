@@ -87,13 +87,16 @@ export function parseDirectDatabase(value: string | undefined): DirectDatabase |
   }
 }
 
-/** The arguments of one direct read: the database's fingerprint row, then the statement's rows, as JSON. */
-export function directReadArgs(file: string, known: DirectDatabase, sql: string): string[] {
-  return ['-readonly', '-json', '-cmd', '.timeout 10000', '-cmd', fingerprintSql(known.tables), file, sql];
+/**
+ * `sqlite3` arguments for one read-only statement on `file`, its rows as JSON; with `first`, that
+ * statement's rows are printed before them (a direct read asks for the fingerprint row this way).
+ */
+export function sqliteReadArgs(file: string, sql: string, first?: string): string[] {
+  return ['-readonly', '-json', '-cmd', '.timeout 10000', ...(first ? ['-cmd', first] : []), file, sql];
 }
 
 /**
- * What `sqlite3` printed for directReadArgs: the rows (`[]` for none: sqlite3 prints nothing for an
+ * What `sqlite3` printed for sqliteReadArgs with the fingerprint statement first: the rows (`[]` for none: sqlite3 prints nothing for an
  * empty result), or undefined when the database's fingerprint is not `fingerprint` or the output
  * is not the two JSON texts expected (then `opencode db` answers instead).
  */

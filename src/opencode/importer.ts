@@ -4,7 +4,6 @@ import { SessmigError } from '../util/errors.js';
 import type { Timing } from '../util/timing.js';
 import type { Opencode } from './opencode.js';
 import { replayAvailableAs, replaySession, replaySupported } from './replay.js';
-import { resolveBinary } from './versionCache.js';
 import { OpencodeServer } from './server.js';
 
 export type ReplayMode = 'auto' | 'always' | 'never';
@@ -67,11 +66,9 @@ export async function startImporter(
   try {
     server = await timing.time('serve-start', () => opencode.startServer(cwd));
     // The routes of this very binary were probed before (version cache): only its version is asked.
-    const cache = opencode.options.versionCache;
-    const binary = cache ? await resolveBinary(opencode.options.bin, opencode.options.env) : undefined;
-    const probed = binary ? await cache!.getFact(binary, REPLAY_ROUTES) : undefined;
+    const probed = await opencode.rememberedFact(REPLAY_ROUTES);
     if (!(await timing.time('serve-start', () => replayAvailableAs(server!, probed)))) throw new Error(`opencode ${version} has no strict /sync/replay route`);
-    if (binary && probed === undefined) await cache!.setFact(binary, REPLAY_ROUTES, version);
+    if (probed === undefined) await opencode.rememberFact(REPLAY_ROUTES, version);
   } catch (error) {
     await server?.stop();
     if (error instanceof SessmigError && error.code === 'interrupted') throw error;

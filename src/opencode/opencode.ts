@@ -14,7 +14,6 @@ import { OpencodeServer } from './server.js';
 import {
   DIRECT_DATABASE_FACT,
   directDatabaseOf,
-  directReadArgs,
   fingerprintOf,
   fingerprintSql,
   MIGRATION_TABLES_SQL,
@@ -23,6 +22,7 @@ import {
   parseDirectRead,
   parseMigrationTables,
   READ_ONLY_SQL,
+  sqliteReadArgs,
   type DirectDatabase,
 } from './directRead.js';
 
@@ -103,6 +103,7 @@ export class Opencode {
   private direct: Promise<DirectDatabase | undefined> | undefined;
   private learning: Promise<void> | undefined;
   private directBroken = false;
+  private binary: Promise<string | undefined> | undefined;
 
   constructor(readonly options: OpencodeOptions) {}
 
@@ -110,15 +111,34 @@ export class Opencode {
   uninterruptible(): this {
     const copy = new (this.constructor as new (options: OpencodeOptions) => this)({ ...this.options, signal: undefined });
     copy.cachedVersion = this.cachedVersion;
+    copy.binary = this.binary;
     copy.direct = this.direct;
     copy.directBroken = this.directBroken;
     return copy;
   }
 
+  /** The real path of the binary the version cache keys its entries by (undefined without a cache or a binary). */
+  private cachedBinary(): Promise<string | undefined> {
+    this.binary ??= this.options.versionCache ? resolveBinary(this.options.bin, this.options.env) : Promise.resolve(undefined);
+    return this.binary;
+  }
+
+  /** A fact the version cache remembers of this binary (versionCache.ts `getFact`), if any. */
+  async rememberedFact(name: string): Promise<string | undefined> {
+    const binary = await this.cachedBinary();
+    return binary ? this.options.versionCache!.getFact(binary, name) : undefined;
+  }
+
+  /** Remembers a fact of this binary beside its version (versionCache.ts `setFact`; never fails). */
+  async rememberFact(name: string, value: string): Promise<void> {
+    const binary = await this.cachedBinary();
+    if (binary) await this.options.versionCache!.setFact(binary, name, value);
+  }
+
   async version(): Promise<string> {
     if (this.cachedVersion) return this.cachedVersion;
     const cache = this.options.versionCache;
-    const binary = cache ? await resolveBinary(this.options.bin, this.options.env) : undefined;
+    const binary = await this.cachedBinary();
     const remembered = binary ? await cache!.get(binary) : undefined;
     if (remembered) {
       this.cachedVersion = remembered;
@@ -202,32 +222,27 @@ export class Opencode {
 
   /** The DirectDatabase remembered of this binary (versionCache), or learnt by this command. */
   private directDatabase(): Promise<DirectDatabase | undefined> {
-    this.direct ??= (async () => {
-      const cache = this.options.versionCache;
-      const binary = cache ? await resolveBinary(this.options.bin, this.options.env) : undefined;
-      return binary ? parseDirectDatabase(await cache!.getFact(binary, DIRECT_DATABASE_FACT)) : undefined;
-    })().catch(() => undefined);
+    this.direct ??= this.rememberedFact(DIRECT_DATABASE_FACT).then(parseDirectDatabase, () => undefined);
     return this.direct;
   }
 
   /**
    * Learns the DirectDatabase beside the first `opencode db` of a binary: `opencode db path` while
-   * it runs, the newest migration once it (and so its migration) is done. Never fails the command.
+   * it runs; the migration tables and the fingerprint once it (and so its migration) is done.
+   * Never fails the command.
    */
   private async learnDirect(first: Promise<unknown>): Promise<void> {
     try {
       const [{ stdout: printed }] = await Promise.all([this.run(['db', 'path'], { what: 'opencode db path' }), first]);
       const file = databaseFile(this.options.env, path.basename(printed.trim().split('\n').pop()?.trim() ?? ''));
-      const listed = await this.sqlite3(['-readonly', '-json', '-cmd', '.timeout 10000', file, MIGRATION_TABLES_SQL]);
+      const listed = await this.sqlite3(sqliteReadArgs(file, MIGRATION_TABLES_SQL));
       const tables = listed === undefined ? undefined : parseMigrationTables(listed);
       if (!tables) return;
-      const row = await this.sqlite3(['-readonly', '-json', '-cmd', '.timeout 10000', file, fingerprintSql(tables)]);
+      const row = await this.sqlite3(sqliteReadArgs(file, fingerprintSql(tables)));
       const learnt = directDatabaseOf(printed, tables, row === undefined ? undefined : fingerprintOf(row), this.options.env);
       if (!learnt) return;
       this.direct = Promise.resolve(learnt);
-      const cache = this.options.versionCache;
-      const binary = cache ? await resolveBinary(this.options.bin, this.options.env) : undefined;
-      if (binary) await cache!.setFact(binary, DIRECT_DATABASE_FACT, JSON.stringify(learnt));
+      await this.rememberFact(DIRECT_DATABASE_FACT, JSON.stringify(learnt));
     } catch {
       // direct reads only save time: this command and the next ask opencode
     }
@@ -235,7 +250,7 @@ export class Opencode {
 
   /** One direct read; undefined means "ask opencode db" (and, on another schema, learn again). */
   private async readDirect(known: DirectDatabase, sql: string): Promise<unknown[] | undefined> {
-    const text = await this.sqlite3(directReadArgs(databaseFile(this.options.env, known.name), known, sql));
+    const text = await this.sqlite3(sqliteReadArgs(databaseFile(this.options.env, known.name), sql, fingerprintSql(known.tables)));
     const rows = text === undefined ? undefined : parseDirectRead(text, known.fingerprint);
     if (text !== undefined && rows === undefined) {
       this.direct = Promise.resolve(undefined); // another schema than learnt: the opencode db about to run migrates it
