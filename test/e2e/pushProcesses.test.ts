@@ -4,17 +4,19 @@
  * a push runs at most one `opencode db` and one `opencode serve` before its exports, and an
  * incremental push (one session changed) exports through that server, not an `opencode export`
  * process. Where `sqlite3` is installed (.ci/run installs it), the first command of a binary also
- * asks `opencode db path` and later ones read through sqlite3: no `opencode db` at all. Real opencode on two hosts, a local-folder remote; a wrapper around the real binary only
- * records each command's first argument (nothing is faked). The pulled host must hold exactly what
+ * asks `opencode db path` and later ones read through sqlite3: no `opencode db` at all. Real
+ * opencode on two hosts, a local-folder remote; a wrapper around the real binary only records each
+ * process it starts (test/support/recordingOpencode.ts; nothing is faked). The pulled host must hold exactly what
  * the source has, so the faster path cannot have lost anything.
  */
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Host } from '../support/host.js';
+import { recordingOpencode } from '../support/recordingOpencode.js';
 import { startScene, type Scene } from '../support/scene.js';
 import { explain, sessmig } from './harness.js';
 
@@ -25,24 +27,18 @@ let repoA: string;
 let repoB: string;
 let remoteDir: string;
 let remote: string;
-let wrapper: string;
-let log: string;
+let recorder: Awaited<ReturnType<typeof recordingOpencode>>;
 const ids: string[] = [];
 /** sessmig finds sqlite3 on PATH (opencode/directRead.ts). */
 const SQLITE3 = (process.env.PATH ?? '').split(path.delimiter).some((dir) => dir !== '' && existsSync(path.join(dir, 'sqlite3')));
 
-/** The real opencode, after appending its first argument (`db`, `serve`, `export`, …) to $CALLS_LOG. */
-async function writeCountingOpencode(host: Host): Promise<string> {
-  const file = path.join(host.root, 'opencode-counting');
-  await writeFile(file, `#!/bin/bash\nif [ -n "$CALLS_LOG" ]; then if [ "$1 $2" = "db path" ]; then echo db-path; else echo "$1"; fi >> "$CALLS_LOG"; fi\nexec ${JSON.stringify(host.opencodeBin)} "$@"\n`);
-  await chmod(file, 0o755);
-  return file;
-}
-
+/** sessmig's opencode processes in one command, by first argument (`db path` as `db-path`; `--version` left out). */
 async function counted(args: string[]): Promise<{ run: Awaited<ReturnType<typeof sessmig>>; calls: string[] }> {
-  await rm(log, { force: true });
-  const run = await sessmig(a, [...args, '--remote', remote, '--opencode', wrapper, '--json'], { cwd: repoA, env: { CALLS_LOG: log } });
-  const calls = (await readFile(log, 'utf8').catch(() => '')).split('\n').filter((line) => line !== '' && line !== '--version');
+  await recorder.clear();
+  const run = await sessmig(a, [...args, '--remote', remote, '--opencode', recorder.bin, '--json'], { cwd: repoA });
+  const calls = (await recorder.events())
+    .filter((event) => event.kind === 'start' && event.cmd !== '--version')
+    .map((event) => (event.cmd === 'db' && event.arg === 'path' ? 'db-path' : event.cmd));
   return { run, calls };
 }
 
@@ -62,8 +58,7 @@ beforeAll(async () => {
   ({ host: b, repo: repoB } = scene.hosts[1]!);
   remoteDir = await mkdtemp(path.join(os.tmpdir(), 'sessmig-remote-'));
   remote = pathToFileURL(remoteDir).href;
-  wrapper = await writeCountingOpencode(a);
-  log = path.join(a.root, 'calls.log');
+  recorder = await recordingOpencode(a.root, a.opencodeBin);
   ids.push((await a.run(repoA, 'first session [[big 2]]')).sessionID);
   ids.push((await a.run(repoA, 'second session [[write notes.txt hello]]')).sessionID);
 }, 240_000);
